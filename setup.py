@@ -1,0 +1,32 @@
+"""tfadv: generative adversarial perturbations and arbitrary style transfer (Keras 3 / TensorFlow)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tfadv",
+    version="0.1.0",
+    description="Generative adversarial perturbations, universal perturbations and arbitrary style transfer "
+                "in Keras 3 / TensorFlow, with a SavedModel zoo.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfadv", "tfadv.*"]) + ["tfadv_tools"],
+    package_dir={"tfadv_tools": "tools"},
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "tensorflow-datasets>=4.9",
+        "importlib_resources",  # tensorflow-datasets 4.9.10 imports it without declaring it
+        "numpy",
+        "absl-py",
+        "tensorboard",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "tfadv-train=tfadv_tools.train:run",
+            "tfadv-evaluate=tfadv_tools.evaluate:run",
+            "tfadv-export=tfadv_tools.export:run",
+        ],
+    },
+)

@@ -1,0 +1,50 @@
+"""Shared fixtures. Slow tests run only with --runslow (or TFADV_SLOW=1)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TFADV_OFFLINE", "1")  # never probe the network from tests
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tfadv.data import idx  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes minutes; run with --runslow or TFADV_SLOW=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow") or os.environ.get("TFADV_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow or TFADV_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def make_idx_dataset(directory, n_train=96, n_test=48, seed=0, size=28):
+    """Writes a small learnable MNIST-format dataset: class k has mean brightness ~25k (plus noise).
+
+    Brightness, unlike position, survives the global pooling of the classifiers.
+    """
+    rng = np.random.default_rng(seed)
+    os.makedirs(directory, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        noise = rng.integers(0, 20, (n, size, size))
+        images = (noise + 25 * labels[:, None, None].astype(np.int64)).astype(np.uint8)
+        idx.write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"), images)
+        idx.write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def idx_dir(tmp_path_factory):
+    """A folder of small, learnable IDX files shaped like (Fashion-)MNIST."""
+    return make_idx_dataset(tmp_path_factory.mktemp("idx"))

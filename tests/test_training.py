@@ -1,0 +1,45 @@
+import json
+import os
+
+import keras
+import numpy as np
+
+from tfadv import config as config_lib
+from tfadv import experiments, training
+
+from conftest import make_idx_dataset
+
+
+def tiny_config(idx_dir, **overrides):
+    cfg = experiments.get_experiment("fashion_mnist_cnn")
+    return config_lib.override(cfg, {"data.idx_dir": idx_dir, "data.batch_size": 32, "epochs": 2,
+                                     "model_kwargs.filters": [8, 16], "optimizer.learning_rate": 0.01,
+                                     **overrides})
+
+
+def test_train_classifier_writes_a_complete_run_folder(idx_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    model, metrics = training.train_classifier(tiny_config(idx_dir), workdir, verbose=0)
+    assert sorted(os.listdir(workdir)) == ["config.json", "images", "logs", "metrics.json", "model.keras"]
+    assert experiments.load_json(os.path.join(workdir, "config.json")) == tiny_config(idx_dir)
+    saved = json.load(open(os.path.join(workdir, "metrics.json")))
+    assert saved == metrics and saved["num_examples"] == 48 and saved["data_source"] == f"idx:{idx_dir}"
+    assert 0.0 <= saved["accuracy"] <= 1.0 and saved["epochs_run"] == 2
+    assert {"train", "validation", "images"} <= set(os.listdir(os.path.join(workdir, "logs")))
+    assert "eval_images_epoch002.png" in os.listdir(os.path.join(workdir, "images"))
+    reloaded = keras.saving.load_model(os.path.join(workdir, "model.keras"))
+    x = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(reloaded(x), model(x, training=False), rtol=1e-5, atol=1e-5)
+
+
+def test_training_learns_the_synthetic_task(tmp_path):
+    bigger = make_idx_dataset(tmp_path / "idx", n_train=640, n_test=96)
+    cfg = tiny_config(bigger, epochs=6, **{"data.augment": False})
+    _, metrics = training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)
+    assert metrics["accuracy"] > 0.5, metrics  # chance is 0.1
+
+
+def test_steps_per_epoch_caps_each_epoch(idx_dir, tmp_path):
+    cfg = tiny_config(idx_dir, steps_per_epoch=1, epochs=1)
+    model, _ = training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)
+    assert int(model.optimizer.iterations) == 1

@@ -1,0 +1,61 @@
+"""Keras callbacks shared by tfadv's training runs: image grids for TensorBoard and PNG."""
+
+import os
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def image_grid(images, cols: int = 8) -> np.ndarray:
+    """Tiles a batch [N, H, W, C] of [0, 1] images into one image [rows*H, cols*W, C] (1 px gaps)."""
+    images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"image_grid needs a non-empty batch [N, H, W, C]; got shape {images.shape}.")
+    n, h, w, c = images.shape
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    grid = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1, c), np.float32)
+    for i, image in enumerate(images):
+        r, q = divmod(i, cols)
+        grid[r * (h + 1): r * (h + 1) + h, q * (w + 1): q * (w + 1) + w] = image
+    return grid
+
+
+def write_png(path: str, image) -> None:
+    """Writes one [H, W, C] image in [0, 1] as PNG."""
+    pixels = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+    tf.io.write_file(path, tf.io.encode_png(pixels))
+
+
+class ImageGridLogger(keras.callbacks.Callback):
+    """Writes image grids to TensorBoard (``<log_dir>/images``) and as PNG files, every few epochs.
+
+    Args:
+        log_dir: TensorBoard log folder of the run.
+        grids_fn: ``grids_fn(model) -> {name: images [N, H, W, C] in [0, 1]}``.
+        png_dir: folder for ``<name>_epoch<NNN>.png`` files (None: TensorBoard only).
+        every_n_epochs: how often to write.
+    """
+
+    def __init__(self, log_dir: str, grids_fn: Callable, png_dir: str | None = None, every_n_epochs: int = 1):
+        super().__init__()
+        self.grids_fn, self.png_dir, self.every_n_epochs = grids_fn, png_dir, every_n_epochs
+        self._writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        self.write(epoch + 1)
+
+    def write(self, step: int):
+        grids = {name: image_grid(images) for name, images in self.grids_fn(self.model).items()}
+        with self._writer.as_default():
+            for name, grid in grids.items():
+                tf.summary.image(name, grid[None], step=step)
+        self._writer.flush()
+        if self.png_dir:
+            os.makedirs(self.png_dir, exist_ok=True)
+            for name, grid in grids.items():
+                write_png(os.path.join(self.png_dir, f"{name}_epoch{step:03d}.png"), grid)

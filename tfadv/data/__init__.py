@@ -1,0 +1,11 @@
+"""Datasets as tf.data pipelines of float32 images in [0, 1] (NHWC) and int32 labels.
+
+    ds, info = tfadv.data.load("fashion_mnist", "test", batch_size=256)
+    print(info.source, info.location)   # which source served the data
+"""
+
+from tfadv.data.catalog import DATASETS, DatasetSpec, get_spec
+from tfadv.data.pipeline import SOURCES, LoadInfo, load, load_examples, network_available
+
+__all__ = ["DATASETS", "DatasetSpec", "LoadInfo", "SOURCES", "get_spec", "load", "load_examples",
+           "network_available"]

@@ -1,0 +1,73 @@
+"""What tfadv knows about each dataset: shape, classes, where local copies live.
+
+Names are TFDS names. An unknown name fails with the list of known ones.
+"""
+
+import dataclasses
+import os
+
+from tfadv.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """Static facts about one dataset.
+
+    Attributes:
+        name: TFDS name (``tfds.load(name)``).
+        image_shape: (H, W, C) of the images tfadv yields.
+        num_classes: number of labels.
+        flip_augment: whether a horizontal flip keeps the label (not for digits).
+        pad_crop: pixels of padding for random-translation augmentation.
+        local_idx_dirs: folders searched for MNIST-format IDX files when TFDS
+            has no prepared copy (e.g. Debian's ``dataset-fashion-mnist``).
+        keras_loader: name of the ``keras.datasets`` module whose local cache
+            (``~/.keras/datasets``) can serve this dataset offline, if any.
+        keras_cache: file or folder under ``~/.keras/datasets`` that proves the
+            Keras cache is present.
+    """
+
+    name: str
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    flip_augment: bool = False
+    pad_crop: int = 0
+    local_idx_dirs: tuple[str, ...] = ()
+    keras_loader: str | None = None
+    keras_cache: str | None = None
+
+    @property
+    def keras_cache_path(self) -> str | None:
+        if self.keras_cache is None:
+            return None
+        return os.path.join(os.path.expanduser("~"), ".keras", "datasets", self.keras_cache)
+
+
+DATASETS = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "mnist", (28, 28, 1), 10, flip_augment=False, pad_crop=2,
+            local_idx_dirs=("/usr/share/datasets/mnist",),
+            keras_loader="mnist", keras_cache="mnist.npz",
+        ),
+        DatasetSpec(
+            "fashion_mnist", (28, 28, 1), 10, flip_augment=True, pad_crop=2,
+            local_idx_dirs=("/usr/share/datasets/fashion-mnist",),
+            keras_loader="fashion_mnist", keras_cache="fashion-mnist",
+        ),
+        DatasetSpec(
+            "cifar10", (32, 32, 3), 10, flip_augment=True, pad_crop=4,
+            keras_loader="cifar10", keras_cache="cifar-10-batches-py",
+        ),
+        DatasetSpec("imagenet2012", (224, 224, 3), 1000, flip_augment=True),
+    )
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """Returns the spec of dataset ``name`` or raises ConfigError listing the known names."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"Unknown dataset {name!r}. Known datasets: {', '.join(sorted(DATASETS))}.") from None

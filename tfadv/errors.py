@@ -1,0 +1,21 @@
+"""Errors that tfadv raises for problems a user can fix.
+
+Every one of them carries a message naming the problem and the offending
+value. Command-line tools print these messages without a traceback.
+"""
+
+
+class TfadvError(Exception):
+    """Base class of tfadv's user-facing errors."""
+
+
+class ConfigError(TfadvError, ValueError):
+    """A configuration, flag or argument value is invalid."""
+
+
+class DataUnavailableError(TfadvError, RuntimeError):
+    """No source could provide the requested dataset (offline, not prepared, no local files)."""
+
+
+class ZooError(TfadvError, RuntimeError):
+    """A zoo entry is unknown, missing, corrupt, or fails its checksum."""

@@ -1,0 +1,162 @@
+"""Named experiments: configs as dataclasses, registered by name.
+
+A tool picks one with ``--experiment=NAME`` (or a JSON file with ``--config``)
+and overrides fields with ``--set key=value``. The resolved config is written
+next to the run's outputs as ``config.json``, which ``--config`` reads back.
+
+To add an experiment: write a factory returning a config and add it to
+``EXPERIMENTS``.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+from tfadv import config as config_lib
+from tfadv.data import SOURCES, get_spec
+from tfadv.errors import ConfigError
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Which data to read and how to batch it."""
+
+    dataset: str = "fashion_mnist"
+    source: str = "auto"
+    idx_dir: str | None = None
+    tfds_data_dir: str | None = None
+    batch_size: int = 128
+    augment: bool = True
+    train_split: str = "train"
+    eval_split: str = "test"
+
+    def validate(self):
+        get_spec(self.dataset)
+        if self.source not in SOURCES:
+            raise ConfigError(f"data.source must be one of {SOURCES}. Received: {self.source!r}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"data.batch_size must be > 0. Received: {self.batch_size!r}")
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """Optimizer and learning-rate schedule."""
+
+    name: str = "adamw"  # adamw | adam | sgd
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine (with linear warmup) | constant
+    warmup_epochs: float = 0.0
+    momentum: float = 0.9  # sgd only
+
+    def validate(self):
+        if self.name not in ("adamw", "adam", "sgd"):
+            raise ConfigError(f"optimizer.name must be adamw, adam or sgd. Received: {self.name!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"optimizer.schedule must be cosine or constant. Received: {self.schedule!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"optimizer.learning_rate must be > 0. Received: {self.learning_rate!r}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ConfigError("optimizer.weight_decay and optimizer.warmup_epochs must be >= 0. "
+                              f"Received: {self.weight_decay!r}, {self.warmup_epochs!r}")
+
+
+@dataclasses.dataclass
+class ClassifierExperiment:
+    """Training a target classifier with ``compile`` / ``fit``."""
+
+    kind: str = "classifier"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: str = "small_cnn"
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    epochs: int = 10
+    steps_per_epoch: int | None = None  # cap per epoch, for quick runs
+    label_smoothing: float = 0.0
+    seed: int = 0
+    jit_compile: bool = False
+
+    def validate(self):
+        self.data.validate()
+        self.optimizer.validate()
+        from tfadv.models import CLASSIFIERS
+
+        if self.model not in CLASSIFIERS:
+            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
+        if self.epochs <= 0:
+            raise ConfigError(f"epochs must be > 0. Received: {self.epochs!r}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
+            raise ConfigError(f"steps_per_epoch must be > 0 or null. Received: {self.steps_per_epoch!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing!r}")
+        return self
+
+
+KINDS: dict[str, type] = {"classifier": ClassifierExperiment}
+
+
+def fashion_mnist_cnn() -> ClassifierExperiment:
+    """The zoo's Fashion-MNIST target classifier (see zoo/registry.json for its measured accuracy)."""
+    return ClassifierExperiment(
+        data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=True),
+        model="small_cnn",
+        model_kwargs={"input_shape": [28, 28, 1], "num_classes": 10},
+        optimizer=OptimizerConfig(name="adamw", learning_rate=2e-3, weight_decay=5e-4, warmup_epochs=1),
+        epochs=15,
+        label_smoothing=0.1,
+    )
+
+
+def mnist_cnn() -> ClassifierExperiment:
+    """MNIST target (the seed's 99.1% classifier); needs MNIST files (TFDS, keras cache or --idx_dir)."""
+    cfg = fashion_mnist_cnn()
+    cfg.data.dataset = "mnist"
+    return cfg
+
+
+def cifar10_resnet20() -> ClassifierExperiment:
+    """CIFAR-10 ResNet-20 (He et al.): ~91-92% with this schedule; a GPU job."""
+    return ClassifierExperiment(
+        data=DataConfig(dataset="cifar10", batch_size=128, augment=True),
+        model="resnet_cifar",
+        model_kwargs={"input_shape": [32, 32, 3], "num_classes": 10, "depth": 20},
+        optimizer=OptimizerConfig(name="sgd", learning_rate=0.1, weight_decay=5e-4, warmup_epochs=1),
+        epochs=160,
+    )
+
+
+def imagenet_vgg16() -> ClassifierExperiment:
+    """ImageNet VGG16 target. Not trained here: load weights (imagenet or a local file) and evaluate."""
+    return ClassifierExperiment(
+        data=DataConfig(dataset="imagenet2012", batch_size=32, augment=False, eval_split="validation"),
+        model="vgg16",
+        model_kwargs={"weights": "imagenet"},
+        epochs=1,
+    )
+
+
+EXPERIMENTS: dict[str, Callable[[], Any]] = {
+    "fashion_mnist_cnn": fashion_mnist_cnn,
+    "mnist_cnn": mnist_cnn,
+    "cifar10_resnet20": cifar10_resnet20,
+    "imagenet_vgg16": imagenet_vgg16,
+}
+
+
+def get_experiment(name: str):
+    """Returns a fresh config of the experiment registered as ``name``."""
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"Unknown experiment {name!r}. Known experiments: {', '.join(sorted(EXPERIMENTS))}.")
+    return EXPERIMENTS[name]()
+
+
+def from_dict(data: dict):
+    """Builds the right config class from a dict, dispatching on its ``kind`` field."""
+    kind = data.get("kind", "classifier") if isinstance(data, dict) else None
+    if kind not in KINDS:
+        raise ConfigError(f"Unknown experiment kind {kind!r}. Known kinds: {', '.join(sorted(KINDS))}.")
+    return config_lib.from_dict(KINDS[kind], data)
+
+
+def load_json(path: str):
+    """Reads an experiment config JSON file (e.g. a run's config.json)."""
+    return from_dict(config_lib.read_json(path))

@@ -1,0 +1,166 @@
+"""Target classifiers: the frozen CNNs that attacks are trained against.
+
+Every builder returns a functional ``keras.Model`` that takes float32 images in
+[0, 1] (NHWC), does its own preprocessing inside (``ImagePreprocess``) and
+returns logits. Builders are found by name in ``CLASSIFIERS``:
+
+    model = build_classifier("small_cnn", input_shape=(28, 28, 1), num_classes=10)
+"""
+
+import logging
+import os
+
+import keras
+from keras import layers
+
+from tfadv.errors import ConfigError
+from tfadv.models.layers import ImagePreprocess
+
+log = logging.getLogger("tfadv.models")
+
+
+def _check_shape(input_shape, num_classes, min_side=1):
+    if (not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3
+            or not all(isinstance(d, int) and d > 0 for d in input_shape)):
+        raise ConfigError(f"input_shape must be (height, width, channels) of positive ints. "
+                          f"Received: input_shape={input_shape!r}")
+    if min(input_shape[:2]) < min_side:
+        raise ConfigError(f"input_shape {tuple(input_shape)} is too small for this network "
+                          f"(needs height and width >= {min_side}).")
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ConfigError(f"num_classes must be an int >= 2. Received: num_classes={num_classes!r}")
+    return tuple(input_shape)
+
+
+def _conv_bn_relu(x, filters, kernel_size=3, strides=1, name=None):
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def small_cnn(input_shape=(28, 28, 1), num_classes=10, filters=(32, 64, 128), convs_per_stage=2,
+              dense_units=0, dropout=0.0, mean=0.5, std=0.5, name="small_cnn"):
+    """A VGG-style CNN for small images: stages of 3x3 conv-BN-ReLU, 2x2 max-pool between stages.
+
+    Args:
+        input_shape: (H, W, C) of the [0, 1] input images.
+        num_classes: number of logits.
+        filters: channels of each stage; the spatial size halves after every
+            stage but the last, which ends in global average pooling.
+        convs_per_stage: conv layers per stage.
+        dense_units: width of a hidden dense layer before the logits (0: none).
+        dropout: dropout rate before the logits (0: none).
+        mean, std: input standardisation constants (scalar or per channel).
+    """
+    input_shape = _check_shape(input_shape, num_classes)
+    if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
+        raise ConfigError(f"filters must be a non-empty list of positive ints. Received: filters={filters!r}")
+    if not isinstance(convs_per_stage, int) or convs_per_stage < 1:
+        raise ConfigError(f"convs_per_stage must be an int >= 1. Received: convs_per_stage={convs_per_stage!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+    inputs = keras.Input(input_shape, name="images")
+    x = ImagePreprocess("standardize", mean=mean, std=std, name="preprocess")(inputs)
+    for stage, width in enumerate(filters):
+        if stage:
+            x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+        for i in range(convs_per_stage):
+            x = _conv_bn_relu(x, width, name=f"stage{stage}_{i}")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if dense_units:
+        x = layers.Dense(dense_units, activation="relu", name="hidden")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def resnet_cifar(input_shape=(32, 32, 3), num_classes=10, depth=20, width=16,
+                 mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), name="resnet_cifar"):
+    """ResNet v1 for CIFAR (He et al. 2016, sec. 4.2): depth = 6n + 2, three stages of width w, 2w, 4w."""
+    input_shape = _check_shape(input_shape, num_classes, min_side=8)
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ConfigError(f"depth must be 6n + 2 (20, 32, 44, 56, ...). Received: depth={depth!r}")
+    blocks = (depth - 2) // 6
+    inputs = keras.Input(input_shape, name="images")
+    x = ImagePreprocess("standardize", mean=mean, std=std, name="preprocess")(inputs)
+    x = _conv_bn_relu(x, width, name="stem")
+    for stage in range(3):
+        filters = width * 2**stage
+        for block in range(blocks):
+            strides = 2 if stage and not block else 1
+            prefix = f"stage{stage}_block{block}"
+            y = _conv_bn_relu(x, filters, strides=strides, name=f"{prefix}_a")
+            y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{prefix}_b_conv")(y)
+            y = layers.BatchNormalization(name=f"{prefix}_b_bn")(y)
+            if strides != 1 or x.shape[-1] != filters:
+                x = layers.Conv2D(filters, 1, strides=strides, use_bias=False, name=f"{prefix}_proj")(x)
+                x = layers.BatchNormalization(name=f"{prefix}_proj_bn")(x)
+            x = layers.ReLU(name=f"{prefix}_out")(layers.Add(name=f"{prefix}_add")([x, y]))
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+# keras.applications constructor, preprocess mode, native input size.
+_IMAGENET_APPS = {
+    "vgg16": ("VGG16", "caffe", (224, 224, 3)),
+    "resnet50": ("ResNet50", "caffe", (224, 224, 3)),
+    "inception_v3": ("InceptionV3", "tf", (299, 299, 3)),
+}
+
+
+def imagenet_classifier(arch="vgg16", input_shape=None, num_classes=1000, weights=None, name=None):
+    """Wraps a keras.applications network so that it takes [0, 1] images and returns logits.
+
+    Args:
+        arch: "vgg16", "resnet50" or "inception_v3".
+        input_shape: defaults to the network's native size. A different size or
+            ``num_classes != 1000`` replaces the ImageNet head by global average
+            pooling and a new dense layer.
+        weights: "imagenet" (downloads; needs network), a path to a local
+            weights file (e.g. keras.applications' ``.h5``), or None (random,
+            for tests and training from scratch: a loud warning says so).
+    """
+    if arch not in _IMAGENET_APPS:
+        raise ConfigError(f"Unknown ImageNet architecture {arch!r}. Known: {', '.join(sorted(_IMAGENET_APPS))}.")
+    app_name, mode, native = _IMAGENET_APPS[arch]
+    input_shape = _check_shape(tuple(input_shape) if input_shape else native, num_classes, min_side=32)
+    full_head = input_shape == native and num_classes == 1000
+    local_file = None
+    if weights not in (None, "imagenet"):
+        if not isinstance(weights, str) or not os.path.isfile(weights):
+            raise ConfigError(f"weights must be 'imagenet', None, or an existing weights file. Received: {weights!r}")
+        local_file, weights = weights, None
+    if weights is None and local_file is None:
+        log.warning("%s is built with RANDOM weights (weights=None): it is not an ImageNet classifier.", arch)
+    app = getattr(keras.applications, app_name)(
+        include_top=full_head, weights=weights, input_shape=input_shape,
+        classifier_activation=None, pooling=None if full_head else "avg")
+    if local_file:
+        app.load_weights(local_file)
+        log.info("Loaded %s weights from %s.", arch, local_file)
+    inputs = keras.Input(input_shape, name="images")
+    x = ImagePreprocess(mode, name="preprocess")(inputs)
+    x = app(x)
+    logits = x if full_head else layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name=name or arch)
+
+
+CLASSIFIERS = {
+    "small_cnn": small_cnn,
+    "resnet_cifar": resnet_cifar,
+    "vgg16": lambda **kw: imagenet_classifier("vgg16", **kw),
+    "resnet50": lambda **kw: imagenet_classifier("resnet50", **kw),
+    "inception_v3": lambda **kw: imagenet_classifier("inception_v3", **kw),
+}
+
+
+def build_classifier(name: str, **kwargs) -> keras.Model:
+    """Builds the classifier registered as ``name`` with builder keyword arguments ``kwargs``."""
+    if name not in CLASSIFIERS:
+        raise ConfigError(f"Unknown classifier {name!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
+    try:
+        return CLASSIFIERS[name](**kwargs)
+    except TypeError as e:  # an unknown keyword argument
+        raise ConfigError(f"Bad arguments for classifier {name!r}: {e}") from None

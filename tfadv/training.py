@@ -1,0 +1,141 @@
+"""Running experiments: build data and model from a config, ``fit``, evaluate, save.
+
+A run lives in one work directory::
+
+    WORKDIR/config.json      resolved config (re-run with --config=WORKDIR/config.json)
+    WORKDIR/logs/            TensorBoard: scalars (train/validation) and images/
+    WORKDIR/images/          the same image grids as PNG files
+    WORKDIR/backup/          BackupAndRestore state: rerunning a killed run resumes here
+    WORKDIR/model.keras      the trained model
+    WORKDIR/metrics.json     evaluation on the eval split, with the data source used
+"""
+
+import json
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfadv import config as config_lib
+from tfadv import data as data_lib
+from tfadv.callbacks import ImageGridLogger
+from tfadv.evaluation import evaluate_classifier
+from tfadv.experiments import ClassifierExperiment, DataConfig, OptimizerConfig
+from tfadv.models import build_classifier
+
+log = logging.getLogger("tfadv.training")
+
+
+def make_optimizer(cfg: OptimizerConfig, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+    """Builds the optimizer, with a linear-warmup cosine schedule when ``cfg.schedule == "cosine"``."""
+    lr = cfg.learning_rate
+    if cfg.schedule == "cosine":
+        total = max(1, steps_per_epoch * epochs)
+        warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else cfg.learning_rate, decay_steps=total - warmup,
+            warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
+    if cfg.name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay or None)
+    if cfg.name == "adam":
+        return keras.optimizers.Adam(lr)
+    return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+
+
+def load_split(cfg: DataConfig, split: str, *, training: bool, seed: int = 0):
+    """Loads ``split`` as configured; training splits are shuffled (and augmented if asked)."""
+    return data_lib.load(cfg.dataset, split, batch_size=cfg.batch_size, shuffle=training,
+                         augment=training and cfg.augment, source=cfg.source, idx_dir=cfg.idx_dir,
+                         tfds_data_dir=cfg.tfds_data_dir, seed=seed)
+
+
+def steps_in(dataset: tf.data.Dataset, cap: int | None = None) -> int:
+    """Batches per epoch of ``dataset`` (at most ``cap``); needs a known cardinality."""
+    n = int(dataset.cardinality())
+    if n < 0:
+        if cap is None:
+            raise ValueError("The dataset's length is unknown; set steps_per_epoch in the config.")
+        return cap
+    return min(n, cap) if cap else n
+
+
+def standard_callbacks(workdir: str, backup_every_steps: int | None = None) -> list:
+    """TensorBoard logging and BackupAndRestore (resume a killed run by rerunning it)."""
+    return [
+        keras.callbacks.TensorBoard(log_dir=os.path.join(workdir, "logs"), update_freq=50),
+        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"),
+                                         save_freq=backup_every_steps or "epoch"),
+    ]
+
+
+def _classifier_grids(eval_ds: tf.data.Dataset, num_classes: int):
+    """grids_fn for ImageGridLogger: a fixed batch of eval images, and the misclassified ones among them."""
+    images, labels = next(iter(eval_ds.unbatch().batch(256)))
+
+    def grids(model):
+        pred = np.argmax(model(images, training=False), -1)
+        wrong = images.numpy()[pred != labels.numpy()][:32]
+        out = {"eval_images": images[:32].numpy()}
+        if len(wrong):
+            out["misclassified"] = wrong
+        return out
+
+    return grids
+
+
+def _one_hot(num_classes):
+    return lambda images, labels: (images, tf.one_hot(labels, num_classes))
+
+
+def train_classifier(cfg: ClassifierExperiment, workdir: str, verbose="auto") -> tuple[keras.Model, dict]:
+    """Trains a target classifier as configured; returns (model, metrics) and writes the run folder."""
+    cfg.validate()
+    os.makedirs(workdir, exist_ok=True)
+    config_lib.save_json(cfg, os.path.join(workdir, "config.json"))
+    keras.utils.set_random_seed(cfg.seed)
+
+    train_ds, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed)
+    eval_ds, eval_info = load_split(cfg.data, cfg.data.eval_split, training=False)
+    spec = train_info.spec
+    kwargs = {"input_shape": list(spec.image_shape), "num_classes": spec.num_classes, **cfg.model_kwargs}
+    model = build_classifier(cfg.model, **kwargs)
+    steps = steps_in(train_ds, cfg.steps_per_epoch)
+    if cfg.steps_per_epoch:
+        train_ds = train_ds.take(steps)
+    model.compile(
+        optimizer=make_optimizer(cfg.optimizer, steps, cfg.epochs),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=cfg.jit_compile,
+    )
+    grids = ImageGridLogger(os.path.join(workdir, "logs"), _classifier_grids(eval_ds, spec.num_classes),
+                            png_dir=os.path.join(workdir, "images"))
+    one_hot = _one_hot(spec.num_classes)
+    start = time.time()
+    history = model.fit(train_ds.map(one_hot), validation_data=eval_ds.map(one_hot), epochs=cfg.epochs,
+                        callbacks=standard_callbacks(workdir) + [grids], shuffle=False, verbose=verbose)
+    train_seconds = time.time() - start
+    model.save(os.path.join(workdir, "model.keras"))
+
+    metrics = evaluate_classifier(model, eval_ds)
+    metrics = {
+        "accuracy": metrics["accuracy"], "num_examples": metrics["num_examples"],
+        "split": cfg.data.eval_split, "data_source": f"{eval_info.source}:{eval_info.location}",
+        "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
+        "params": model.count_params(),
+    }
+    with open(os.path.join(workdir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    log.info("Eval %s: %s", cfg.data.eval_split, metrics)
+    return model, metrics
+
+
+RUNNERS = {"classifier": train_classifier}
+
+
+def run_experiment(cfg, workdir: str, verbose="auto"):
+    """Trains any experiment config (dispatching on ``cfg.kind``); returns (model, metrics)."""
+    return RUNNERS[cfg.kind](cfg, workdir, verbose=verbose)

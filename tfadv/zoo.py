@@ -1,0 +1,251 @@
+"""The model zoo: ``zoo/registry.json`` plus exported SavedModels, checked on load.
+
+The registry maps an entry name to a dict with at least ``kind``, ``dataset``,
+``path`` (SavedModel folder relative to the zoo), ``sha256`` (see
+:func:`tree_sha256`), ``metrics`` and ``config``.
+
+    tfadv.zoo.list()                              # entry names
+    model = tfadv.zoo.load("fashion_mnist_small_cnn")
+    logits = model.serve(images)                  # float32 [B, 28, 28, 1] in [0, 1]
+
+Writing is atomic: :func:`staging` exports into a hidden temporary folder
+inside the zoo and only a successful :meth:`Staging.commit` renames it into
+place and rewrites the registry (itself through a temporary file and
+``os.replace``), so a crash never leaves a half-written entry.
+"""
+
+import builtins
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+
+from tfadv.errors import ZooError
+
+REGISTRY_FILE = "registry.json"
+KINDS = ("classifier", "perturbation", "universal", "style", "defended_classifier")
+REQUIRED_FIELDS = ("kind", "dataset", "path", "sha256", "metrics", "config")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def default_zoo_dir() -> str:
+    """``$TFADV_ZOO_DIR``, else the ``zoo/`` folder of this source checkout, else ``./zoo``."""
+    if os.environ.get("TFADV_ZOO_DIR"):
+        return os.environ["TFADV_ZOO_DIR"]
+    checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo")
+    return checkout if os.path.isdir(checkout) else os.path.abspath("zoo")
+
+
+def tree_sha256(path: str) -> str:
+    """SHA-256 over every file under ``path``: sorted relative paths and their contents.
+
+    Reproduce it without tfadv: for each file in sorted relative-path order
+    (POSIX separators), feed ``relpath + "\\0" + sha256(content).hexdigest() + "\\n"``
+    into one SHA-256.
+    """
+    if not os.path.isdir(path):
+        raise ZooError(f"SavedModel folder {path!r} is missing.")
+    files = []
+    for root, _, names in os.walk(path):
+        for n in names:
+            full = os.path.join(root, n)
+            files.append((os.path.relpath(full, path).replace(os.sep, "/"), full))
+    digest = hashlib.sha256()
+    for rel, full in sorted(files):
+        with open(full, "rb") as f:
+            file_digest = hashlib.file_digest(f, "sha256").hexdigest()
+        digest.update(f"{rel}\0{file_digest}\n".encode())
+    return digest.hexdigest()
+
+
+def read_registry(zoo_dir: str | None = None) -> dict:
+    """Returns the registry as a dict (empty if the file does not exist yet)."""
+    path = os.path.join(zoo_dir or default_zoo_dir(), REGISTRY_FILE)
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            registry = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ZooError(f"Zoo registry {path!r} is unreadable or not valid JSON: {e}") from None
+    if not isinstance(registry, dict):
+        raise ZooError(f"Zoo registry {path!r} must be a JSON object mapping names to entries.")
+    return registry
+
+
+def names(zoo_dir: str | None = None) -> list[str]:
+    """Sorted names of the zoo's entries."""
+    return sorted(read_registry(zoo_dir))
+
+
+def entry(name: str, zoo_dir: str | None = None) -> dict:
+    """Returns the registry entry ``name``; an unknown name lists the known ones."""
+    registry = read_registry(zoo_dir)
+    if name not in registry:
+        raise ZooError(f"Unknown zoo entry {name!r}. Known entries: {', '.join(sorted(registry)) or '(none)'}.")
+    found = registry[name]
+    missing = [k for k in REQUIRED_FIELDS if k not in found]
+    if missing:
+        raise ZooError(f"Zoo entry {name!r} lacks required field(s): {', '.join(missing)}.")
+    return found
+
+
+def path_of(name: str, zoo_dir: str | None = None) -> str:
+    """Absolute path of entry ``name``'s SavedModel folder."""
+    zoo_dir = zoo_dir or default_zoo_dir()
+    return os.path.join(zoo_dir, entry(name, zoo_dir)["path"])
+
+
+def verify(name: str, zoo_dir: str | None = None) -> str:
+    """Checks that entry ``name``'s files exist and match its sha256; returns its path."""
+    found = entry(name, zoo_dir)
+    if found["path"] is None:
+        raise ZooError(f"Zoo entry {name!r} is a recipe with no artifact: {found.get('note', 'train it first')}.")
+    path = path_of(name, zoo_dir)
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ZooError(f"Zoo entry {name!r}: no SavedModel at {path!r} (saved_model.pb missing).")
+    actual = tree_sha256(path)
+    if actual != found["sha256"]:
+        raise ZooError(f"Zoo entry {name!r} fails its checksum: registry says {found['sha256']}, "
+                       f"files at {path!r} hash to {actual}. The artifact was modified or corrupted; "
+                       "re-export it or restore it from version control.")
+    return path
+
+
+def load(name: str, zoo_dir: str | None = None, check: bool = True):
+    """Loads entry ``name`` with ``tf.saved_model.load`` after verifying its checksum.
+
+    Returns the loaded object; call ``.serve(images)`` on it (keep the object in
+    a variable: a temporary is garbage-collected mid-call).
+    """
+    import tensorflow as tf
+
+    path = verify(name, zoo_dir) if check else path_of(name, zoo_dir)
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as e:  # noqa: BLE001 - TF raises many types for a corrupt model
+        raise ZooError(f"Zoo entry {name!r}: the SavedModel at {path!r} cannot be loaded "
+                       f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+    if not hasattr(loaded, "serve"):
+        raise ZooError(f"Zoo entry {name!r}: the SavedModel at {path!r} has no 'serve' endpoint.")
+    return loaded
+
+
+@contextlib.contextmanager
+def _registry_lock(zoo_dir: str):
+    with open(os.path.join(zoo_dir, ".registry.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_registry(zoo_dir: str, registry: dict) -> None:
+    path = os.path.join(zoo_dir, REGISTRY_FILE)
+    fd, tmp = tempfile.mkstemp(dir=zoo_dir, prefix=".registry.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(registry, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the registry is for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def register(name: str, fields: dict, zoo_dir: str | None = None) -> dict:
+    """Adds or replaces a registry entry that needs no artifact move (e.g. a recipe with ``path: None``)."""
+    zoo_dir = zoo_dir or default_zoo_dir()
+    _check_entry(name, fields)
+    os.makedirs(zoo_dir, exist_ok=True)
+    with _registry_lock(zoo_dir):
+        registry = read_registry(zoo_dir)
+        registry[name] = fields
+        _write_registry(zoo_dir, registry)
+    return fields
+
+
+def _check_entry(name, fields):
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ZooError(f"Zoo entry name {name!r} must be lowercase letters, digits, '_', '.', '-'.")
+    missing = [k for k in REQUIRED_FIELDS if k not in fields]
+    if missing:
+        raise ZooError(f"Zoo entry {name!r} lacks required field(s): {', '.join(missing)}.")
+    if fields["kind"] not in KINDS:
+        raise ZooError(f"Zoo entry {name!r}: unknown kind {fields['kind']!r}. Known kinds: {', '.join(KINDS)}.")
+
+
+class Staging:
+    """A SavedModel being written into the zoo; see :func:`staging`."""
+
+    def __init__(self, name: str, zoo_dir: str, overwrite: bool):
+        self.name, self.zoo_dir, self.overwrite = name, zoo_dir, overwrite
+        self._tmp_root = tempfile.mkdtemp(dir=zoo_dir, prefix=f".{name}.tmp-")
+        self.path = os.path.join(self._tmp_root, "saved_model")  # write the SavedModel here
+        self.committed = False
+
+    def commit(self, *, kind: str, dataset: str, metrics: dict, config: dict, **extra) -> dict:
+        """Hashes the staged SavedModel, moves it into place and registers it; returns the entry."""
+        fields = {"kind": kind, "dataset": dataset, "path": self.name, "sha256": tree_sha256(self.path),
+                  "metrics": metrics, "config": config,
+                  "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  **extra}
+        _check_entry(self.name, fields)
+        dest = os.path.join(self.zoo_dir, self.name)
+        with _registry_lock(self.zoo_dir):
+            registry = read_registry(self.zoo_dir)
+            if not self.overwrite and (self.name in registry or os.path.exists(dest)):
+                raise ZooError(f"Zoo entry {self.name!r} already exists in {self.zoo_dir!r}; "
+                               "pass overwrite=True (--overwrite) to replace it.")
+            old = None
+            if os.path.exists(dest):
+                old = os.path.join(self._tmp_root, "previous")
+                os.rename(dest, old)
+            os.rename(self.path, dest)
+            registry[self.name] = fields
+            try:
+                _write_registry(self.zoo_dir, registry)
+            except BaseException:
+                os.rename(dest, self.path)  # put things back as they were
+                if old:
+                    os.rename(old, dest)
+                raise
+        self.committed = True
+        return fields
+
+
+@contextlib.contextmanager
+def staging(name: str, zoo_dir: str | None = None, overwrite: bool = False):
+    """Context manager giving a :class:`Staging` to export into; nothing lands unless it commits.
+
+        with tfadv.zoo.staging("my_model") as stage:
+            tfadv.export.write_classifier(stage.path, model)
+            metrics = evaluate(tf.saved_model.load(stage.path))
+            stage.commit(kind="classifier", dataset="fashion_mnist", metrics=metrics, config=cfg)
+    """
+    zoo_dir = zoo_dir or default_zoo_dir()
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ZooError(f"Zoo entry name {name!r} must be lowercase letters, digits, '_', '.', '-'.")
+    os.makedirs(zoo_dir, exist_ok=True)
+    if not overwrite and name in read_registry(zoo_dir):
+        raise ZooError(f"Zoo entry {name!r} already exists in {zoo_dir!r}; pass overwrite=True (--overwrite).")
+    stage = Staging(name, zoo_dir, overwrite)
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage._tmp_root, ignore_errors=True)
+
+
+def list(zoo_dir: str | None = None) -> builtins.list[str]:  # noqa: A001 - the API the issue names
+    """Alias of :func:`names`: the zoo's entry names."""
+    return names(zoo_dir)

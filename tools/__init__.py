@@ -1,0 +1,1 @@
+"""absl command-line tools over the tfadv library (installed as the ``tfadv_tools`` package)."""
