@@ -43,7 +43,10 @@ def resolve_experiment(FLAGS):
 def setup_logging() -> None:
     """INFO logs from tfadv (which data source was used, where outputs went) on stderr."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)  # SavedModel writing is chatty at INFO
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
 def run(main) -> None:

@@ -9,7 +9,7 @@ from tfadv import data as data_lib
 from tfadv import experiments
 from tfadv import models  # noqa: F401 - registers the serializable layers load_model needs
 from tfadv import zoo
-from tfadv.errors import ZooError
+from tfadv.errors import ConfigError, ZooError
 
 
 def predictor(model_or_fn):
@@ -32,10 +32,45 @@ def evaluate_classifier(model_or_fn, dataset: tf.data.Dataset) -> dict:
     return {"accuracy": correct / total, "num_examples": total}
 
 
+def measure_attack(attack, classifier, dataset: tf.data.Dataset, target_class: int | None = None) -> dict:
+    """Attack metrics of ``attack`` (x -> x_hat) against ``classifier`` (x -> logits) over ``dataset``.
+
+    Both may be Keras models or SavedModel ``serve`` functions. Returns
+    adv_accuracy, clean_accuracy, fooling_rate, L2 / L-inf mean and max of
+    x_hat - x (and target_success when ``target_class`` is set), num_examples,
+    and ``x_hat_range`` (min, max) to check the [0, 1] contract.
+    """
+    from tfadv.metrics import AttackMetrics
+
+    attack, classifier = predictor(attack), predictor(classifier)
+    metrics = AttackMetrics(targeted=target_class is not None)
+    total, low, high = 0, float("inf"), float("-inf")
+    for images, labels in dataset:
+        x_hat = attack(images)
+        metrics.update(images, x_hat, labels, classifier(images), classifier(x_hat), target_class)
+        total += int(labels.shape[0])
+        low, high = min(low, float(tf.reduce_min(x_hat))), max(high, float(tf.reduce_max(x_hat)))
+    if total == 0:
+        raise ValueError("measure_attack got an empty dataset.")
+    return {**{m.name: round(float(m.result()), 6) for m in metrics.trackers}, "num_examples": total,
+            "x_hat_range": [low, high]}
+
+
+def load_target(target: str, zoo_dir: str | None = None):
+    """The frozen classifier an attack trains against: a zoo entry name, or a path to a .keras model."""
+    if target.endswith(".keras"):
+        if not os.path.isfile(target):
+            raise ConfigError(f"Target classifier file {target!r} does not exist.")
+        model = keras.saving.load_model(target, safe_mode=True)
+        model.trainable = False
+        return model
+    return zoo.keras_layer(target, zoo_dir)
+
+
 def load_run(workdir: str):
     """Returns (config, model) of a training run folder."""
     cfg = experiments.load_json(os.path.join(workdir, "config.json"))
-    path = os.path.join(workdir, "model.keras")
+    path = os.path.join(workdir, "attacker.keras" if cfg.kind == "perturbation" else "model.keras")
     if not os.path.isfile(path):
         raise ZooError(f"No trained model at {path!r}: train the run first (tfadv-train --workdir={workdir}).")
     try:
@@ -55,17 +90,37 @@ def measure_classifier(predict, dataset_name, split, batch_size, source, idx_dir
 
 
 def evaluate_zoo_entry(name: str, zoo_dir=None, split="test", source="auto", idx_dir=None, tfds_data_dir=None,
-                       batch_size=256) -> dict:
-    """Loads a zoo entry (checksum verified) and measures it on ``split`` of its dataset."""
+                       batch_size=256, target: str | None = None) -> dict:
+    """Loads a zoo entry (checksum verified) and measures it on ``split`` of its dataset.
+
+    Classifiers get their accuracy; perturbation entries their attack metrics
+    against their own target, or against ``target`` (another zoo classifier:
+    the transfer / black-box question).
+    """
     found = zoo.entry(name, zoo_dir)
     loaded = zoo.load(name, zoo_dir)
-    metrics = measure_classifier(loaded.serve, found["dataset"], split, batch_size, source, idx_dir, tfds_data_dir)
-    return {"zoo_name": name, **metrics}
+    if found["kind"] in ("classifier", "defended_classifier"):
+        metrics = measure_classifier(loaded.serve, found["dataset"], split, batch_size, source, idx_dir,
+                                     tfds_data_dir)
+        return {"zoo_name": name, **metrics}
+    target = target or found["target"]
+    classifier = zoo.load(target, zoo_dir)
+    ds, info = data_lib.load(found["dataset"], split, batch_size=batch_size, source=source, idx_dir=idx_dir,
+                             tfds_data_dir=tfds_data_dir)
+    metrics = measure_attack(loaded.serve, classifier.serve, ds, found["config"].get("target_class"))
+    return {"zoo_name": name, "target": target, "dataset": found["dataset"], "split": split, **metrics,
+            "data_source": f"{info.source}:{info.location}"}
 
 
 def evaluate_run(workdir: str, split="test", source="auto", idx_dir=None, tfds_data_dir=None,
                  batch_size=256) -> dict:
     """Measures a training run's model.keras on ``split`` of its dataset."""
     cfg, model = load_run(workdir)
+    if cfg.kind == "perturbation":
+        ds, info = data_lib.load(cfg.data.dataset, split, batch_size=batch_size, source=source, idx_dir=idx_dir,
+                                 tfds_data_dir=tfds_data_dir)
+        metrics = measure_attack(model, load_target(cfg.target), ds, cfg.target_class)
+        return {"workdir": workdir, "target": cfg.target, "split": split, **metrics,
+                "data_source": f"{info.source}:{info.location}"}
     return {"workdir": workdir, **measure_classifier(model, cfg.data.dataset, split, batch_size, source, idx_dir,
-                                           tfds_data_dir)}
+                                                     tfds_data_dir)}

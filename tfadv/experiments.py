@@ -61,37 +61,97 @@ class OptimizerConfig:
 
 
 @dataclasses.dataclass
-class ClassifierExperiment:
-    """Training a target classifier with ``compile`` / ``fit``."""
+class TrainingConfig:
+    """Fields every trained experiment has: data, optimizer, schedule length, seed."""
 
-    kind: str = "classifier"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    model: str = "small_cnn"
-    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     epochs: int = 10
     steps_per_epoch: int | None = None  # cap per epoch, for quick runs
-    label_smoothing: float = 0.0
     seed: int = 0
     jit_compile: bool = False
 
     def validate(self):
         self.data.validate()
         self.optimizer.validate()
-        from tfadv.models import CLASSIFIERS
-
-        if self.model not in CLASSIFIERS:
-            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
         if self.epochs <= 0:
             raise ConfigError(f"epochs must be > 0. Received: {self.epochs!r}")
         if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
             raise ConfigError(f"steps_per_epoch must be > 0 or null. Received: {self.steps_per_epoch!r}")
+        return self
+
+
+@dataclasses.dataclass
+class ClassifierExperiment(TrainingConfig):
+    """Training a target classifier with ``compile`` / ``fit``."""
+
+    kind: str = "classifier"
+    model: str = "small_cnn"
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    label_smoothing: float = 0.0
+
+    def validate(self):
+        super().validate()
+        from tfadv.models import CLASSIFIERS
+
+        if self.model not in CLASSIFIERS:
+            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing!r}")
         return self
 
 
-KINDS: dict[str, type] = {"classifier": ClassifierExperiment}
+@dataclasses.dataclass
+class PerturbationExperiment(TrainingConfig):
+    """Training a per-image perturbation generator against a frozen target classifier.
+
+    ``target`` is a zoo entry name (its SavedModel, checksum-verified) or a path
+    to a ``.keras`` classifier. ``mode``: "thresholded" (tanh delta scaled to
+    ``eps`` in ``norm``; set magnitude_weight 0) or "joint" (x_hat directly,
+    ``magnitude_weight`` * ||x_hat - x||_magnitude_norm in the loss). ``gan``
+    adds the discriminator realism term with weight ``realism_weight``.
+    """
+
+    kind: str = "perturbation"
+    target: str = "fashion_mnist_small_cnn"
+    generator: str = "unet"
+    generator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    mode: str = "thresholded"
+    norm: str = "l2"
+    eps: float = 2.4
+    loss: str = "untargeted"
+    target_class: int | None = None
+    kappa: float = 0.0
+    magnitude_weight: float = 0.0
+    magnitude_norm: str = "l2"
+    gan: bool = False
+    realism_weight: float = 1.0
+    d_learning_rate: float = 2e-4
+
+    def validate(self):
+        super().validate()
+        from tfadv.budgets import NORMS, check_budget
+        from tfadv.losses import check_loss
+        from tfadv.models.generators import GENERATORS, PERTURBATION_MODES
+
+        if self.generator not in GENERATORS:
+            raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
+        if self.mode not in PERTURBATION_MODES:
+            raise ConfigError(f"mode must be one of {PERTURBATION_MODES}. Received: {self.mode!r}")
+        check_budget(self.norm, self.eps)
+        check_loss(self.loss, self.target_class, get_spec(self.data.dataset).num_classes)
+        if self.magnitude_norm not in NORMS:
+            raise ConfigError(f"magnitude_norm must be one of {NORMS}. Received: {self.magnitude_norm!r}")
+        if self.magnitude_weight < 0 or self.realism_weight < 0:
+            raise ConfigError("magnitude_weight and realism_weight must be >= 0. "
+                              f"Received: {self.magnitude_weight!r}, {self.realism_weight!r}")
+        if self.mode == "joint" and not (self.magnitude_weight or self.gan):
+            raise ConfigError("mode='joint' needs magnitude_weight > 0 or gan=true: otherwise nothing keeps "
+                              "x_hat close to x.")
+        return self
+
+
+KINDS: dict[str, type] = {"classifier": ClassifierExperiment, "perturbation": PerturbationExperiment}
 
 
 def fashion_mnist_cnn() -> ClassifierExperiment:
@@ -134,11 +194,78 @@ def imagenet_vgg16() -> ClassifierExperiment:
     )
 
 
+def fashion_mnist_unet_l2() -> PerturbationExperiment:
+    """Seed approach B on Fashion-MNIST: U-Net, tanh delta scaled to L2 = 2.4, classification loss only."""
+    return PerturbationExperiment(
+        data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=False),
+        target="fashion_mnist_small_cnn",
+        generator="unet", generator_kwargs={"depth": 2, "filters": 16},
+        mode="thresholded", norm="l2", eps=2.4, loss="cw", kappa=5.0,
+        optimizer=OptimizerConfig(name="adam", learning_rate=2e-3, warmup_epochs=0.1),
+        epochs=4,
+    )
+
+
+def fashion_mnist_autoencoder_l2() -> PerturbationExperiment:
+    """The seed's baseline: the same budget and loss with a conv/deconv autoencoder (no skips)."""
+    cfg = fashion_mnist_unet_l2()
+    cfg.generator = "autoencoder"
+    return cfg
+
+
+def fashion_mnist_unet_joint() -> PerturbationExperiment:
+    """Seed approach A: the U-Net outputs x_hat directly; loss = classification + lambda * ||x_hat - x||_2."""
+    cfg = fashion_mnist_unet_l2()
+    cfg.mode, cfg.magnitude_weight, cfg.magnitude_norm = "joint", 1.0, "l2"
+    return cfg
+
+
+def fashion_mnist_unet_gan() -> PerturbationExperiment:
+    """The seed's realism variant: joint U-Net with a discriminator's loss beside a small magnitude term."""
+    cfg = fashion_mnist_unet_joint()
+    cfg.gan, cfg.realism_weight, cfg.magnitude_weight = True, 1.0, 0.1
+    return cfg
+
+
+def mnist_unet_l2() -> PerturbationExperiment:
+    """The seed's MNIST setting (L2 2.4); needs MNIST files and an MNIST zoo classifier."""
+    cfg = fashion_mnist_unet_l2()
+    cfg.data.dataset, cfg.target = "mnist", "mnist_small_cnn"
+    return cfg
+
+
+def cifar10_unet_linf() -> PerturbationExperiment:
+    """CIFAR-10, L-inf 8/255, against a CIFAR-10 ResNet-20 zoo entry (train one first; a GPU job)."""
+    return PerturbationExperiment(
+        data=DataConfig(dataset="cifar10", batch_size=128, augment=False),
+        target="cifar10_resnet20", generator="unet", generator_kwargs={"depth": 3, "filters": 32},
+        mode="thresholded", norm="linf", eps=8 / 255, loss="cw", kappa=5.0,
+        optimizer=OptimizerConfig(name="adam", learning_rate=1e-3), epochs=20,
+    )
+
+
+def imagenet_unet_linf() -> PerturbationExperiment:
+    """ImageNet, L-inf 10/255, against VGG16 (target: a .keras VGG16 with real weights). A GPU job."""
+    return PerturbationExperiment(
+        data=DataConfig(dataset="imagenet2012", batch_size=32, augment=False, eval_split="validation"),
+        target="imagenet_vgg16.keras", generator="resnet_generator", generator_kwargs={"filters": 32, "blocks": 6},
+        mode="thresholded", norm="linf", eps=10 / 255, loss="least_likely",
+        optimizer=OptimizerConfig(name="adam", learning_rate=2e-4, schedule="constant"), epochs=10,
+    )
+
+
 EXPERIMENTS: dict[str, Callable[[], Any]] = {
     "fashion_mnist_cnn": fashion_mnist_cnn,
     "mnist_cnn": mnist_cnn,
     "cifar10_resnet20": cifar10_resnet20,
     "imagenet_vgg16": imagenet_vgg16,
+    "fashion_mnist_unet_l2": fashion_mnist_unet_l2,
+    "fashion_mnist_autoencoder_l2": fashion_mnist_autoencoder_l2,
+    "fashion_mnist_unet_joint": fashion_mnist_unet_joint,
+    "fashion_mnist_unet_gan": fashion_mnist_unet_gan,
+    "mnist_unet_l2": mnist_unet_l2,
+    "cifar10_unet_linf": cifar10_unet_linf,
+    "imagenet_unet_linf": imagenet_unet_linf,
 }
 
 

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from tfadv import __version__, evaluation, zoo
+from tfadv import data as data_lib
 from tfadv.config import to_dict
 from tfadv.errors import ConfigError
 
@@ -50,6 +51,12 @@ def write_classifier(export_dir: str, model: keras.Model) -> None:
                       [image_spec(model.input_shape[1:])], track=[model])
 
 
+def write_perturbation(export_dir: str, attacker: keras.Model) -> None:
+    """Exports an x -> x_hat model under the zoo contract (x_hat in [0, 1])."""
+    write_saved_model(export_dir, lambda images: attacker(images, training=False),
+                      [image_spec(attacker.input_shape[1:])], track=[attacker])
+
+
 def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: bool = False,
                source: str | None = None, idx_dir: str | None = None) -> dict:
     """Exports a training run into the zoo as entry ``name``, measured from the exported SavedModel.
@@ -59,15 +66,25 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
     """
     cfg, model = evaluation.load_run(workdir)
     data_cfg = cfg.data
+    ds, info = data_lib.load(data_cfg.dataset, data_cfg.eval_split, batch_size=256,
+                             source=source or data_cfg.source, idx_dir=idx_dir or data_cfg.idx_dir,
+                             tfds_data_dir=data_cfg.tfds_data_dir)
+    common = {"split": data_cfg.eval_split, "data_source": f"{info.source}:{info.location}",
+              "command": f"tfadv-evaluate --zoo_name={name} --split={data_cfg.eval_split}"}
     with zoo.staging(name, zoo_dir, overwrite=overwrite) as stage:
-        write_classifier(stage.path, model)
-        loaded = tf.saved_model.load(stage.path)
-        measured = evaluation.measure_classifier(loaded.serve, data_cfg.dataset, data_cfg.eval_split, 256,
-                                       source or data_cfg.source, idx_dir or data_cfg.idx_dir,
-                                       data_cfg.tfds_data_dir)
-        metrics = {"accuracy": round(measured["accuracy"], 6), "num_examples": measured["num_examples"],
-                   "split": measured["split"], "data_source": measured["data_source"],
-                   "command": f"tfadv-evaluate --zoo_name={name}"}
-        return stage.commit(kind=cfg.kind, dataset=data_cfg.dataset, metrics=metrics, config=to_dict(cfg),
-                            input_shape=list(model.input_shape[1:]), output="logits",
-                            params=model.count_params(), tfadv_version=__version__)
+        if cfg.kind == "perturbation":
+            write_perturbation(stage.path, model)
+            loaded = tf.saved_model.load(stage.path)
+            measured = evaluation.measure_attack(loaded.serve, evaluation.load_target(cfg.target, zoo_dir), ds,
+                                                 cfg.target_class)
+            extra = {"target": cfg.target, "output": "x_hat",
+                     "budget": {"norm": cfg.norm, "eps": cfg.eps} if cfg.mode == "thresholded" else None}
+        else:
+            write_classifier(stage.path, model)
+            loaded = tf.saved_model.load(stage.path)
+            measured = evaluation.evaluate_classifier(loaded.serve, ds)
+            extra = {"output": "logits"}
+        metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured.items()}
+        return stage.commit(kind=cfg.kind, dataset=data_cfg.dataset, metrics={**metrics, **common},
+                            config=to_dict(cfg), input_shape=list(model.input_shape[1:]),
+                            params=model.count_params(), tfadv_version=__version__, **extra)

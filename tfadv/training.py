@@ -22,9 +22,11 @@ import tensorflow as tf
 from tfadv import config as config_lib
 from tfadv import data as data_lib
 from tfadv.callbacks import ImageGridLogger
-from tfadv.evaluation import evaluate_classifier
-from tfadv.experiments import ClassifierExperiment, DataConfig, OptimizerConfig
+from tfadv.evaluation import evaluate_classifier, load_target
+from tfadv.experiments import ClassifierExperiment, DataConfig, OptimizerConfig, PerturbationExperiment
 from tfadv.models import build_classifier
+from tfadv.models.generators import build_generator, perturbation_model
+from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator
 
 log = logging.getLogger("tfadv.training")
 
@@ -133,7 +135,79 @@ def train_classifier(cfg: ClassifierExperiment, workdir: str, verbose="auto") ->
     return model, metrics
 
 
-RUNNERS = {"classifier": train_classifier}
+def _perturbation_grids(eval_ds: tf.data.Dataset):
+    """grids_fn for ImageGridLogger: clean x, the amplified delta (grey = 0), and x_hat."""
+    images = next(iter(eval_ds.unbatch().batch(32)))[0]
+
+    def grids(trainer):
+        x_hat = trainer(images, training=False)
+        delta = x_hat - images
+        peak = tf.reduce_max(tf.abs(delta), axis=[1, 2, 3], keepdims=True)
+        return {"x": images.numpy(), "delta_amplified": (0.5 + delta / (2 * tf.maximum(peak, 1e-8))).numpy(),
+                "x_hat": x_hat.numpy()}
+
+    return grids
+
+
+def build_perturbation_trainer(cfg: PerturbationExperiment, classifier, image_shape):
+    """The (uncompiled) trainer for a perturbation experiment, built on one batch of zeros."""
+    generator = build_generator(cfg.generator, input_shape=tuple(image_shape),
+                                output_activation="tanh" if cfg.mode == "thresholded" else "sigmoid",
+                                **cfg.generator_kwargs)
+    attacker = perturbation_model(generator, cfg.mode, cfg.norm, cfg.eps, name=f"{cfg.generator}_{cfg.mode}")
+    common = dict(loss=cfg.loss, target_class=cfg.target_class, magnitude_weight=cfg.magnitude_weight,
+                  magnitude_norm=cfg.magnitude_norm, kappa=cfg.kappa)
+    if cfg.gan:
+        trainer = GANPerturbationTrainer(attacker, classifier, discriminator(tuple(image_shape)),
+                                         realism_weight=cfg.realism_weight, **common)
+    else:
+        trainer = PerturbationTrainer(attacker, classifier, **common)
+    trainer(tf.zeros((1,) + tuple(image_shape)))  # build: a custom train_step never calls the model
+    return trainer
+
+
+def train_perturbation(cfg: PerturbationExperiment, workdir: str, verbose="auto"):
+    """Trains a perturbation generator as configured; returns (trainer, metrics) and writes the run folder.
+
+    The run folder holds ``attacker.keras`` (the x -> x_hat model that export
+    turns into the zoo's SavedModel) instead of model.keras.
+    """
+    cfg.validate()
+    os.makedirs(workdir, exist_ok=True)
+    config_lib.save_json(cfg, os.path.join(workdir, "config.json"))
+    keras.utils.set_random_seed(cfg.seed)
+    train_ds, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed)
+    eval_ds, eval_info = load_split(cfg.data, cfg.data.eval_split, training=False)
+    classifier = load_target(cfg.target)
+    trainer = build_perturbation_trainer(cfg, classifier, train_info.spec.image_shape)
+    steps = steps_in(train_ds, cfg.steps_per_epoch)
+    if cfg.steps_per_epoch:
+        train_ds = train_ds.take(steps)
+    optimizer = make_optimizer(cfg.optimizer, steps, cfg.epochs)
+    if cfg.gan:
+        trainer.compile(optimizer=optimizer, d_optimizer=keras.optimizers.Adam(cfg.d_learning_rate, beta_1=0.5),
+                        jit_compile=cfg.jit_compile)
+    else:
+        trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
+    grids = ImageGridLogger(os.path.join(workdir, "logs"), _perturbation_grids(eval_ds),
+                            png_dir=os.path.join(workdir, "images"))
+    start = time.time()
+    history = trainer.fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs, shuffle=False,
+                          callbacks=standard_callbacks(workdir) + [grids], verbose=verbose)
+    train_seconds = time.time() - start
+    trainer.attacker.save(os.path.join(workdir, "attacker.keras"))
+    measured = trainer.evaluate(eval_ds, verbose=0, return_dict=True)
+    metrics = {**{k: float(v) for k, v in measured.items()}, "num_examples": eval_info.num_examples,
+               "split": cfg.data.eval_split, "data_source": f"{eval_info.source}:{eval_info.location}",
+               "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
+               "generator_params": trainer.attacker.count_params()}
+    with open(os.path.join(workdir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    log.info("Eval %s: %s", cfg.data.eval_split, metrics)
+    return trainer, metrics
+
+
+RUNNERS = {"classifier": train_classifier, "perturbation": train_perturbation}
 
 
 def run_experiment(cfg, workdir: str, verbose="auto"):

@@ -136,6 +136,22 @@ def load(name: str, zoo_dir: str | None = None, check: bool = True):
     return loaded
 
 
+def keras_layer(name: str, zoo_dir: str | None = None):
+    """Entry ``name`` (checksum verified) as a frozen ``keras.layers.TFSMLayer`` calling ``serve``.
+
+    This is how trainers use a zoo classifier as their attack target: the very
+    artifact users download, not a re-trained copy.
+    """
+    import keras
+
+    path = verify(name, zoo_dir)
+    try:
+        return keras.layers.TFSMLayer(path, call_endpoint="serve", trainable=False, name=name.replace(".", "_"))
+    except Exception as e:  # noqa: BLE001 - TF raises many types for a corrupt model
+        raise ZooError(f"Zoo entry {name!r}: the SavedModel at {path!r} cannot be loaded "
+                       f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+
+
 @contextlib.contextmanager
 def _registry_lock(zoo_dir: str):
     with open(os.path.join(zoo_dir, ".registry.lock"), "w") as lock:

@@ -1,7 +1,8 @@
 """Evaluates a zoo entry or a trained run on a dataset split.
 
     tfadv-evaluate --zoo_name=fashion_mnist_small_cnn          # checksum-verified zoo SavedModel
-    tfadv-evaluate --workdir=runs/fmnist                        # WORKDIR/model.keras + its config
+    tfadv-evaluate --workdir=runs/fmnist                        # WORKDIR's trained model + its config
+    tfadv-evaluate --zoo_name=fashion_mnist_unet_l2 --target=other_classifier   # transfer
 """
 
 import json
@@ -18,6 +19,8 @@ flags.DEFINE_enum("source", "auto", ["auto", "tfds", "keras", "idx"], "Data sour
 flags.DEFINE_string("idx_dir", None, "Folder of MNIST-format IDX files.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir with prepared datasets.")
 flags.DEFINE_integer("batch_size", 256, "Evaluation batch size.", lower_bound=1)
+flags.DEFINE_string("target", None, "For perturbation entries: evaluate against this zoo classifier instead of "
+                    "the entry's own target (transfer to another model).")
 flags.DEFINE_string("output", None, "Also write the metrics as JSON to this file.")
 flags.register_multi_flags_validator(["zoo_name", "workdir"], lambda v: bool(v["zoo_name"]) != bool(v["workdir"]),
                                      message="Give exactly one of --zoo_name or --workdir.")
@@ -30,7 +33,8 @@ def main(argv):
     data_flags = dict(split=FLAGS.split, source=FLAGS.source, idx_dir=FLAGS.idx_dir,
                       tfds_data_dir=FLAGS.tfds_data_dir, batch_size=FLAGS.batch_size)
     if FLAGS.zoo_name:
-        metrics = evaluation.evaluate_zoo_entry(FLAGS.zoo_name, zoo_dir=FLAGS.zoo_dir, **data_flags)
+        metrics = evaluation.evaluate_zoo_entry(FLAGS.zoo_name, zoo_dir=FLAGS.zoo_dir, target=FLAGS.target,
+                                                **data_flags)
     else:
         metrics = evaluation.evaluate_run(FLAGS.workdir, **data_flags)
     print(json.dumps(metrics, indent=2))

@@ -22,7 +22,7 @@ def main(argv):
     _, metrics = training.run_experiment(cfg, FLAGS.workdir)
     workdir = os.path.abspath(FLAGS.workdir)
     print(f"metrics: {metrics}")
-    print(f"model: {os.path.join(workdir, 'model.keras')}")
+    print(f"run folder: {workdir} (config.json, metrics.json, the trained model)")
     print(f"image grids: {os.path.join(workdir, 'images')}")
     print(f"TensorBoard: tensorboard --logdir {os.path.join(workdir, 'logs')}")
 

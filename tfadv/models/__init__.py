@@ -1,10 +1,12 @@
-"""Networks: target classifiers (and, in later modules, generators).
+"""Networks: target classifiers and perturbation generators.
 
 All take float32 NHWC images in [0, 1]; classifiers return logits.
 """
 
 from tfadv.models.classifiers import CLASSIFIERS, build_classifier, imagenet_classifier, resnet_cifar, small_cnn
+from tfadv.models.generators import (GENERATORS, autoencoder, build_generator, perturbation_model,
+                                     resnet_generator, unet)
 from tfadv.models.layers import ImagePreprocess
 
-__all__ = ["CLASSIFIERS", "ImagePreprocess", "build_classifier", "imagenet_classifier", "resnet_cifar",
-           "small_cnn"]
+__all__ = ["CLASSIFIERS", "GENERATORS", "ImagePreprocess", "autoencoder", "build_classifier", "build_generator",
+           "imagenet_classifier", "perturbation_model", "resnet_cifar", "resnet_generator", "small_cnn", "unet"]

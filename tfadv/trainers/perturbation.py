@@ -1,0 +1,205 @@
+"""Trainers for per-image perturbations: ``keras.Model`` subclasses with custom train/test steps.
+
+``PerturbationTrainer`` trains an x -> x_hat model (see
+:func:`tfadv.models.generators.perturbation_model`) against a frozen
+classifier. Only the generator's weights are updated. Its loss is
+
+    adversarial_loss(classifier(x_hat))  +  magnitude_weight * ||x_hat - x||_p
+
+which covers both approaches of the seed:
+
+* thresholded (approach B): the model bounds delta by construction; use
+  ``magnitude_weight=0`` (classification loss only);
+* joint (approach A): the model outputs x_hat directly; ``magnitude_weight > 0``.
+
+``GANPerturbationTrainer`` adds the seed's realism variant: a discriminator,
+trained on real images with its own optimizer in the same ``train_step``, whose
+"looks real" loss replaces (or joins) the magnitude term.
+
+Call the trainer once on a batch before ``fit``/``save`` (a custom train_step
+never calls ``self(x)``, which would leave it unbuilt).
+"""
+
+import keras
+import tensorflow as tf
+
+from tfadv.budgets import NORMS, per_example_norm
+from tfadv.errors import ConfigError
+from tfadv.losses import adversarial_loss, check_loss
+from tfadv.metrics import AttackMetrics
+
+
+def _freeze(classifier):
+    classifier.trainable = False
+    return classifier
+
+
+@keras.saving.register_keras_serializable(package="tfadv")
+class PerturbationTrainer(keras.Model):
+    """Trains ``attacker`` (x -> x_hat) to fool the frozen ``classifier``.
+
+    Args:
+        attacker: Keras model x -> x_hat in [0, 1].
+        classifier: Keras model or layer x -> logits (frozen here), e.g. a
+            ``keras.layers.TFSMLayer`` over a zoo SavedModel.
+        loss: "untargeted", "least_likely", "targeted" or "cw" (see tfadv.losses).
+        target_class: class to send every image to (targeted; optional for cw).
+        magnitude_weight: lambda of the joint loss (0: classification only).
+        magnitude_norm: "l2" or "linf", the norm the magnitude term measures.
+        kappa: confidence margin of the cw loss.
+    """
+
+    def __init__(self, attacker, classifier, loss="untargeted", target_class=None, magnitude_weight=0.0,
+                 magnitude_norm="l2", kappa=0.0, **kwargs):
+        super().__init__(**kwargs)
+        check_loss(loss, target_class)
+        if magnitude_norm not in NORMS:
+            raise ConfigError(f"magnitude_norm must be one of {NORMS}. Received: {magnitude_norm!r}")
+        if not magnitude_weight >= 0:
+            raise ConfigError(f"magnitude_weight must be >= 0. Received: {magnitude_weight!r}")
+        self.attacker = attacker
+        self.classifier = _freeze(classifier)
+        self.loss_kind, self.target_class = loss, target_class
+        self.magnitude_weight, self.magnitude_norm, self.kappa = float(magnitude_weight), magnitude_norm, kappa
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.attack_metrics = AttackMetrics(targeted=target_class is not None)
+
+    def call(self, images, training=False):
+        return self.attacker(images, training=training)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker] + self.attack_metrics.trackers
+
+    def generator_loss(self, x, x_hat, labels, clean_logits):
+        """(total loss, adversarial logits): classification term plus the weighted magnitude term."""
+        logits = self.classifier(x_hat, training=False)
+        per_example = adversarial_loss(self.loss_kind, logits, labels, clean_logits, self.target_class,
+                                       self.kappa)
+        if self.magnitude_weight:
+            per_example += self.magnitude_weight * per_example_norm(x_hat - x, self.magnitude_norm)
+        return tf.reduce_mean(per_example), logits
+
+    def train_step(self, data):
+        x, labels = data
+        clean_logits = self.classifier(x, training=False)
+        with tf.GradientTape() as tape:
+            x_hat = self.attacker(x, training=True)
+            loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
+        variables = self.attacker.trainable_variables
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        return self._update_metrics(loss, x, x_hat, labels, clean_logits, logits)
+
+    def test_step(self, data):
+        x, labels = data
+        clean_logits = self.classifier(x, training=False)
+        x_hat = self.attacker(x, training=False)
+        loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
+        return self._update_metrics(loss, x, x_hat, labels, clean_logits, logits)
+
+    def _update_metrics(self, loss, x, x_hat, labels, clean_logits, logits, **extra):
+        self.loss_tracker.update_state(loss)
+        self.attack_metrics.update(x, x_hat, labels, clean_logits, logits, self.target_class)
+        return {**{m.name: m.result() for m in self.metrics}, **extra}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "attacker": keras.saving.serialize_keras_object(self.attacker),
+            "classifier": keras.saving.serialize_keras_object(self.classifier),
+            "loss": self.loss_kind, "target_class": self.target_class,
+            "magnitude_weight": self.magnitude_weight, "magnitude_norm": self.magnitude_norm, "kappa": self.kappa,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("attacker", "classifier", "discriminator"):
+            if key in config:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def discriminator(input_shape=(28, 28, 1), filters=32, name="discriminator") -> keras.Model:
+    """DCGAN-style discriminator: strided convs with LeakyReLU, one real/fake logit."""
+    inputs = keras.Input(input_shape, name="images")
+    x = inputs
+    for i, width in enumerate((filters, filters * 2, filters * 4)):
+        x = keras.layers.Conv2D(width, 4, strides=2, padding="same", name=f"conv{i}")(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(1, name="logit")(x), name=name)
+
+
+@keras.saving.register_keras_serializable(package="tfadv")
+class GANPerturbationTrainer(PerturbationTrainer):
+    """The seed's realism variant: a discriminator's "looks real" loss in place of (or beside) the magnitude term.
+
+    Each ``train_step`` updates the discriminator (real x vs generated x_hat,
+    ``d_optimizer``) and the generator (classification + ``realism_weight`` *
+    non-saturating GAN loss + optional magnitude term, ``optimizer``). Both
+    optimizers' states survive ``save`` / ``load_model``.
+    """
+
+    def __init__(self, attacker, classifier, discriminator, realism_weight=1.0, **kwargs):
+        super().__init__(attacker, classifier, **kwargs)
+        if not realism_weight >= 0:
+            raise ConfigError(f"realism_weight must be >= 0. Received: {realism_weight!r}")
+        self.discriminator, self.realism_weight = discriminator, float(realism_weight)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.d_optimizer = None
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.d_loss_tracker]
+
+    def compile(self, optimizer=None, d_optimizer=None, **kwargs):
+        if optimizer is None or d_optimizer is None:
+            raise ConfigError("GANPerturbationTrainer.compile needs optimizer= (generator) and d_optimizer=.")
+        super().compile(optimizer=optimizer, **kwargs)
+        self.d_optimizer = keras.optimizers.get(d_optimizer)
+
+    def get_compile_config(self):
+        config = super().get_compile_config() or {}
+        config["d_optimizer"] = keras.saving.serialize_keras_object(self.d_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"))
+        d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
+        self.compile(optimizer=optimizer, d_optimizer=d_optimizer)
+        if self.built:  # build both so their saved state has somewhere to load into
+            self.optimizer.build(self.attacker.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def _bce(self, logits, real: bool):
+        labels = tf.ones_like(logits) if real else tf.zeros_like(logits)
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+    def train_step(self, data):
+        x, labels = data
+        clean_logits = self.classifier(x, training=False)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            x_hat = self.attacker(x, training=True)
+            d_real = self.discriminator(x, training=True)
+            d_fake = self.discriminator(x_hat, training=True)
+            d_loss = self._bce(d_real, True) + self._bce(d_fake, False)
+            cls_loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
+            loss = cls_loss + self.realism_weight * self._bce(d_fake, True)
+        g_vars, d_vars = self.attacker.trainable_variables, self.discriminator.trainable_variables
+        self.optimizer.apply(g_tape.gradient(loss, g_vars), g_vars)
+        self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
+        self.d_loss_tracker.update_state(d_loss)
+        return self._update_metrics(loss, x, x_hat, labels, clean_logits, logits)
+
+    def test_step(self, data):
+        x, _ = data
+        x_hat = self.attacker(x, training=False)
+        d_real, d_fake = self.discriminator(x, training=False), self.discriminator(x_hat, training=False)
+        self.d_loss_tracker.update_state(self._bce(d_real, True) + self._bce(d_fake, False))
+        return super().test_step(data)
+
+    def get_config(self):
+        return {**super().get_config(), "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "realism_weight": self.realism_weight}
