@@ -11,8 +11,8 @@ import tensorflow as tf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tool(name, *args, check=True):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1"}
+def tool(name, *args, check=True, **env_vars):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1", **env_vars}
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", f"{name}.py"), *args], env=env,
                           capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
@@ -40,6 +40,24 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     again = tool("export", f"--workdir={workdir}", "--name=tiny_cnn", f"--zoo_dir={zoo_dir}", check=False)
     assert again.returncode == 2 and "already exists" in again.stderr
 
+    # A perturbation generator against that zoo classifier, through the same three tools.
+    attack_dir = str(tmp_path / "attack")
+    tool("train", "--experiment=fashion_mnist_unet_l2", f"--workdir={attack_dir}", "--set=target=tiny_cnn",
+         f"--set=data.idx_dir={idx_dir}", "--set=epochs=1", "--set=data.batch_size=32",
+         "--set=generator_kwargs.filters=4", TFADV_ZOO_DIR=zoo_dir)
+    assert {"x_epoch001.png", "delta_amplified_epoch001.png", "x_hat_epoch001.png"} <= set(
+        os.listdir(os.path.join(attack_dir, "images")))
+    entry = json.loads(tool("export", f"--workdir={attack_dir}", "--name=tiny_unet", f"--zoo_dir={zoo_dir}").stdout)
+    entry = entry["tiny_unet"]
+    assert entry["kind"] == "perturbation" and entry["target"] == "tiny_cnn"
+    assert entry["budget"] == {"norm": "l2", "eps": 2.4}
+    assert entry["metrics"]["l2_max"] <= 2.4 and entry["metrics"]["x_hat_range"][0] >= 0
+    evaluated = json.loads(tool("evaluate", "--zoo_name=tiny_unet", f"--zoo_dir={zoo_dir}", f"--idx_dir={idx_dir}").stdout)
+    assert evaluated["adv_accuracy"] == pytest.approx(entry["metrics"]["adv_accuracy"], abs=1e-6)
+    attack = tf.saved_model.load(os.path.join(zoo_dir, "tiny_unet"))
+    x_hat = attack.serve(tf.random.uniform((3, 28, 28, 1)))
+    assert x_hat.shape == (3, 28, 28, 1) and float(tf.reduce_max(x_hat)) <= 1.0
+
 
 @pytest.mark.parametrize("args,message", [
     (["train", "--experiment=nope", "--workdir=/tmp/x"], "Unknown experiment 'nope'"),
@@ -49,6 +67,11 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     (["train", "--workdir=/tmp/x"], "exactly one of --experiment or --config"),
     (["evaluate", "--zoo_name=nope"], "Unknown zoo entry 'nope'"),
     (["evaluate", "--zoo_name=x", "--batch_size=0"], "batch_size"),
+    (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=eps=0"], "eps must be finite and > 0"),
+    (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=loss=targeted"],
+     "needs target_class"),
+    (["train", "--experiment=fashion_mnist_unet_joint", "--workdir=/tmp/x", "--set=magnitude_weight=0"],
+     "nothing keeps x_hat close"),
 ])
 def test_bad_input_gets_one_clear_line_not_a_traceback(args, message):
     proc = tool(*args, check=False)

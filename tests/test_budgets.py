@@ -1,0 +1,93 @@
+"""The budget is a guarantee: property tests on hostile inputs, checked in float64."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tfadv import budgets
+from tfadv.errors import ConfigError
+
+SHAPE = (3, 6, 5, 2)
+hostile = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32, allow_subnormal=False),
+    st.sampled_from([0.0, -0.0, 1e-38, -1e-38, 1e30, -3e38, 1.0, -1.0]),
+)
+
+
+def norms64(delta, norm):
+    flat = np.asarray(delta, np.float64).reshape(len(delta), -1)
+    return np.sqrt((flat**2).sum(1)) if norm == "l2" else np.abs(flat).max(1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    raw=hnp.arrays(np.float32, SHAPE, elements=hostile),
+    x=hnp.arrays(np.float32, SHAPE, elements=st.floats(0, 1, width=32, allow_subnormal=False)),
+    norm=st.sampled_from(budgets.NORMS),
+    mode=st.sampled_from(budgets.MODES),
+    eps=st.sampled_from([1e-4, 0.03, 0.3, 2.4, 10.0, 1e4]),
+)
+def test_every_delta_satisfies_its_bound_and_pixel_range(raw, x, norm, mode, eps):
+    x_hat = budgets.bounded_perturbation(x, raw, norm, eps, mode).numpy()
+    assert np.all(np.isfinite(x_hat))
+    assert x_hat.min() >= 0.0 and x_hat.max() <= 1.0
+    delta = x_hat.astype(np.float64) - x.astype(np.float64)
+    assert np.all(norms64(delta, norm) <= eps), (norms64(delta, norm), eps)
+    assert np.all(norms64(budgets.constrain(raw, norm, eps, mode).numpy(), norm) <= eps)
+
+
+@settings(max_examples=30, deadline=None)
+@given(raw=hnp.arrays(np.float32, SHAPE, elements=st.floats(0.0010000000474974513, 1, width=32, allow_subnormal=False)),
+       norm=st.sampled_from(budgets.NORMS), eps=st.sampled_from([0.05, 2.4]))
+def test_scale_mode_uses_the_whole_budget(raw, norm, eps):
+    raw = raw * np.where(np.arange(raw.size).reshape(raw.shape) % 3, 1, -1).astype(np.float32)  # both signs
+    delta = budgets.constrain(raw, norm, eps, "scale").numpy()
+    np.testing.assert_allclose(norms64(delta, norm), eps, rtol=1e-4)
+
+
+def test_project_mode_leaves_small_perturbations_alone():
+    raw = np.full(SHAPE, 1e-3, np.float32)
+    np.testing.assert_allclose(budgets.constrain(raw, "l2", 2.4, "project"), raw)
+    np.testing.assert_allclose(budgets.constrain(raw, "linf", 0.1, "project"), raw)
+
+
+def test_clipping_never_adds_magnitude_on_saturated_images():
+    x = np.concatenate([np.zeros((1, 4, 4, 1)), np.ones((1, 4, 4, 1))]).astype(np.float32)
+    raw = np.concatenate([-np.ones((1, 4, 4, 1)), np.ones((1, 4, 4, 1))]).astype(np.float32)
+    x_hat = budgets.bounded_perturbation(x, raw, "l2", 2.0).numpy()
+    np.testing.assert_array_equal(x_hat, x)  # all of the perturbation points out of range
+
+
+def test_layer_is_differentiable_and_serializable(tmp_path):
+    layer = budgets.NormBoundedPerturbation("l2", 1.5)
+    x = tf.random.uniform((2, 8, 8, 1), 0.2, 0.8, seed=0)
+    raw = tf.Variable(tf.random.normal((2, 8, 8, 1), seed=1))
+    with tf.GradientTape() as tape:
+        out = tf.reduce_sum(layer([x, raw]) * tf.random.normal((2, 8, 8, 1), seed=2))
+    grad = tape.gradient(out, raw)
+    assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
+    inputs = [keras.Input((8, 8, 1)), keras.Input((8, 8, 1))]
+    model = keras.Model(inputs, layer(inputs))
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded([x, raw]), model([x, raw]), atol=1e-6)
+    assert reloaded.layers[-1].get_config()["eps"] == 1.5
+
+
+@pytest.mark.parametrize("norm,eps,message", [
+    ("l1", 1.0, "norm must be one of"),
+    ("l2", 0.0, "eps must be finite and > 0"),
+    ("l2", -1.0, "eps must be finite and > 0"),
+    ("linf", float("nan"), "eps must be finite and > 0"),
+    ("linf", float("inf"), "eps must be finite and > 0"),
+    ("l2", "big", "eps must be a number"),
+])
+def test_bad_budgets_are_refused(norm, eps, message):
+    with pytest.raises(ConfigError, match=message):
+        budgets.NormBoundedPerturbation(norm, eps)
+    with pytest.raises(ConfigError, match=message):
+        budgets.constrain(np.zeros((1, 2, 2, 1), np.float32), norm, eps)
