@@ -105,3 +105,121 @@ def _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts,
             best = tf.where(better, x_adv, best)
             best_loss = tf.minimum(value, best_loss)
     return best
+
+
+def deepfool(classifier, x, *, num_classes: int, overshoot: float = 0.02, max_iter: int = 20):
+    """DeepFool (Moosavi-Dezfooli et al. 2016), L2, batched: a small perturbation that crosses the nearest boundary.
+
+    Returns r [B, H, W, C] such that the prediction on ``clip(x + r, 0, 1)``
+    differs from the clean one for the examples it managed within ``max_iter``
+    linearisation steps. The gradients of each class logit come from one
+    backward pass per class (works for SavedModel functions too).
+    """
+    x = tf.clip_by_value(tf.convert_to_tensor(x, tf.float32), 0.0, 1.0)
+    return _deepfool(classifier, x, num_classes, float(overshoot), int(max_iter))
+
+
+def _deepfool(classifier, x, num_classes, overshoot, max_iter):
+    original = tf.argmax(classifier(x), -1, output_type=tf.int32)
+    shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 1], tf.int32)], 0)
+    r_total = tf.zeros_like(x)
+    for _ in range(max_iter):
+        x_adv = tf.clip_by_value(x + (1 + overshoot) * r_total, 0.0, 1.0)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x_adv)
+            logits = classifier(x_adv)
+            per_class = [tf.reduce_sum(logits[:, k]) for k in range(num_classes)]
+        active = tf.argmax(logits, -1, output_type=tf.int32) == original
+        if not bool(tf.reduce_any(active)):
+            break
+        grads = tf.stack([tape.gradient(per_class[k], x_adv) for k in range(num_classes)], 1)  # [B, K, ...]
+        del tape
+        f = logits - tf.gather(logits, original, batch_dims=1)[:, None]  # [B, K], <= 0 while not fooled
+        w = grads - tf.gather(grads, original, batch_dims=1)[:, None]
+        w_norm = tf.sqrt(tf.reduce_sum(tf.square(tf.reshape(w, tf.concat([tf.shape(w)[:2], [-1]], 0))), -1))
+        ratio = tf.abs(f) / (w_norm + 1e-8)
+        ratio = tf.where(tf.one_hot(original, num_classes) > 0, tf.fill(tf.shape(ratio), float("inf")), ratio)
+        nearest = tf.argmin(ratio, -1, output_type=tf.int32)
+        w_k = tf.gather(w, nearest, batch_dims=1)
+        step = tf.reshape((tf.gather(ratio, nearest, batch_dims=1) + 1e-4)
+                          / (tf.gather(w_norm, nearest, batch_dims=1) + 1e-8), shape) * w_k
+        r_total += tf.where(tf.reshape(active, shape), step, tf.zeros_like(step))
+    return (1 + overshoot) * r_total
+
+
+def _fooling_rate(classifier, dataset, u) -> float:
+    fooled = total = 0
+    for images, _ in dataset:
+        clean = tf.argmax(classifier(images), -1)
+        adv = tf.argmax(classifier(tf.clip_by_value(images + u, 0.0, 1.0)), -1)
+        fooled += int(tf.reduce_sum(tf.cast(clean != adv, tf.int32)))
+        total += int(images.shape[0])
+    return fooled / max(total, 1)
+
+
+def universal_iterative(classifier, dataset, *, eps: float, norm: str = "l2", num_classes: int = 10,
+                        target_fooling_rate: float = 0.8, max_passes: int = 5, overshoot: float = 0.02,
+                        max_iter: int = 20):
+    """Universal adversarial perturbation (Moosavi-Dezfooli et al. 2017), mini-batch variant.
+
+    Passes over ``dataset`` (batches of (images, labels)); for the images that
+    the current U does not fool yet, DeepFool finds the minimal extra push at
+    x + U, and U <- project(U + r_i) one image at a time. Stops when the
+    fooling rate over ``dataset`` reaches ``target_fooling_rate`` or after
+    ``max_passes``. The original computes each r_i at the U updated by the
+    previous image; here each batch's r_i are computed at the batch's starting
+    U (vectorised), then applied in turn.
+
+    Returns:
+        (U [1, H, W, C] inside the eps-ball, list of fooling rates after each pass).
+    """
+    eps = check_budget(norm, eps)
+    u = None
+    history = []
+    for _ in range(max_passes):
+        for images, _ in dataset:
+            if u is None:
+                u = tf.zeros((1,) + tuple(images.shape[1:]))
+            clean = tf.argmax(classifier(images), -1)
+            adv = tf.argmax(classifier(tf.clip_by_value(images + u, 0.0, 1.0)), -1)
+            todo = tf.boolean_mask(images, clean == adv)
+            if not todo.shape[0]:
+                continue
+            pushes = deepfool(classifier, tf.clip_by_value(todo + u, 0.0, 1.0), num_classes=num_classes,
+                              overshoot=overshoot, max_iter=max_iter)
+            for push in tf.unstack(pushes):
+                u = constrain(u + push[None], norm, eps, "project")
+        history.append(_fooling_rate(classifier, dataset, u))
+        if history[-1] >= target_fooling_rate:
+            break
+    return u, history
+
+
+def universal_sgd(classifier, dataset, *, eps: float, norm: str = "l2", epochs: int = 5,
+                  learning_rate: float = 0.01, loss: str = "untargeted", target_class: int | None = None):
+    """The simple baseline: one variable U trained with Adam on the adversarial loss, projected after each step.
+
+    Returns U [1, H, W, C] inside the eps-ball.
+    """
+    eps = check_budget(norm, eps)
+    check_loss(loss, target_class)
+    u, optimizer, step = None, None, None
+    for _ in range(epochs):
+        for images, labels in dataset:
+            if u is None:
+                u = tf.Variable(tf.zeros((1,) + tuple(images.shape[1:])))
+                import keras
+
+                optimizer = keras.optimizers.Adam(learning_rate)
+
+                @tf.function(reduce_retracing=True)
+                def step(images, labels):
+                    clean_logits = classifier(images) if loss == "least_likely" else None
+                    with tf.GradientTape() as tape:
+                        logits = classifier(tf.clip_by_value(images + u, 0.0, 1.0))
+                        value = tf.reduce_mean(adversarial_loss(loss, logits, labels, clean_logits, target_class))
+                    optimizer.apply([tape.gradient(value, u)], [u])
+                    u.assign(constrain(u, norm, eps, "project"))
+
+            step(images, labels)
+    return tf.convert_to_tensor(u)

@@ -32,28 +32,40 @@ def evaluate_classifier(model_or_fn, dataset: tf.data.Dataset) -> dict:
     return {"accuracy": correct / total, "num_examples": total}
 
 
-def measure_attack(attack, classifier, dataset: tf.data.Dataset, target_class: int | None = None) -> dict:
+def measure_attack(attack, classifier, dataset: tf.data.Dataset, target_class: int | None = None,
+                   confusion: bool = False) -> dict:
     """Attack metrics of ``attack`` (x -> x_hat) against ``classifier`` (x -> logits) over ``dataset``.
 
     Both may be Keras models or SavedModel ``serve`` functions. Returns
     adv_accuracy, clean_accuracy, fooling_rate, L2 / L-inf mean and max of
     x_hat - x (and target_success when ``target_class`` is set), num_examples,
-    and ``x_hat_range`` (min, max) to check the [0, 1] contract.
+    and ``x_hat_range`` (min, max) to check the [0, 1] contract. With
+    ``confusion``: the confusion matrix of true label -> prediction on x_hat
+    (rows: true classes) and the share of images sent to the most common class.
     """
     from tfadv.metrics import AttackMetrics
 
     attack, classifier = predictor(attack), predictor(classifier)
     metrics = AttackMetrics(targeted=target_class is not None)
-    total, low, high = 0, float("inf"), float("-inf")
+    total, low, high, pairs = 0, float("inf"), float("-inf"), []
     for images, labels in dataset:
         x_hat = attack(images)
-        metrics.update(images, x_hat, labels, classifier(images), classifier(x_hat), target_class)
+        adv_logits = classifier(x_hat)
+        metrics.update(images, x_hat, labels, classifier(images), adv_logits, target_class)
+        if confusion:
+            pairs.append((labels, tf.argmax(adv_logits, -1, output_type=tf.int32), adv_logits.shape[-1]))
         total += int(labels.shape[0])
         low, high = min(low, float(tf.reduce_min(x_hat))), max(high, float(tf.reduce_max(x_hat)))
     if total == 0:
         raise ValueError("measure_attack got an empty dataset.")
-    return {**{m.name: round(float(m.result()), 6) for m in metrics.trackers}, "num_examples": total,
-            "x_hat_range": [low, high]}
+    result = {**{m.name: round(float(m.result()), 6) for m in metrics.trackers}, "num_examples": total,
+              "x_hat_range": [low, high]}
+    if confusion:
+        k = pairs[0][2]
+        matrix = sum(tf.math.confusion_matrix(y, p, num_classes=k) for y, p, _ in pairs).numpy()
+        result["confusion"] = matrix.tolist()
+        result["top_destination_share"] = round(float(matrix.sum(0).max() / matrix.sum()), 6)
+    return result
 
 
 def load_target(target: str, zoo_dir: str | None = None):
@@ -107,7 +119,8 @@ def evaluate_zoo_entry(name: str, zoo_dir=None, split="test", source="auto", idx
     classifier = zoo.load(target, zoo_dir)
     ds, info = data_lib.load(found["dataset"], split, batch_size=batch_size, source=source, idx_dir=idx_dir,
                              tfds_data_dir=tfds_data_dir)
-    metrics = measure_attack(loaded.serve, classifier.serve, ds, found["config"].get("target_class"))
+    metrics = measure_attack(loaded.serve, classifier.serve, ds, found["config"].get("target_class"),
+                             confusion=found["kind"] == "universal")
     return {"zoo_name": name, "target": target, "dataset": found["dataset"], "split": split, **metrics,
             "data_source": f"{info.source}:{info.location}"}
 

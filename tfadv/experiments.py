@@ -103,13 +103,15 @@ class ClassifierExperiment(TrainingConfig):
 
 @dataclasses.dataclass
 class PerturbationExperiment(TrainingConfig):
-    """Training a per-image perturbation generator against a frozen target classifier.
+    """Training a perturbation generator against a frozen target classifier.
 
     ``target`` is a zoo entry name (its SavedModel, checksum-verified) or a path
     to a ``.keras`` classifier. ``mode``: "thresholded" (tanh delta scaled to
-    ``eps`` in ``norm``; set magnitude_weight 0) or "joint" (x_hat directly,
-    ``magnitude_weight`` * ||x_hat - x||_magnitude_norm in the loss). ``gan``
-    adds the discriminator realism term with weight ``realism_weight``.
+    ``eps`` in ``norm``; set magnitude_weight 0), "joint" (x_hat directly,
+    ``magnitude_weight`` * ||x_hat - x||_magnitude_norm in the loss) or
+    "universal" (one U from fixed noise drawn with ``seed``, scaled to ``eps``,
+    added to every image). ``gan`` adds the discriminator realism term with
+    weight ``realism_weight``.
     """
 
     kind: str = "perturbation"
@@ -132,12 +134,14 @@ class PerturbationExperiment(TrainingConfig):
         super().validate()
         from tfadv.budgets import NORMS, check_budget
         from tfadv.losses import check_loss
-        from tfadv.models.generators import GENERATORS, PERTURBATION_MODES
+        from tfadv.models.generators import GENERATORS
+
+        modes = ("thresholded", "joint", "universal")
 
         if self.generator not in GENERATORS:
             raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
-        if self.mode not in PERTURBATION_MODES:
-            raise ConfigError(f"mode must be one of {PERTURBATION_MODES}. Received: {self.mode!r}")
+        if self.mode not in modes:
+            raise ConfigError(f"mode must be one of {modes}. Received: {self.mode!r}")
         check_budget(self.norm, self.eps)
         check_loss(self.loss, self.target_class, get_spec(self.data.dataset).num_classes)
         if self.magnitude_norm not in NORMS:
@@ -227,6 +231,25 @@ def fashion_mnist_unet_gan() -> PerturbationExperiment:
     return cfg
 
 
+def fashion_mnist_universal_l2() -> PerturbationExperiment:
+    """The seed's universal perturbation: U-Net on fixed noise -> one U with L2 = 2.5 for every image."""
+    return PerturbationExperiment(
+        data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=False),
+        target="fashion_mnist_small_cnn",
+        generator="unet", generator_kwargs={"depth": 2, "filters": 16, "batch_norm": False},
+        mode="universal", norm="l2", eps=2.5, loss="untargeted",
+        optimizer=OptimizerConfig(name="adam", learning_rate=1e-3, warmup_epochs=0.1),
+        epochs=2,
+    )
+
+
+def fashion_mnist_universal_linf() -> PerturbationExperiment:
+    """Universal perturbation with an L-inf budget of 0.1."""
+    cfg = fashion_mnist_universal_l2()
+    cfg.norm, cfg.eps = "linf", 0.1
+    return cfg
+
+
 def mnist_unet_l2() -> PerturbationExperiment:
     """The seed's MNIST setting (L2 2.4); needs MNIST files and an MNIST zoo classifier."""
     cfg = fashion_mnist_unet_l2()
@@ -263,6 +286,8 @@ EXPERIMENTS: dict[str, Callable[[], Any]] = {
     "fashion_mnist_autoencoder_l2": fashion_mnist_autoencoder_l2,
     "fashion_mnist_unet_joint": fashion_mnist_unet_joint,
     "fashion_mnist_unet_gan": fashion_mnist_unet_gan,
+    "fashion_mnist_universal_l2": fashion_mnist_universal_l2,
+    "fashion_mnist_universal_linf": fashion_mnist_universal_linf,
     "mnist_unet_l2": mnist_unet_l2,
     "cifar10_unet_linf": cifar10_unet_linf,
     "imagenet_unet_linf": imagenet_unet_linf,

@@ -51,10 +51,18 @@ def write_classifier(export_dir: str, model: keras.Model) -> None:
                       [image_spec(model.input_shape[1:])], track=[model])
 
 
-def write_perturbation(export_dir: str, attacker: keras.Model) -> None:
-    """Exports an x -> x_hat model under the zoo contract (x_hat in [0, 1])."""
-    write_saved_model(export_dir, lambda images: attacker(images, training=False),
-                      [image_spec(attacker.input_shape[1:])], track=[attacker])
+def write_perturbation(export_dir: str, attacker: keras.Model, image_shape) -> None:
+    """Exports an x -> x_hat model under the zoo contract (x_hat in [0, 1]).
+
+    A universal attacker also gets a ``perturbation`` endpoint (no input)
+    returning U [1, H, W, C], so U itself can be inspected or reused.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(attacker)
+    archive.add_endpoint("serve", lambda images: attacker(images, training=False), [image_spec(image_shape)])
+    if hasattr(attacker, "perturbation"):
+        archive.add_endpoint("perturbation", lambda: attacker.perturbation(training=False), [])
+    archive.write_out(export_dir, verbose=False)
 
 
 def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: bool = False,
@@ -73,18 +81,22 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
               "command": f"tfadv-evaluate --zoo_name={name} --split={data_cfg.eval_split}"}
     with zoo.staging(name, zoo_dir, overwrite=overwrite) as stage:
         if cfg.kind == "perturbation":
-            write_perturbation(stage.path, model)
+            write_perturbation(stage.path, model, info.spec.image_shape)
             loaded = tf.saved_model.load(stage.path)
             measured = evaluation.measure_attack(loaded.serve, evaluation.load_target(cfg.target, zoo_dir), ds,
-                                                 cfg.target_class)
+                                                 cfg.target_class, confusion=cfg.mode == "universal")
+            kind = "universal" if cfg.mode == "universal" else "perturbation"
             extra = {"target": cfg.target, "output": "x_hat",
-                     "budget": {"norm": cfg.norm, "eps": cfg.eps} if cfg.mode == "thresholded" else None}
+                     "budget": {"norm": cfg.norm, "eps": cfg.eps} if cfg.mode != "joint" else None}
+            if kind == "universal":
+                extra["endpoints"] = {"serve": "x -> x_hat", "perturbation": "() -> U [1, H, W, C]"}
         else:
             write_classifier(stage.path, model)
             loaded = tf.saved_model.load(stage.path)
             measured = evaluation.evaluate_classifier(loaded.serve, ds)
-            extra = {"output": "logits"}
+            kind, extra = cfg.kind, {"output": "logits"}
         metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured.items()}
-        return stage.commit(kind=cfg.kind, dataset=data_cfg.dataset, metrics={**metrics, **common},
-                            config=to_dict(cfg), input_shape=list(model.input_shape[1:]),
+        input_shape = list(info.spec.image_shape)
+        return stage.commit(kind=kind, dataset=data_cfg.dataset, metrics={**metrics, **common},
+                            config=to_dict(cfg), input_shape=input_shape,
                             params=model.count_params(), tfadv_version=__version__, **extra)

@@ -26,6 +26,7 @@ from tfadv.evaluation import evaluate_classifier, load_target
 from tfadv.experiments import ClassifierExperiment, DataConfig, OptimizerConfig, PerturbationExperiment
 from tfadv.models import build_classifier
 from tfadv.models.generators import build_generator, perturbation_model
+from tfadv.models.universal import UniversalPerturbation
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator
 
 log = logging.getLogger("tfadv.training")
@@ -152,9 +153,13 @@ def _perturbation_grids(eval_ds: tf.data.Dataset):
 def build_perturbation_trainer(cfg: PerturbationExperiment, classifier, image_shape):
     """The (uncompiled) trainer for a perturbation experiment, built on one batch of zeros."""
     generator = build_generator(cfg.generator, input_shape=tuple(image_shape),
-                                output_activation="tanh" if cfg.mode == "thresholded" else "sigmoid",
+                                output_activation="sigmoid" if cfg.mode == "joint" else "tanh",
                                 **cfg.generator_kwargs)
-    attacker = perturbation_model(generator, cfg.mode, cfg.norm, cfg.eps, name=f"{cfg.generator}_{cfg.mode}")
+    if cfg.mode == "universal":
+        attacker = UniversalPerturbation(generator, cfg.norm, cfg.eps, noise_seed=cfg.seed,
+                                         name=f"{cfg.generator}_universal")
+    else:
+        attacker = perturbation_model(generator, cfg.mode, cfg.norm, cfg.eps, name=f"{cfg.generator}_{cfg.mode}")
     common = dict(loss=cfg.loss, target_class=cfg.target_class, magnitude_weight=cfg.magnitude_weight,
                   magnitude_norm=cfg.magnitude_norm, kappa=cfg.kappa)
     if cfg.gan:
