@@ -27,6 +27,7 @@ setup(
             "tfadv-train=tfadv_tools.train:run",
             "tfadv-evaluate=tfadv_tools.evaluate:run",
             "tfadv-export=tfadv_tools.export:run",
+            "tfadv-stylize=tfadv_tools.stylize:run",
         ],
     },
 )

@@ -61,10 +61,9 @@ class OptimizerConfig:
 
 
 @dataclasses.dataclass
-class TrainingConfig:
-    """Fields every trained experiment has: data, optimizer, schedule length, seed."""
+class ScheduleConfig:
+    """Fields every trained experiment has: optimizer, schedule length, seed."""
 
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     epochs: int = 10
     steps_per_epoch: int | None = None  # cap per epoch, for quick runs
@@ -72,12 +71,23 @@ class TrainingConfig:
     jit_compile: bool = False
 
     def validate(self):
-        self.data.validate()
         self.optimizer.validate()
         if self.epochs <= 0:
             raise ConfigError(f"epochs must be > 0. Received: {self.epochs!r}")
         if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
             raise ConfigError(f"steps_per_epoch must be > 0 or null. Received: {self.steps_per_epoch!r}")
+        return self
+
+
+@dataclasses.dataclass
+class TrainingConfig(ScheduleConfig):
+    """A trained experiment on a labelled dataset (tfadv.data)."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+    def validate(self):
+        super().validate()
+        self.data.validate()
         return self
 
 
@@ -155,7 +165,42 @@ class PerturbationExperiment(TrainingConfig):
         return self
 
 
-KINDS: dict[str, type] = {"classifier": ClassifierExperiment, "perturbation": PerturbationExperiment}
+@dataclasses.dataclass
+class StyleExperiment(ScheduleConfig):
+    """Training a style-transfer network on (content, style) pairs from two image folders.
+
+    ``method``: "gram" (the seed's Gram-stack network) or "adain". ``vgg_weights``:
+    "imagenet", a local VGG16 weights file, or null (random: for tests only).
+    """
+
+    kind: str = "style"
+    method: str = "gram"
+    content_dir: str = "data/content"
+    style_dir: str = "data/style"
+    size: int = 256
+    batch_size: int = 4
+    network_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    vgg_weights: str | None = "imagenet"
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
+
+    def validate(self):
+        super().validate()
+        if self.method not in ("gram", "adain"):
+            raise ConfigError(f"method must be gram or adain. Received: {self.method!r}")
+        multiple = 16 if self.method == "gram" else 8
+        if self.size <= 0 or self.size % multiple:
+            raise ConfigError(f"size must be a positive multiple of {multiple}. Received: {self.size!r}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be > 0. Received: {self.batch_size!r}")
+        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
+            raise ConfigError("content_weight, style_weight and tv_weight must be >= 0.")
+        return self
+
+
+KINDS: dict[str, type] = {"classifier": ClassifierExperiment, "perturbation": PerturbationExperiment,
+                          "style": StyleExperiment}
 
 
 def fashion_mnist_cnn() -> ClassifierExperiment:
@@ -277,6 +322,22 @@ def imagenet_unet_linf() -> PerturbationExperiment:
     )
 
 
+def style_gram_stack() -> StyleExperiment:
+    """The seed's arbitrary style transfer at 256 px (needs ImageNet VGG16 weights and a GPU to be useful)."""
+    return StyleExperiment(method="gram", size=256, batch_size=4,
+                           network_kwargs={"repeats": 32, "filters": [256, 128, 64]},
+                           optimizer=OptimizerConfig(name="adam", learning_rate=1e-3, schedule="constant"),
+                           content_weight=1.0, style_weight=10.0, tv_weight=1e-4, epochs=10)
+
+
+def style_adain() -> StyleExperiment:
+    """AdaIN baseline at 256 px (Huang & Belongie: lr 1e-4, style weight 10)."""
+    cfg = style_gram_stack()
+    cfg.method, cfg.network_kwargs = "adain", {}
+    cfg.optimizer.learning_rate = 1e-4
+    return cfg
+
+
 EXPERIMENTS: dict[str, Callable[[], Any]] = {
     "fashion_mnist_cnn": fashion_mnist_cnn,
     "mnist_cnn": mnist_cnn,
@@ -288,6 +349,8 @@ EXPERIMENTS: dict[str, Callable[[], Any]] = {
     "fashion_mnist_unet_gan": fashion_mnist_unet_gan,
     "fashion_mnist_universal_l2": fashion_mnist_universal_l2,
     "fashion_mnist_universal_linf": fashion_mnist_universal_linf,
+    "style_gram_stack": style_gram_stack,
+    "style_adain": style_adain,
     "mnist_unet_l2": mnist_unet_l2,
     "cifar10_unet_linf": cifar10_unet_linf,
     "imagenet_unet_linf": imagenet_unet_linf,

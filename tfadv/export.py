@@ -8,6 +8,8 @@ models return x_hat in [0, 1]. Check one with plain TensorFlow:
     logits = loaded.serve(images)
 """
 
+import json
+import os
 from typing import Callable, Sequence
 
 import keras
@@ -65,6 +67,24 @@ def write_perturbation(export_dir: str, attacker: keras.Model, image_shape) -> N
     archive.write_out(export_dir, verbose=False)
 
 
+def write_style(export_dir: str, network: keras.Model) -> None:
+    """Exports a style network: ``serve(content, style)``, both float32 [B, S, S, 3] in [0, 1] -> image."""
+    shape = network.output_shape[1:]
+    write_saved_model(export_dir, lambda content, style: network({"content": content, "style": style},
+                                                                  training=False),
+                      [image_spec(shape, "content"), image_spec(shape, "style")], track=[network])
+
+
+def _training_figures(workdir: str) -> dict:
+    """train_seconds and epochs_run from the run's metrics.json, when present (kept for the record)."""
+    path = os.path.join(workdir, "metrics.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        run = json.load(f)
+    return {k: run[k] for k in ("train_seconds", "epochs_run") if k in run}
+
+
 def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: bool = False,
                source: str | None = None, idx_dir: str | None = None) -> dict:
     """Exports a training run into the zoo as entry ``name``, measured from the exported SavedModel.
@@ -73,6 +93,8 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
     run's eval split, i.e. exactly what a user checking the registry gets.
     """
     cfg, model = evaluation.load_run(workdir)
+    if cfg.kind == "style":
+        return _export_style_run(workdir, name, cfg, model, zoo_dir, overwrite)
     data_cfg = cfg.data
     ds, info = data_lib.load(data_cfg.dataset, data_cfg.eval_split, batch_size=256,
                              source=source or data_cfg.source, idx_dir=idx_dir or data_cfg.idx_dir,
@@ -96,7 +118,24 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
             measured = evaluation.evaluate_classifier(loaded.serve, ds)
             kind, extra = cfg.kind, {"output": "logits"}
         metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured.items()}
+        metrics.update(_training_figures(workdir))
         input_shape = list(info.spec.image_shape)
         return stage.commit(kind=kind, dataset=data_cfg.dataset, metrics={**metrics, **common},
                             config=to_dict(cfg), input_shape=input_shape,
                             params=model.count_params(), tfadv_version=__version__, **extra)
+
+
+def _export_style_run(workdir, name, cfg, network, zoo_dir, overwrite):
+    """Style networks have no accuracy: the entry records the run's final losses and the VGG weights used."""
+    with zoo.staging(name, zoo_dir, overwrite=overwrite) as stage:
+        write_style(stage.path, network)
+        loaded = tf.saved_model.load(stage.path)
+        probe = tf.random.stateless_uniform((1,) + tuple(network.output_shape[1:]), (0, 0))
+        output = loaded.serve(probe, probe)
+        with open(os.path.join(workdir, "metrics.json")) as f:
+            metrics = json.load(f)
+        metrics["output_range"] = [float(tf.reduce_min(output)), float(tf.reduce_max(output))]
+        return stage.commit(kind="style", dataset=f"folders:{cfg.content_dir}|{cfg.style_dir}", metrics=metrics,
+                            config=to_dict(cfg), input_shape=list(network.output_shape[1:]),
+                            output="stylised image", params=network.count_params(), tfadv_version=__version__,
+                            endpoints={"serve": "(content, style) -> image"})

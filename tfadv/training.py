@@ -23,11 +23,15 @@ from tfadv import config as config_lib
 from tfadv import data as data_lib
 from tfadv.callbacks import ImageGridLogger
 from tfadv.evaluation import evaluate_classifier, load_target
-from tfadv.experiments import ClassifierExperiment, DataConfig, OptimizerConfig, PerturbationExperiment
+from tfadv.data.images import image_pairs
+from tfadv.experiments import (ClassifierExperiment, DataConfig, OptimizerConfig, PerturbationExperiment,
+                               StyleExperiment)
 from tfadv.models import build_classifier
 from tfadv.models.generators import build_generator, perturbation_model
+from tfadv.models.style import adain_network, gram_stack_network
 from tfadv.models.universal import UniversalPerturbation
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator
+from tfadv.trainers.style import StyleTransferTrainer
 
 log = logging.getLogger("tfadv.training")
 
@@ -212,7 +216,54 @@ def train_perturbation(cfg: PerturbationExperiment, workdir: str, verbose="auto"
     return trainer, metrics
 
 
-RUNNERS = {"classifier": train_classifier, "perturbation": train_perturbation}
+def build_style_network(cfg: StyleExperiment):
+    """The style network of a style experiment."""
+    if cfg.method == "gram":
+        return gram_stack_network(size=cfg.size, vgg_weights=cfg.vgg_weights, **cfg.network_kwargs)
+    return adain_network(size=cfg.size, vgg_weights=cfg.vgg_weights, **cfg.network_kwargs)
+
+
+def _style_grids(pairs: tf.data.Dataset):
+    """grids_fn for ImageGridLogger: content | style | output rows of a fixed batch."""
+    content, style = next(iter(pairs.unbatch().batch(8)))
+
+    def grids(trainer):
+        return {"content": content.numpy(), "style": style.numpy(),
+                "output": trainer({"content": content, "style": style}).numpy()}
+
+    return grids
+
+
+def train_style(cfg: StyleExperiment, workdir: str, verbose="auto"):
+    """Trains a style network as configured; returns (trainer, metrics). The run folder holds model.keras."""
+    cfg.validate()
+    os.makedirs(workdir, exist_ok=True)
+    config_lib.save_json(cfg, os.path.join(workdir, "config.json"))
+    keras.utils.set_random_seed(cfg.seed)
+    pairs = image_pairs(cfg.content_dir, cfg.style_dir, cfg.size, cfg.batch_size, cfg.seed)
+    trainer = StyleTransferTrainer(build_style_network(cfg), cfg.method, cfg.content_weight, cfg.style_weight,
+                                   cfg.tv_weight, vgg_weights=cfg.vgg_weights)
+    sample = next(iter(pairs))
+    trainer({"content": sample[0][:1], "style": sample[1][:1]})  # build before fit / save
+    steps = steps_in(pairs, cfg.steps_per_epoch)
+    pairs_epoch = pairs.take(steps)
+    trainer.compile(optimizer=make_optimizer(cfg.optimizer, steps, cfg.epochs), jit_compile=cfg.jit_compile)
+    grids = ImageGridLogger(os.path.join(workdir, "logs"), _style_grids(pairs),
+                            png_dir=os.path.join(workdir, "images"))
+    start = time.time()
+    history = trainer.fit(pairs_epoch, epochs=cfg.epochs, shuffle=False,
+                          callbacks=standard_callbacks(workdir) + [grids], verbose=verbose)
+    trainer.network.save(os.path.join(workdir, "model.keras"))
+    metrics = {**{k: float(v[-1]) for k, v in history.history.items()},
+               "first_epoch_loss": float(history.history["loss"][0]),
+               "train_seconds": round(time.time() - start, 1), "epochs_run": len(history.epoch),
+               "params": trainer.network.count_params(), "vgg_weights": cfg.vgg_weights}
+    with open(os.path.join(workdir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    return trainer, metrics
+
+
+RUNNERS = {"classifier": train_classifier, "perturbation": train_perturbation, "style": train_style}
 
 
 def run_experiment(cfg, workdir: str, verbose="auto"):

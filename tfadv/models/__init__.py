@@ -7,8 +7,9 @@ from tfadv.models.classifiers import CLASSIFIERS, build_classifier, imagenet_cla
 from tfadv.models.generators import (GENERATORS, autoencoder, build_generator, perturbation_model,
                                      resnet_generator, unet)
 from tfadv.models.layers import ImagePreprocess
+from tfadv.models.style import AdaIN, GramStack, adain_network, gram_stack_network, vgg_features
 from tfadv.models.universal import UniversalPerturbation
 
 __all__ = ["CLASSIFIERS", "GENERATORS", "ImagePreprocess", "autoencoder", "build_classifier", "build_generator",
            "imagenet_classifier", "perturbation_model", "resnet_cifar", "resnet_generator", "small_cnn", "unet",
-           "UniversalPerturbation"]
+           "UniversalPerturbation", "AdaIN", "GramStack", "adain_network", "gram_stack_network", "vgg_features"]

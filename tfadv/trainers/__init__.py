@@ -1,5 +1,6 @@
 """Trainers: ``keras.Model`` subclasses whose ``train_step`` implements tfadv's attack losses."""
 
 from tfadv.trainers.perturbation import GANPerturbationTrainer, PerturbationTrainer, discriminator
+from tfadv.trainers.style import StyleTransferTrainer
 
-__all__ = ["GANPerturbationTrainer", "PerturbationTrainer", "discriminator"]
+__all__ = ["GANPerturbationTrainer", "PerturbationTrainer", "StyleTransferTrainer", "discriminator"]

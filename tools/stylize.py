@@ -1,0 +1,37 @@
+"""Stylises an image file with an exported style network.
+
+    tfadv-stylize --saved_model=zoo/my_style --content=photo.jpg --style=painting.jpg --output=out.png
+    tfadv-stylize --zoo_name=my_style ...          # checksum-verified zoo entry
+"""
+
+from absl import flags
+
+from tfadv import cli
+
+flags.DEFINE_string("saved_model", None, "Exported style SavedModel folder.")
+flags.DEFINE_string("zoo_name", None, "Zoo entry of kind 'style' instead of --saved_model.")
+flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: $TFADV_ZOO_DIR or the checkout's zoo/).")
+flags.DEFINE_string("content", None, "Content image file.")
+flags.DEFINE_string("style", None, "Style image file.")
+flags.DEFINE_string("output", None, "Output PNG file.")
+flags.mark_flags_as_required(["content", "style", "output"])
+flags.register_multi_flags_validator(["saved_model", "zoo_name"],
+                                     lambda v: bool(v["saved_model"]) != bool(v["zoo_name"]),
+                                     message="Give exactly one of --saved_model or --zoo_name.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    from tfadv import style_io
+
+    path = style_io.stylize_file(FLAGS.content, FLAGS.style, FLAGS.output, saved_model=FLAGS.saved_model,
+                                 zoo_name=FLAGS.zoo_name, zoo_dir=FLAGS.zoo_dir)
+    print(f"wrote {path}")
+
+
+def run():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    run()
