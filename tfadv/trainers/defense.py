@@ -1,0 +1,180 @@
+"""Defences: training the classifier against attacks (the seed's future work).
+
+``JointAdversarialTrainer``: classifier and perturbation generator trained
+together, two optimizers in one ``train_step``. Each step the generator is
+updated to fool the *current* classifier within its budget, then the
+classifier is updated on a mix of clean images and the generator's fresh
+adversarial images.
+
+``PGDAdversarialTrainer``: Madry et al.'s reference defence: the classifier is
+trained on PGD adversarial examples (optionally mixed with clean images).
+
+Both expose the classifier as ``.classifier`` (what the zoo exports).
+"""
+
+import keras
+import tensorflow as tf
+
+from tfadv.attacks import pgd
+from tfadv.errors import ConfigError
+from tfadv.losses import adversarial_loss
+from tfadv.metrics import AttackMetrics
+
+
+def _check_mix(adversarial_fraction):
+    if not 0.0 <= adversarial_fraction <= 1.0:
+        raise ConfigError(f"adversarial_fraction must be in [0, 1]. Received: {adversarial_fraction!r}")
+    return float(adversarial_fraction)
+
+
+def _mixed_cross_entropy(logits_clean, logits_adv, labels, adversarial_fraction):
+    ce = keras.losses.sparse_categorical_crossentropy
+    return ((1.0 - adversarial_fraction) * tf.reduce_mean(ce(labels, logits_clean, from_logits=True))
+            + adversarial_fraction * tf.reduce_mean(ce(labels, logits_adv, from_logits=True)))
+
+
+class _DefenseBase(keras.Model):
+    """Shared metrics: classifier loss, clean accuracy and the attack metrics of the training attack."""
+
+    def __init__(self, classifier, adversarial_fraction=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.classifier = classifier
+        self.adversarial_fraction = _check_mix(adversarial_fraction)
+        self.loss_tracker = keras.metrics.Mean(name="classifier_loss")
+        self.attack_metrics = AttackMetrics(targeted=False)
+
+    def call(self, images, training=False):
+        return self.classifier(images, training=training)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker] + self.attack_metrics.trackers
+
+    def adversarial(self, x, labels):
+        raise NotImplementedError
+
+    def test_step(self, data):
+        x, labels = data
+        x_adv = self.adversarial(x, labels)
+        clean_logits = self.classifier(x, training=False)
+        adv_logits = self.classifier(x_adv, training=False)
+        self.loss_tracker.update_state(
+            _mixed_cross_entropy(clean_logits, adv_logits, labels, self.adversarial_fraction))
+        self.attack_metrics.update(x, x_adv, labels, clean_logits, adv_logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _classifier_step(self, x, x_adv, labels):
+        with tf.GradientTape() as tape:
+            clean_logits = self.classifier(x, training=True)
+            adv_logits = self.classifier(x_adv, training=True)
+            loss = _mixed_cross_entropy(clean_logits, adv_logits, labels, self.adversarial_fraction)
+        variables = self.classifier.trainable_variables
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        self.loss_tracker.update_state(loss)
+        self.attack_metrics.update(x, x_adv, labels, clean_logits, adv_logits)
+
+    def get_config(self):
+        return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier),
+                "adversarial_fraction": self.adversarial_fraction}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("classifier", "attacker"):
+            if key in config:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="tfadv")
+class JointAdversarialTrainer(_DefenseBase):
+    """Classifier and generator trained together (see module doc).
+
+    Args:
+        classifier: trainable classifier, [0, 1] images -> logits.
+        attacker: x -> x_hat model with its own budget (a thresholded perturbation model).
+        adversarial_fraction: weight of the adversarial images in the classifier loss.
+        generator_steps: generator updates per classifier update.
+        attack_loss: the generator's adversarial loss (tfadv.losses).
+
+    Compile with ``optimizer=`` (classifier) and ``g_optimizer=`` (generator).
+    """
+
+    def __init__(self, classifier, attacker, adversarial_fraction=0.5, generator_steps=1, attack_loss="cw",
+                 **kwargs):
+        super().__init__(classifier, adversarial_fraction, **kwargs)
+        if not isinstance(generator_steps, int) or generator_steps < 1:
+            raise ConfigError(f"generator_steps must be an int >= 1. Received: {generator_steps!r}")
+        self.attacker, self.generator_steps, self.attack_loss = attacker, generator_steps, attack_loss
+        self.g_loss_tracker = keras.metrics.Mean(name="generator_loss")
+        self.g_optimizer = None
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.g_loss_tracker]
+
+    def compile(self, optimizer=None, g_optimizer=None, **kwargs):
+        if optimizer is None or g_optimizer is None:
+            raise ConfigError("JointAdversarialTrainer.compile needs optimizer= (classifier) and g_optimizer=.")
+        super().compile(optimizer=optimizer, **kwargs)
+        self.g_optimizer = keras.optimizers.get(g_optimizer)
+
+    def get_compile_config(self):
+        config = super().get_compile_config() or {}
+        config["g_optimizer"] = keras.saving.serialize_keras_object(self.g_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"))
+        g_optimizer = keras.saving.deserialize_keras_object(config.pop("g_optimizer"))
+        self.compile(optimizer=optimizer, g_optimizer=g_optimizer)
+        if self.built:
+            self.optimizer.build(self.classifier.trainable_variables)
+            self.g_optimizer.build(self.attacker.trainable_variables)
+
+    def adversarial(self, x, labels):
+        return self.attacker(x, training=False)
+
+    def train_step(self, data):
+        x, labels = data
+        for _ in range(self.generator_steps):
+            with tf.GradientTape() as tape:
+                logits = self.classifier(self.attacker(x, training=True), training=False)
+                g_loss = tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=2.0))
+            g_vars = self.attacker.trainable_variables
+            self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+        self.g_loss_tracker.update_state(g_loss)
+        self._classifier_step(x, tf.stop_gradient(self.attacker(x, training=False)), labels)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {**super().get_config(), "attacker": keras.saving.serialize_keras_object(self.attacker),
+                "generator_steps": self.generator_steps, "attack_loss": self.attack_loss}
+
+
+@keras.saving.register_keras_serializable(package="tfadv")
+class PGDAdversarialTrainer(_DefenseBase):
+    """Madry et al.: train the classifier on PGD examples within (norm, eps).
+
+    Args:
+        classifier: trainable classifier.
+        norm, eps: the budget; steps: PGD steps per training batch (7-10 is usual).
+        adversarial_fraction: weight of the PGD images in the loss (1.0: Madry's pure form).
+    """
+
+    def __init__(self, classifier, norm="linf", eps=0.1, steps=7, adversarial_fraction=0.5, **kwargs):
+        super().__init__(classifier, adversarial_fraction, **kwargs)
+        self.norm, self.eps, self.steps = norm, float(eps), int(steps)
+
+    def adversarial(self, x, labels):
+        frozen = lambda images: self.classifier(images, training=False)  # noqa: E731
+        return tf.stop_gradient(pgd(frozen, x, labels, eps=self.eps, norm=self.norm, steps=self.steps))
+
+    def train_step(self, data):
+        x, labels = data
+        self._classifier_step(x, self.adversarial(x, labels), labels)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {**super().get_config(), "norm": self.norm, "eps": self.eps, "steps": self.steps}
