@@ -80,3 +80,15 @@ def test_imagenet_wrapper_loads_a_local_weights_file(tmp_path):
 
 def test_registry_lists_all_families():
     assert {"small_cnn", "resnet_cifar", "vgg16", "resnet50", "inception_v3"} <= set(CLASSIFIERS)
+
+
+def test_flip_average_is_mirror_invariant_and_reloads(tmp_path):
+    from tfadv.models import flip_average
+
+    base = build_classifier("small_cnn", filters=[4, 8])
+    model = flip_average(base)
+    x = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(model(x), model(x[:, :, ::-1]), atol=1e-5)
+    np.testing.assert_allclose(model(x), (base(x) + base(x[:, :, ::-1])) / 2, atol=1e-5)
+    model.save(tmp_path / "tta.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "tta.keras")(x), model(x), atol=1e-5)

@@ -83,6 +83,7 @@ def load_run(workdir: str):
     """Returns (config, model) of a training run folder."""
     cfg = experiments.load_json(os.path.join(workdir, "config.json"))
     path = os.path.join(workdir, "attacker.keras" if cfg.kind == "perturbation" else "model.keras")
+    # A defence run's model.keras is its defended classifier: it is evaluated and exported like any classifier.
     if not os.path.isfile(path):
         raise ZooError(f"No trained model at {path!r}: train the run first (tfadv-train --workdir={workdir}).")
     try:

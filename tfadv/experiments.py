@@ -99,6 +99,7 @@ class ClassifierExperiment(TrainingConfig):
     model: str = "small_cnn"
     model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     label_smoothing: float = 0.0
+    test_time_flip: bool = False  # serve the mean logits of the image and its mirror (tfadv.models.flip_average)
 
     def validate(self):
         super().validate()
@@ -108,6 +109,8 @@ class ClassifierExperiment(TrainingConfig):
             raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing!r}")
+        if self.test_time_flip and not get_spec(self.data.dataset).flip_augment:
+            raise ConfigError(f"test_time_flip: a mirror image of {self.data.dataset} does not keep its label.")
         return self
 
 
@@ -166,6 +169,48 @@ class PerturbationExperiment(TrainingConfig):
 
 
 @dataclasses.dataclass
+class DefenseExperiment(TrainingConfig):
+    """Training a defended classifier from scratch: joint (classifier + generator) or PGD adversarial training.
+
+    ``method``: "joint" (a thresholded ``generator`` trained to fool the current
+    classifier, two optimizers per step) or "pgd" (Madry et al., ``pgd_steps``).
+    Both attack within (``norm``, ``eps``); the classifier loss mixes clean and
+    adversarial images with weight ``adversarial_fraction`` on the latter.
+    """
+
+    kind: str = "defense"
+    method: str = "joint"
+    model: str = "small_cnn"
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    norm: str = "linf"
+    eps: float = 0.1
+    adversarial_fraction: float = 0.5
+    pgd_steps: int = 7
+    generator: str = "unet"
+    generator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    generator_steps: int = 1
+    g_learning_rate: float = 1e-3
+
+    def validate(self):
+        super().validate()
+        from tfadv.budgets import check_budget
+        from tfadv.models import CLASSIFIERS, GENERATORS
+
+        if self.method not in ("joint", "pgd"):
+            raise ConfigError(f"method must be joint or pgd. Received: {self.method!r}")
+        if self.model not in CLASSIFIERS:
+            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
+        if self.generator not in GENERATORS:
+            raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
+        check_budget(self.norm, self.eps)
+        if not 0 <= self.adversarial_fraction <= 1:
+            raise ConfigError(f"adversarial_fraction must be in [0, 1]. Received: {self.adversarial_fraction!r}")
+        if self.pgd_steps < 1 or self.generator_steps < 1:
+            raise ConfigError("pgd_steps and generator_steps must be >= 1.")
+        return self
+
+
+@dataclasses.dataclass
 class StyleExperiment(ScheduleConfig):
     """Training a style-transfer network on (content, style) pairs from two image folders.
 
@@ -200,17 +245,37 @@ class StyleExperiment(ScheduleConfig):
 
 
 KINDS: dict[str, type] = {"classifier": ClassifierExperiment, "perturbation": PerturbationExperiment,
-                          "style": StyleExperiment}
+                          "style": StyleExperiment, "defense": DefenseExperiment}
 
 
 def fashion_mnist_cnn() -> ClassifierExperiment:
-    """The zoo's Fashion-MNIST target classifier (see zoo/registry.json for its measured accuracy)."""
+    """The zoo's Fashion-MNIST target classifier (see zoo/registry.json for its measured accuracy).
+
+    Found by timing candidates on 2 CPU cores: full-resolution convs are the cost, so one BN-free 32-wide
+    stem conv, then 64 at 14x14, 2 x 128 at 7x7, a flatten + 256 dense head; AdamW with strong decoupled
+    weight decay, label smoothing, flips and +-2 px translations; flip averaging at test time. Measured
+    here: 16 epochs (678 s) reach 93.31% (93.36% with the flip average); 30 epochs are needed for 93.5%.
+    """
     return ClassifierExperiment(
-        data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=True),
+        data=DataConfig(dataset="fashion_mnist", batch_size=256, augment=True),
         model="small_cnn",
-        model_kwargs={"input_shape": [28, 28, 1], "num_classes": 10},
-        optimizer=OptimizerConfig(name="adamw", learning_rate=2e-3, weight_decay=5e-4, warmup_epochs=1),
-        epochs=15,
+        model_kwargs={"filters": [[32], [64], [128, 128]], "head": "flatten", "stem_batch_norm": False,
+                      "dense_units": 256, "dropout": 0.3, "mean": 0.286, "std": 0.353},
+        optimizer=OptimizerConfig(name="adamw", learning_rate=3e-3, weight_decay=0.05, warmup_epochs=1),
+        epochs=30,
+        label_smoothing=0.1,
+        test_time_flip=True,
+    )
+
+
+def fashion_mnist_cnn_gap() -> ClassifierExperiment:
+    """A second, differently built Fashion-MNIST classifier (GAP head, 6 BN convs): the transfer target."""
+    return ClassifierExperiment(
+        data=DataConfig(dataset="fashion_mnist", batch_size=256, augment=True),
+        model="small_cnn",
+        model_kwargs={"filters": [16, 32, 64], "convs_per_stage": 2, "head": "gap", "mean": 0.286, "std": 0.353},
+        optimizer=OptimizerConfig(name="adamw", learning_rate=3e-3, weight_decay=0.01, warmup_epochs=0.5),
+        epochs=5,
         label_smoothing=0.1,
     )
 
@@ -322,6 +387,25 @@ def imagenet_unet_linf() -> PerturbationExperiment:
     )
 
 
+def fashion_mnist_joint_defense_linf() -> DefenseExperiment:
+    """The seed's future work: classifier and U-Net generator trained together, L-inf 0.1."""
+    base = fashion_mnist_cnn()
+    return DefenseExperiment(
+        data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=True), method="joint",
+        model=base.model, model_kwargs=dict(base.model_kwargs), norm="linf", eps=0.1,
+        generator="unet", generator_kwargs={"depth": 2, "filters": 16},
+        optimizer=OptimizerConfig(name="adamw", learning_rate=2e-3, weight_decay=0.05, warmup_epochs=1),
+        epochs=10,
+    )
+
+
+def fashion_mnist_pgd_defense_linf() -> DefenseExperiment:
+    """Madry et al.'s PGD adversarial training at the same budget: the reference defence."""
+    cfg = fashion_mnist_joint_defense_linf()
+    cfg.method = "pgd"
+    return cfg
+
+
 def style_gram_stack() -> StyleExperiment:
     """The seed's arbitrary style transfer at 256 px (needs ImageNet VGG16 weights and a GPU to be useful)."""
     return StyleExperiment(method="gram", size=256, batch_size=4,
@@ -340,6 +424,7 @@ def style_adain() -> StyleExperiment:
 
 EXPERIMENTS: dict[str, Callable[[], Any]] = {
     "fashion_mnist_cnn": fashion_mnist_cnn,
+    "fashion_mnist_cnn_gap": fashion_mnist_cnn_gap,
     "mnist_cnn": mnist_cnn,
     "cifar10_resnet20": cifar10_resnet20,
     "imagenet_vgg16": imagenet_vgg16,
@@ -349,6 +434,8 @@ EXPERIMENTS: dict[str, Callable[[], Any]] = {
     "fashion_mnist_unet_gan": fashion_mnist_unet_gan,
     "fashion_mnist_universal_l2": fashion_mnist_universal_l2,
     "fashion_mnist_universal_linf": fashion_mnist_universal_linf,
+    "fashion_mnist_joint_defense_linf": fashion_mnist_joint_defense_linf,
+    "fashion_mnist_pgd_defense_linf": fashion_mnist_pgd_defense_linf,
     "style_gram_stack": style_gram_stack,
     "style_adain": style_adain,
     "mnist_unet_l2": mnist_unet_l2,

@@ -116,7 +116,8 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
             write_classifier(stage.path, model)
             loaded = tf.saved_model.load(stage.path)
             measured = evaluation.evaluate_classifier(loaded.serve, ds)
-            kind, extra = cfg.kind, {"output": "logits"}
+            kind = "defended_classifier" if cfg.kind == "defense" else "classifier"
+            extra = {"output": "logits"}
         metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured.items()}
         metrics.update(_training_figures(workdir))
         input_shape = list(info.spec.image_shape)

@@ -6,7 +6,7 @@ A run lives in one work directory::
     WORKDIR/logs/            TensorBoard: scalars (train/validation) and images/
     WORKDIR/images/          the same image grids as PNG files
     WORKDIR/backup/          BackupAndRestore state: rerunning a killed run resumes here
-    WORKDIR/model.keras      the trained model
+    WORKDIR/model.keras      the trained model (attacker.keras for perturbation runs: the x -> x_hat model)
     WORKDIR/metrics.json     evaluation on the eval split, with the data source used
 """
 
@@ -22,15 +22,16 @@ import tensorflow as tf
 from tfadv import config as config_lib
 from tfadv import data as data_lib
 from tfadv.callbacks import ImageGridLogger
-from tfadv.evaluation import evaluate_classifier, load_target
 from tfadv.data.images import image_pairs
-from tfadv.experiments import (ClassifierExperiment, DataConfig, OptimizerConfig, PerturbationExperiment,
-                               StyleExperiment)
-from tfadv.models import build_classifier
+from tfadv.evaluation import evaluate_classifier, load_target
+from tfadv.experiments import (ClassifierExperiment, DataConfig, DefenseExperiment, OptimizerConfig,
+                               PerturbationExperiment, StyleExperiment)
+from tfadv.models import build_classifier, flip_average
 from tfadv.models.generators import build_generator, perturbation_model
 from tfadv.models.style import adain_network, gram_stack_network
 from tfadv.models.universal import UniversalPerturbation
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator
+from tfadv.trainers.defense import JointAdversarialTrainer, PGDAdversarialTrainer
 from tfadv.trainers.style import StyleTransferTrainer
 
 log = logging.getLogger("tfadv.training")
@@ -78,7 +79,7 @@ def standard_callbacks(workdir: str, backup_every_steps: int | None = None) -> l
     ]
 
 
-def _classifier_grids(eval_ds: tf.data.Dataset, num_classes: int):
+def _classifier_grids(eval_ds: tf.data.Dataset):
     """grids_fn for ImageGridLogger: a fixed batch of eval images, and the misclassified ones among them."""
     images, labels = next(iter(eval_ds.unbatch().batch(256)))
 
@@ -93,38 +94,56 @@ def _classifier_grids(eval_ds: tf.data.Dataset, num_classes: int):
     return grids
 
 
+def start_run(cfg, workdir: str) -> None:
+    """Validates ``cfg``, creates the run folder with its config.json, and seeds every RNG."""
+    cfg.validate()
+    os.makedirs(workdir, exist_ok=True)
+    config_lib.save_json(cfg, os.path.join(workdir, "config.json"))
+    keras.utils.set_random_seed(cfg.seed)
+
+
+def labelled_splits(cfg):
+    """(train_ds capped at steps_per_epoch, eval_ds, train_info, eval_info, steps per epoch) of a config."""
+    train_ds, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed)
+    eval_ds, eval_info = load_split(cfg.data, cfg.data.eval_split, training=False)
+    steps = steps_in(train_ds, cfg.steps_per_epoch)
+    return train_ds.take(steps), eval_ds, train_info, eval_info, steps
+
+
+def finish_run(workdir: str, metrics: dict) -> dict:
+    """Writes metrics.json into the run folder and logs it."""
+    with open(os.path.join(workdir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    log.info("Run %s: %s", workdir, metrics)
+    return metrics
+
+
 def _one_hot(num_classes):
     return lambda images, labels: (images, tf.one_hot(labels, num_classes))
 
 
 def train_classifier(cfg: ClassifierExperiment, workdir: str, verbose="auto") -> tuple[keras.Model, dict]:
     """Trains a target classifier as configured; returns (model, metrics) and writes the run folder."""
-    cfg.validate()
-    os.makedirs(workdir, exist_ok=True)
-    config_lib.save_json(cfg, os.path.join(workdir, "config.json"))
-    keras.utils.set_random_seed(cfg.seed)
-
-    train_ds, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed)
-    eval_ds, eval_info = load_split(cfg.data, cfg.data.eval_split, training=False)
+    start_run(cfg, workdir)
+    train_ds, eval_ds, train_info, eval_info, steps = labelled_splits(cfg)
     spec = train_info.spec
     kwargs = {"input_shape": list(spec.image_shape), "num_classes": spec.num_classes, **cfg.model_kwargs}
     model = build_classifier(cfg.model, **kwargs)
-    steps = steps_in(train_ds, cfg.steps_per_epoch)
-    if cfg.steps_per_epoch:
-        train_ds = train_ds.take(steps)
     model.compile(
         optimizer=make_optimizer(cfg.optimizer, steps, cfg.epochs),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=cfg.jit_compile,
     )
-    grids = ImageGridLogger(os.path.join(workdir, "logs"), _classifier_grids(eval_ds, spec.num_classes),
+    grids = ImageGridLogger(os.path.join(workdir, "logs"), _classifier_grids(eval_ds),
                             png_dir=os.path.join(workdir, "images"))
     one_hot = _one_hot(spec.num_classes)
     start = time.time()
     history = model.fit(train_ds.map(one_hot), validation_data=eval_ds.map(one_hot), epochs=cfg.epochs,
                         callbacks=standard_callbacks(workdir) + [grids], shuffle=False, verbose=verbose)
     train_seconds = time.time() - start
+    if cfg.test_time_flip:
+        model = flip_average(model)
     model.save(os.path.join(workdir, "model.keras"))
 
     metrics = evaluate_classifier(model, eval_ds)
@@ -134,10 +153,7 @@ def train_classifier(cfg: ClassifierExperiment, workdir: str, verbose="auto") ->
         "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
         "params": model.count_params(),
     }
-    with open(os.path.join(workdir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    log.info("Eval %s: %s", cfg.data.eval_split, metrics)
-    return model, metrics
+    return model, finish_run(workdir, metrics)
 
 
 def _perturbation_grids(eval_ds: tf.data.Dataset):
@@ -181,17 +197,9 @@ def train_perturbation(cfg: PerturbationExperiment, workdir: str, verbose="auto"
     The run folder holds ``attacker.keras`` (the x -> x_hat model that export
     turns into the zoo's SavedModel) instead of model.keras.
     """
-    cfg.validate()
-    os.makedirs(workdir, exist_ok=True)
-    config_lib.save_json(cfg, os.path.join(workdir, "config.json"))
-    keras.utils.set_random_seed(cfg.seed)
-    train_ds, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed)
-    eval_ds, eval_info = load_split(cfg.data, cfg.data.eval_split, training=False)
-    classifier = load_target(cfg.target)
-    trainer = build_perturbation_trainer(cfg, classifier, train_info.spec.image_shape)
-    steps = steps_in(train_ds, cfg.steps_per_epoch)
-    if cfg.steps_per_epoch:
-        train_ds = train_ds.take(steps)
+    start_run(cfg, workdir)
+    train_ds, eval_ds, train_info, eval_info, steps = labelled_splits(cfg)
+    trainer = build_perturbation_trainer(cfg, load_target(cfg.target), train_info.spec.image_shape)
     optimizer = make_optimizer(cfg.optimizer, steps, cfg.epochs)
     if cfg.gan:
         trainer.compile(optimizer=optimizer, d_optimizer=keras.optimizers.Adam(cfg.d_learning_rate, beta_1=0.5),
@@ -210,10 +218,7 @@ def train_perturbation(cfg: PerturbationExperiment, workdir: str, verbose="auto"
                "split": cfg.data.eval_split, "data_source": f"{eval_info.source}:{eval_info.location}",
                "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
                "generator_params": trainer.attacker.count_params()}
-    with open(os.path.join(workdir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    log.info("Eval %s: %s", cfg.data.eval_split, metrics)
-    return trainer, metrics
+    return trainer, finish_run(workdir, metrics)
 
 
 def build_style_network(cfg: StyleExperiment):
@@ -236,10 +241,7 @@ def _style_grids(pairs: tf.data.Dataset):
 
 def train_style(cfg: StyleExperiment, workdir: str, verbose="auto"):
     """Trains a style network as configured; returns (trainer, metrics). The run folder holds model.keras."""
-    cfg.validate()
-    os.makedirs(workdir, exist_ok=True)
-    config_lib.save_json(cfg, os.path.join(workdir, "config.json"))
-    keras.utils.set_random_seed(cfg.seed)
+    start_run(cfg, workdir)
     pairs = image_pairs(cfg.content_dir, cfg.style_dir, cfg.size, cfg.batch_size, cfg.seed)
     trainer = StyleTransferTrainer(build_style_network(cfg), cfg.method, cfg.content_weight, cfg.style_weight,
                                    cfg.tv_weight, vgg_weights=cfg.vgg_weights)
@@ -258,12 +260,59 @@ def train_style(cfg: StyleExperiment, workdir: str, verbose="auto"):
                "first_epoch_loss": float(history.history["loss"][0]),
                "train_seconds": round(time.time() - start, 1), "epochs_run": len(history.epoch),
                "params": trainer.network.count_params(), "vgg_weights": cfg.vgg_weights}
-    with open(os.path.join(workdir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    return trainer, metrics
+    return trainer, finish_run(workdir, metrics)
 
 
-RUNNERS = {"classifier": train_classifier, "perturbation": train_perturbation, "style": train_style}
+def build_defense_trainer(cfg: DefenseExperiment, image_shape, num_classes):
+    """The (uncompiled, built) defence trainer of a defence experiment, around a fresh classifier."""
+    classifier = build_classifier(cfg.model, **{"input_shape": list(image_shape), "num_classes": num_classes,
+                                                **cfg.model_kwargs})
+    if cfg.method == "pgd":
+        trainer = PGDAdversarialTrainer(classifier, cfg.norm, cfg.eps, steps=cfg.pgd_steps,
+                                        adversarial_fraction=cfg.adversarial_fraction)
+    else:
+        generator = build_generator(cfg.generator, input_shape=tuple(image_shape), output_activation="tanh",
+                                    **cfg.generator_kwargs)
+        trainer = JointAdversarialTrainer(classifier, perturbation_model(generator, "thresholded", cfg.norm, cfg.eps),
+                                          adversarial_fraction=cfg.adversarial_fraction,
+                                          generator_steps=cfg.generator_steps)
+    trainer(tf.zeros((1,) + tuple(image_shape)))
+    return trainer
+
+
+def train_defense(cfg: DefenseExperiment, workdir: str, verbose="auto"):
+    """Trains a defended classifier as configured; returns (trainer, metrics).
+
+    The run folder holds ``model.keras`` (the defended classifier, what export
+    publishes) and, for the joint method, ``attacker.keras`` (its co-trained generator).
+    """
+    start_run(cfg, workdir)
+    train_ds, eval_ds, train_info, eval_info, steps = labelled_splits(cfg)
+    spec = train_info.spec
+    trainer = build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
+    optimizer = make_optimizer(cfg.optimizer, steps, cfg.epochs)
+    if cfg.method == "joint":
+        trainer.compile(optimizer=optimizer, g_optimizer=keras.optimizers.Adam(cfg.g_learning_rate),
+                        jit_compile=cfg.jit_compile)
+    else:
+        trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
+    start = time.time()
+    history = trainer.fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs, shuffle=False,
+                          callbacks=standard_callbacks(workdir), verbose=verbose)
+    train_seconds = time.time() - start
+    trainer.classifier.save(os.path.join(workdir, "model.keras"))
+    if cfg.method == "joint":
+        trainer.attacker.save(os.path.join(workdir, "attacker.keras"))
+    measured = trainer.evaluate(eval_ds, verbose=0, return_dict=True)
+    metrics = {**{k: float(v) for k, v in measured.items()}, "accuracy": float(measured["clean_accuracy"]),
+               "num_examples": eval_info.num_examples, "split": cfg.data.eval_split,
+               "data_source": f"{eval_info.source}:{eval_info.location}", "train_seconds": round(train_seconds, 1),
+               "epochs_run": len(history.epoch)}
+    return trainer, finish_run(workdir, metrics)
+
+
+RUNNERS = {"classifier": train_classifier, "perturbation": train_perturbation, "style": train_style,
+           "defense": train_defense}
 
 
 def run_experiment(cfg, workdir: str, verbose="auto"):

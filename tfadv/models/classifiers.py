@@ -7,16 +7,12 @@ returns logits. Builders are found by name in ``CLASSIFIERS``:
     model = build_classifier("small_cnn", input_shape=(28, 28, 1), num_classes=10)
 """
 
-import logging
-import os
-
 import keras
 from keras import layers
 
 from tfadv.errors import ConfigError
-from tfadv.models.layers import ImagePreprocess
-
-log = logging.getLogger("tfadv.models")
+from tfadv.models.applications import build_application
+from tfadv.models.layers import HorizontalFlip, ImagePreprocess
 
 
 def _check_shape(input_shape, num_classes, min_side=1):
@@ -39,36 +35,52 @@ def _conv_bn_relu(x, filters, kernel_size=3, strides=1, name=None):
 
 
 def small_cnn(input_shape=(28, 28, 1), num_classes=10, filters=(32, 64, 128), convs_per_stage=2,
-              dense_units=0, dropout=0.0, mean=0.5, std=0.5, name="small_cnn"):
-    """A VGG-style CNN for small images: stages of 3x3 conv-BN-ReLU, 2x2 max-pool between stages.
+              dense_units=0, dropout=0.0, mean=0.5, std=0.5, head="gap", stem_batch_norm=True, name="small_cnn"):
+    """A VGG-style CNN for small images: stages of 3x3 conv(-BN)-ReLU with 2x2 max-pooling between them.
 
     Args:
         input_shape: (H, W, C) of the [0, 1] input images.
         num_classes: number of logits.
-        filters: channels of each stage; the spatial size halves after every
-            stage but the last, which ends in global average pooling.
-        convs_per_stage: conv layers per stage.
-        dense_units: width of a hidden dense layer before the logits (0: none).
-        dropout: dropout rate before the logits (0: none).
+        filters: one entry per stage: an int (``convs_per_stage`` convs of that
+            width) or a list of widths (one conv each). The spatial size halves
+            between stages.
+        convs_per_stage: convs per stage for int entries of ``filters``.
+        dense_units: width of a hidden dense-BN-ReLU layer before the logits (0: none).
+        dropout: dropout rate before the hidden layer and before the logits (0: none).
         mean, std: input standardisation constants (scalar or per channel).
+        head: "gap" (global average pooling) or "flatten" (2x2 max-pool, then flatten).
+        stem_batch_norm: batch norm on the first conv (off saves CPU time at full resolution).
     """
     input_shape = _check_shape(input_shape, num_classes)
-    if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
-        raise ConfigError(f"filters must be a non-empty list of positive ints. Received: filters={filters!r}")
+    stages = [[f] * convs_per_stage if isinstance(f, int) else list(f) for f in (filters or [])]
+    if not stages or not all(w and all(isinstance(f, int) and f > 0 for f in w) for w in stages):
+        raise ConfigError(f"filters must be a non-empty list of positive ints or lists of them. "
+                          f"Received: filters={filters!r}")
     if not isinstance(convs_per_stage, int) or convs_per_stage < 1:
         raise ConfigError(f"convs_per_stage must be an int >= 1. Received: convs_per_stage={convs_per_stage!r}")
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+    if head not in ("gap", "flatten"):
+        raise ConfigError(f"head must be 'gap' or 'flatten'. Received: head={head!r}")
     inputs = keras.Input(input_shape, name="images")
     x = ImagePreprocess("standardize", mean=mean, std=std, name="preprocess")(inputs)
-    for stage, width in enumerate(filters):
+    for stage, widths in enumerate(stages):
         if stage:
             x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
-        for i in range(convs_per_stage):
-            x = _conv_bn_relu(x, width, name=f"stage{stage}_{i}")
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+        for i, width in enumerate(widths):
+            if stage == 0 and i == 0 and not stem_batch_norm:
+                x = layers.Conv2D(width, 3, padding="same", activation="relu", name="stem")(x)
+            else:
+                x = _conv_bn_relu(x, width, name=f"stage{stage}_{i}")
+    if head == "gap":
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+    else:
+        x = layers.Flatten(name="flatten")(layers.MaxPooling2D(2, name="head_pool")(x))
     if dense_units:
-        x = layers.Dense(dense_units, activation="relu", name="hidden")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name="hidden_dropout")(x)
+        x = layers.Dense(dense_units, use_bias=False, name="hidden")(x)
+        x = layers.ReLU(name="hidden_relu")(layers.BatchNormalization(name="hidden_bn")(x))
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
@@ -127,24 +139,27 @@ def imagenet_classifier(arch="vgg16", input_shape=None, num_classes=1000, weight
     app_name, mode, native = _IMAGENET_APPS[arch]
     input_shape = _check_shape(tuple(input_shape) if input_shape else native, num_classes, min_side=32)
     full_head = input_shape == native and num_classes == 1000
-    local_file = None
-    if weights not in (None, "imagenet"):
-        if not isinstance(weights, str) or not os.path.isfile(weights):
-            raise ConfigError(f"weights must be 'imagenet', None, or an existing weights file. Received: {weights!r}")
-        local_file, weights = weights, None
-    if weights is None and local_file is None:
-        log.warning("%s is built with RANDOM weights (weights=None): it is not an ImageNet classifier.", arch)
-    app = getattr(keras.applications, app_name)(
-        include_top=full_head, weights=weights, input_shape=input_shape,
-        classifier_activation=None, pooling=None if full_head else "avg")
-    if local_file:
-        app.load_weights(local_file)
-        log.info("Loaded %s weights from %s.", arch, local_file)
+    app = build_application(
+        app_name, weights, f"{arch} is built with RANDOM weights (weights=None): it is not an ImageNet classifier.",
+        include_top=full_head, input_shape=input_shape, classifier_activation=None,
+        pooling=None if full_head else "avg")
     inputs = keras.Input(input_shape, name="images")
     x = ImagePreprocess(mode, name="preprocess")(inputs)
     x = app(x)
     logits = x if full_head else layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, logits, name=name or arch)
+
+
+def flip_average(model: keras.Model, name: str | None = None) -> keras.Model:
+    """Wraps a classifier so that its logits are the mean over the image and its mirror image.
+
+    Test-time augmentation for datasets whose labels survive a horizontal flip
+    (Fashion-MNIST, CIFAR-10; not digits). The wrapper is an ordinary
+    differentiable functional model: attacks see exactly what is served.
+    """
+    inputs = keras.Input(model.input_shape[1:], name="images")
+    logits = layers.Average(name="flip_average")([model(inputs), model(HorizontalFlip(name="mirror")(inputs))])
+    return keras.Model(inputs, logits, name=name or f"{model.name}_flip_tta")
 
 
 CLASSIFIERS = {

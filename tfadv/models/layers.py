@@ -59,3 +59,14 @@ class ImagePreprocess(keras.layers.Layer):
 
 def _as_tuple(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class HorizontalFlip(keras.layers.Layer):
+    """Mirrors NHWC images left-right (for test-time flip averaging)."""
+
+    def call(self, images):
+        return ops.flip(images, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

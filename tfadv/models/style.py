@@ -17,16 +17,12 @@ instance normalisation, a trained mirror decoder, and alpha blending.
 ``content_layer``.
 """
 
-import logging
-import os
-
 import keras
 from keras import layers, ops
 
 from tfadv.errors import ConfigError
+from tfadv.models.applications import build_application
 from tfadv.models.layers import ImagePreprocess
-
-log = logging.getLogger("tfadv.models")
 
 # Keras-applications layer names of the taps (pool_i = block{i}_pool; relu{i}_1 = block{i}_conv1).
 STYLE_LAYERS = ("block1_pool", "block2_pool", "block3_pool", "block4_pool")
@@ -44,17 +40,10 @@ def vgg_features(layer_names, input_shape=(256, 256, 3), weights=None, name="vgg
             random weights, for tests only. A loud warning says so, because
             perceptual losses of a random VGG mean nothing.
     """
-    local_file = None
-    if weights not in (None, "imagenet"):
-        if not isinstance(weights, str) or not os.path.isfile(weights):
-            raise ConfigError(f"weights must be 'imagenet', None, or an existing weights file. Received: {weights!r}")
-        local_file, weights = weights, None
-    if weights is None and local_file is None:
-        log.warning("VGG16 feature extractor has RANDOM weights (weights=None): style and content losses are "
-                    "not perceptual. Use weights='imagenet' or a local VGG16 weights file for real training.")
-    vgg = keras.applications.VGG16(include_top=False, weights=weights, input_shape=tuple(input_shape))
-    if local_file:
-        vgg.load_weights(local_file)
+    vgg = build_application(
+        "VGG16", weights, "VGG16 feature extractor has RANDOM weights (weights=None): style and content losses "
+        "are not perceptual. Use weights='imagenet' or a local VGG16 weights file for real training.",
+        include_top=False, input_shape=tuple(input_shape))
     vgg.trainable = False
     known = [layer.name for layer in vgg.layers]
     unknown = [n for n in layer_names if n not in known]

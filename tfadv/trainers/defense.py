@@ -19,6 +19,7 @@ from tfadv.attacks import pgd
 from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss
 from tfadv.metrics import AttackMetrics
+from tfadv.trainers.two_player import SecondOptimizerMixin
 
 
 def _check_mix(adversarial_fraction):
@@ -87,7 +88,7 @@ class _DefenseBase(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
-class JointAdversarialTrainer(_DefenseBase):
+class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
     """Classifier and generator trained together (see module doc).
 
     Args:
@@ -107,31 +108,18 @@ class JointAdversarialTrainer(_DefenseBase):
             raise ConfigError(f"generator_steps must be an int >= 1. Received: {generator_steps!r}")
         self.attacker, self.generator_steps, self.attack_loss = attacker, generator_steps, attack_loss
         self.g_loss_tracker = keras.metrics.Mean(name="generator_loss")
-        self.g_optimizer = None
 
     @property
     def metrics(self):
         return super().metrics + [self.g_loss_tracker]
 
-    def compile(self, optimizer=None, g_optimizer=None, **kwargs):
-        if optimizer is None or g_optimizer is None:
-            raise ConfigError("JointAdversarialTrainer.compile needs optimizer= (classifier) and g_optimizer=.")
-        super().compile(optimizer=optimizer, **kwargs)
-        self.g_optimizer = keras.optimizers.get(g_optimizer)
+    SECOND_OPTIMIZER = "g_optimizer"
 
-    def get_compile_config(self):
-        config = super().get_compile_config() or {}
-        config["g_optimizer"] = keras.saving.serialize_keras_object(self.g_optimizer)
-        return config
+    def first_player_variables(self):
+        return self.classifier.trainable_variables
 
-    def compile_from_config(self, config):
-        config = dict(config)
-        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"))
-        g_optimizer = keras.saving.deserialize_keras_object(config.pop("g_optimizer"))
-        self.compile(optimizer=optimizer, g_optimizer=g_optimizer)
-        if self.built:
-            self.optimizer.build(self.classifier.trainable_variables)
-            self.g_optimizer.build(self.attacker.trainable_variables)
+    def second_player_variables(self):
+        return self.attacker.trainable_variables
 
     def adversarial(self, x, labels):
         return self.attacker(x, training=False)

@@ -27,6 +27,7 @@ from tfadv.budgets import NORMS, per_example_norm
 from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss, check_loss
 from tfadv.metrics import AttackMetrics
+from tfadv.trainers.two_player import SecondOptimizerMixin
 
 
 def _freeze(classifier):
@@ -132,7 +133,7 @@ def discriminator(input_shape=(28, 28, 1), filters=32, name="discriminator") -> 
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
-class GANPerturbationTrainer(PerturbationTrainer):
+class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
     """The seed's realism variant: a discriminator's "looks real" loss in place of (or beside) the magnitude term.
 
     Each ``train_step`` updates the discriminator (real x vs generated x_hat,
@@ -147,31 +148,18 @@ class GANPerturbationTrainer(PerturbationTrainer):
             raise ConfigError(f"realism_weight must be >= 0. Received: {realism_weight!r}")
         self.discriminator, self.realism_weight = discriminator, float(realism_weight)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.d_optimizer = None
 
     @property
     def metrics(self):
         return super().metrics + [self.d_loss_tracker]
 
-    def compile(self, optimizer=None, d_optimizer=None, **kwargs):
-        if optimizer is None or d_optimizer is None:
-            raise ConfigError("GANPerturbationTrainer.compile needs optimizer= (generator) and d_optimizer=.")
-        super().compile(optimizer=optimizer, **kwargs)
-        self.d_optimizer = keras.optimizers.get(d_optimizer)
+    SECOND_OPTIMIZER = "d_optimizer"
 
-    def get_compile_config(self):
-        config = super().get_compile_config() or {}
-        config["d_optimizer"] = keras.saving.serialize_keras_object(self.d_optimizer)
-        return config
+    def first_player_variables(self):
+        return self.attacker.trainable_variables
 
-    def compile_from_config(self, config):
-        config = dict(config)
-        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"))
-        d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
-        self.compile(optimizer=optimizer, d_optimizer=d_optimizer)
-        if self.built:  # build both so their saved state has somewhere to load into
-            self.optimizer.build(self.attacker.trainable_variables)
-            self.d_optimizer.build(self.discriminator.trainable_variables)
+    def second_player_variables(self):
+        return self.discriminator.trainable_variables
 
     def _bce(self, logits, real: bool):
         labels = tf.ones_like(logits) if real else tf.zeros_like(logits)

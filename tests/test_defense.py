@@ -1,0 +1,86 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfadv.errors import ConfigError
+from tfadv.models import build_classifier, perturbation_model, unet
+from tfadv.trainers.defense import JointAdversarialTrainer, PGDAdversarialTrainer
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 96)
+    x = (rng.uniform(0, 0.1, (96, 28, 28, 1)) + y[:, None, None, None] * 0.09).astype("float32")
+    return x, y
+
+
+def joint_trainer():
+    return JointAdversarialTrainer(build_classifier("small_cnn", filters=[8, 16]),
+                                   perturbation_model(unet(filters=4), "thresholded", "linf", 0.1))
+
+
+def test_one_step_updates_both_players(data):
+    x, y = data
+    trainer = joint_trainer()
+    trainer(x[:1])
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    c_before = [w.numpy().copy() for w in trainer.classifier.trainable_weights]
+    g_before = [w.numpy().copy() for w in trainer.attacker.trainable_weights]
+    logs = trainer.train_step((tf.constant(x[:32]), tf.constant(y[:32])))
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(c_before, trainer.classifier.trainable_weights))
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(g_before, trainer.attacker.trainable_weights))
+    assert int(trainer.optimizer.iterations) == 1 and int(trainer.g_optimizer.iterations) == 1
+    assert float(logs["linf_max"]) <= 0.1
+
+
+def test_save_reload_keeps_both_optimizers(data, tmp_path):
+    x, y = data
+    trainer = joint_trainer()
+    trainer(x[:1])
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(5e-4))
+    trainer.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    trainer.save(tmp_path / "joint.keras")
+    reloaded = keras.saving.load_model(tmp_path / "joint.keras")
+    assert int(reloaded.optimizer.iterations) == int(reloaded.g_optimizer.iterations) == 3
+    assert float(reloaded.g_optimizer.learning_rate) == pytest.approx(5e-4)
+    for a, b in zip(trainer.optimizer.variables + trainer.g_optimizer.variables,
+                    reloaded.optimizer.variables + reloaded.g_optimizer.variables):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(reloaded(x[:4]), trainer(x[:4]), atol=1e-5)
+    with pytest.raises(ConfigError, match="g_optimizer"):
+        reloaded.compile(optimizer=keras.optimizers.Adam())
+
+
+def test_pgd_training_runs_and_evaluates_under_its_budget(data):
+    x, y = data
+    trainer = PGDAdversarialTrainer(build_classifier("small_cnn", filters=[8, 16]), "l2", 1.5, steps=3)
+    trainer(x[:1])
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = trainer.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert max(history.history["l2_max"]) <= 1.5
+    logs = trainer.evaluate(x, y, verbose=0, return_dict=True)
+    assert logs["l2_max"] <= 1.5 and 0 <= logs["adv_accuracy"] <= 1
+    with pytest.raises(ConfigError, match="adversarial_fraction"):
+        PGDAdversarialTrainer(build_classifier("small_cnn"), adversarial_fraction=2.0)
+
+
+@pytest.mark.parametrize("method", ["joint", "pgd"])
+def test_defense_runs_write_a_classifier_that_exports_as_defended(method, idx_dir, tmp_path):
+    from tfadv import config as config_lib
+    from tfadv import experiments, export, training, zoo
+
+    cfg = config_lib.override(experiments.get_experiment("fashion_mnist_joint_defense_linf"), {
+        "method": method, "data.idx_dir": idx_dir, "data.batch_size": 32, "epochs": 1, "pgd_steps": 2,
+        "model_kwargs": {"filters": [8, 16]}, "generator_kwargs": {"filters": 4}})
+    workdir = str(tmp_path / "run")
+    _, metrics = training.train_defense(cfg, workdir, verbose=0)
+    assert metrics["linf_max"] <= 0.1 and 0 <= metrics["accuracy"] <= 1
+    assert os.path.exists(os.path.join(workdir, "attacker.keras")) == (method == "joint")
+    entry = export.export_run(workdir, "defended", zoo_dir=str(tmp_path / "zoo"))
+    assert entry["kind"] == "defended_classifier"
+    assert entry["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+    assert zoo.load("defended", str(tmp_path / "zoo")).serve(tf.zeros((1, 28, 28, 1))).shape == (1, 10)

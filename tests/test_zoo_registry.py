@@ -1,0 +1,59 @@
+"""The committed zoo keeps its contract: every figure in zoo/registry.json is reproduced by plain TensorFlow."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfadv import data as data_lib
+from tfadv import zoo
+from tfadv.evaluation import measure_attack
+
+ZOO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo")
+REGISTRY = zoo.read_registry(ZOO)
+ARTIFACTS = sorted(n for n, e in REGISTRY.items() if e.get("path"))
+FASHION = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+
+
+def test_registry_has_the_fashion_mnist_classifier_at_target():
+    entry = REGISTRY["fashion_mnist_small_cnn"]
+    assert entry["kind"] == "classifier" and entry["dataset"] == "fashion_mnist"
+    assert entry["metrics"]["num_examples"] == 10000 and entry["metrics"]["split"] == "test"
+    assert entry["metrics"]["accuracy"] >= 0.93
+
+
+@pytest.mark.parametrize("name", ARTIFACTS)
+def test_entry_is_complete_small_and_verified(name):
+    entry = zoo.entry(name, ZOO)
+    assert {"kind", "dataset", "path", "sha256", "metrics", "config"} <= set(entry)
+    path = zoo.verify(name, ZOO)
+    size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+    assert size < 8 * 2**20, f"{name} is {size / 2**20:.1f} MiB"
+    loaded = tf.saved_model.load(path)
+    shape = tuple(entry["input_shape"])
+    out = loaded.serve(tf.zeros((2,) + shape))
+    if entry["kind"] in ("classifier", "defended_classifier"):
+        assert out.shape == (2, 10)
+    else:
+        assert out.shape == (2,) + shape
+
+
+@pytest.mark.skipif(not os.path.exists(FASHION), reason="needs Debian's dataset-fashion-mnist (make test installs it)")
+@pytest.mark.parametrize("name", [n for n in ARTIFACTS if REGISTRY[n]["dataset"] == "fashion_mnist"])
+def test_registry_figures_reproduce_with_plain_tensorflow(name):
+    entry = REGISTRY[name]
+    ds, info = data_lib.load("fashion_mnist", "test", batch_size=500, source="idx")
+    model = tf.saved_model.load(os.path.join(ZOO, entry["path"]))
+    if entry["kind"] in ("classifier", "defended_classifier"):
+        correct = sum(int(np.sum(np.argmax(model.serve(x), -1) == y)) for x, y in ds)
+        assert correct / 10000 == pytest.approx(entry["metrics"]["accuracy"], abs=1e-4)
+        return
+    target = tf.saved_model.load(os.path.join(ZOO, REGISTRY[entry["target"]]["path"]))
+    measured = measure_attack(model.serve, target.serve, ds, entry["config"].get("target_class"))
+    for key in ("adv_accuracy", "fooling_rate", "l2_mean", "linf_max"):
+        assert measured[key] == pytest.approx(entry["metrics"][key], abs=2e-4), key
+    budget = entry.get("budget")
+    if budget:
+        assert measured[f"{budget['norm']}_max"] <= budget["eps"]
+    assert 0.0 <= measured["x_hat_range"][0] and measured["x_hat_range"][1] <= 1.0

@@ -1,0 +1,46 @@
+"""The defence evaluation table, from one command (prints it; writes JSON with --output).
+
+    python tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_linf,fashion_mnist_pgd_defense_linf \
+        --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 [--joint_workdir=RUN]
+
+Rows per classifier (the undefended one too, as the baseline): clean accuracy; accuracy under the co-trained
+generator (joint runs, from --joint_workdir); under a *fresh* U-Net generator trained from scratch against the
+frozen classifier; under PGD with many steps and random restarts; under the undefended classifier's zoo
+perturbations at this norm (transfer). A defence that only beats its own generator shows it here.
+"""
+
+import json
+
+from absl import flags
+
+from tfadv import cli
+
+flags.DEFINE_list("defended", [], "Zoo entries of defended classifiers.")
+flags.DEFINE_string("undefended", "fashion_mnist_small_cnn", "The undefended zoo classifier (baseline row).")
+flags.DEFINE_enum("norm", "linf", ["l2", "linf"], "Budget norm of every attack.")
+flags.DEFINE_float("eps", 0.1, "Budget of every attack.")
+flags.DEFINE_string("joint_workdir", None, "Training run of a joint defence (for its co-trained generator).")
+flags.DEFINE_integer("pgd_steps", 100, "PGD steps.", lower_bound=1)
+flags.DEFINE_integer("pgd_restarts", 3, "PGD random restarts.", lower_bound=1)
+flags.DEFINE_integer("pgd_examples", 2000, "Test images PGD runs on.", lower_bound=1)
+flags.DEFINE_integer("fresh_epochs", 2, "Epochs of the fresh generator trained against each classifier.",
+                     lower_bound=1)
+flags.DEFINE_string("output", None, "Also write the table as JSON here.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    from tfadv import defense_report
+
+    rows = defense_report.report(FLAGS.defended, FLAGS.undefended, FLAGS.norm, FLAGS.eps,
+                                 joint_workdir=FLAGS.joint_workdir, pgd_steps=FLAGS.pgd_steps,
+                                 pgd_restarts=FLAGS.pgd_restarts, pgd_examples=FLAGS.pgd_examples,
+                                 fresh_epochs=FLAGS.fresh_epochs)
+    print(defense_report.markdown(rows))
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    cli.run(main)
