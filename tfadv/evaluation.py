@@ -10,6 +10,7 @@ from tfadv import experiments
 from tfadv import models  # noqa: F401 - registers the serializable layers load_model needs
 from tfadv import zoo
 from tfadv.errors import ConfigError, ZooError
+from tfadv.metrics import AttackMetrics
 
 
 def predictor(model_or_fn):
@@ -43,8 +44,6 @@ def measure_attack(attack, classifier, dataset: tf.data.Dataset, target_class: i
     ``confusion``: the confusion matrix of true label -> prediction on x_hat
     (rows: true classes) and the share of images sent to the most common class.
     """
-    from tfadv.metrics import AttackMetrics
-
     attack, classifier = predictor(attack), predictor(classifier)
     metrics = AttackMetrics(targeted=target_class is not None)
     total, low, high, pairs = 0, float("inf"), float("-inf"), []

@@ -328,9 +328,13 @@ def fashion_mnist_autoencoder_l2() -> PerturbationExperiment:
 
 
 def fashion_mnist_unet_joint() -> PerturbationExperiment:
-    """Seed approach A: the U-Net outputs x_hat directly; loss = classification + lambda * ||x_hat - x||_2."""
+    """Seed approach A: the U-Net outputs x_hat directly; loss = classification + lambda * ||x_hat - x||_2.
+
+    The C&W margin is capped at kappa = 3: past it only the magnitude term pulls, shrinking x_hat - x (one
+    epoch with kappa = 5 measured 1.7% adversarial accuracy at mean L2 3.15 against a 93.3% classifier).
+    """
     cfg = fashion_mnist_unet_l2()
-    cfg.mode, cfg.magnitude_weight, cfg.magnitude_norm = "joint", 1.0, "l2"
+    cfg.mode, cfg.magnitude_weight, cfg.magnitude_norm, cfg.kappa = "joint", 1.0, "l2", 3.0
     return cfg
 
 
