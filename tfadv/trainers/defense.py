@@ -101,6 +101,8 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
     Compile with ``optimizer=`` (classifier) and ``g_optimizer=`` (generator).
     """
 
+    SECOND_OPTIMIZER = "g_optimizer"
+
     def __init__(self, classifier, attacker, adversarial_fraction=0.5, generator_steps=1, attack_loss="cw",
                  **kwargs):
         super().__init__(classifier, adversarial_fraction, **kwargs)
@@ -112,8 +114,6 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
     @property
     def metrics(self):
         return super().metrics + [self.g_loss_tracker]
-
-    SECOND_OPTIMIZER = "g_optimizer"
 
     def first_player_variables(self):
         return self.classifier.trainable_variables
@@ -130,7 +130,7 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
             with tf.GradientTape() as tape:
                 logits = self.classifier(self.attacker(x, training=True), training=False)
                 g_loss = tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=2.0))
-            g_vars = self.attacker.trainable_variables
+            g_vars = self.second_player_variables()
             self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
         self.g_loss_tracker.update_state(g_loss)
         self._classifier_step(x, tf.stop_gradient(self.attacker(x, training=False)), labels)

@@ -142,6 +142,8 @@ class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
     optimizers' states survive ``save`` / ``load_model``.
     """
 
+    SECOND_OPTIMIZER = "d_optimizer"
+
     def __init__(self, attacker, classifier, discriminator, realism_weight=1.0, **kwargs):
         super().__init__(attacker, classifier, **kwargs)
         if not realism_weight >= 0:
@@ -152,8 +154,6 @@ class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
     @property
     def metrics(self):
         return super().metrics + [self.d_loss_tracker]
-
-    SECOND_OPTIMIZER = "d_optimizer"
 
     def first_player_variables(self):
         return self.attacker.trainable_variables
@@ -175,7 +175,7 @@ class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
             d_loss = self._bce(d_real, True) + self._bce(d_fake, False)
             cls_loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
             loss = cls_loss + self.realism_weight * self._bce(d_fake, True)
-        g_vars, d_vars = self.attacker.trainable_variables, self.discriminator.trainable_variables
+        g_vars, d_vars = self.first_player_variables(), self.second_player_variables()
         self.optimizer.apply(g_tape.gradient(loss, g_vars), g_vars)
         self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
         self.d_loss_tracker.update_state(d_loss)
