@@ -13,8 +13,8 @@ from conftest import make_idx_dataset
 def tiny_config(idx_dir, **overrides):
     cfg = experiments.get_experiment("fashion_mnist_cnn")
     return config_lib.override(cfg, {"data.idx_dir": idx_dir, "data.batch_size": 32, "epochs": 2,
-                                     "model_kwargs.filters": [8, 16], "optimizer.learning_rate": 0.01,
-                                     **overrides})
+                                     "model_kwargs": {"filters": [8, 16]}, "optimizer.learning_rate": 0.01,
+                                     "optimizer.weight_decay": 0.0, "test_time_flip": False, **overrides})
 
 
 def test_train_classifier_writes_a_complete_run_folder(idx_dir, tmp_path):
@@ -43,3 +43,13 @@ def test_steps_per_epoch_caps_each_epoch(idx_dir, tmp_path):
     cfg = tiny_config(idx_dir, steps_per_epoch=1, epochs=1)
     model, _ = training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)
     assert int(model.optimizer.iterations) == 1
+
+
+def test_test_time_flip_wraps_the_saved_model(idx_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    model, metrics = training.train_classifier(tiny_config(idx_dir, epochs=1, test_time_flip=True), workdir,
+                                               verbose=0)
+    reloaded = keras.saving.load_model(os.path.join(workdir, "model.keras"))
+    assert "flip_average" in [layer.name for layer in reloaded.layers]
+    x = np.random.default_rng(1).uniform(size=(3, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(reloaded(x), reloaded(x[:, :, ::-1]), atol=1e-5)
