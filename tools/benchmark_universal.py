@@ -48,7 +48,8 @@ def main(argv):
     entry_name = FLAGS.generator_entry or f"{dataset}_universal_{FLAGS.norm}"
     if entry_name in zoo.read_registry():
         entry = zoo.entry(entry_name)
-        u = zoo.load(entry_name).perturbation()
+        generator_uap = zoo.load(entry_name)  # keep a reference: a temporary is collected mid-call
+        u = generator_uap.perturbation()
         rows.append(row(f"generator ({entry_name})", u, entry["metrics"].get("train_seconds", float("nan"))))
     else:
         print(f"(no zoo entry {entry_name!r}: generator row skipped)")
