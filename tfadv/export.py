@@ -30,7 +30,7 @@ def image_spec(shape: Sequence[int], name: str = "images") -> tf.TensorSpec:
 
 
 def write_saved_model(export_dir: str, serve_fn: Callable, input_signature: Sequence[tf.TensorSpec],
-                      track: Sequence = ()) -> None:
+                      track: Sequence = (), extra_endpoints: dict | None = None) -> None:
     """Writes a SavedModel whose ``serve`` / ``serving_default`` endpoint is ``serve_fn``.
 
     Args:
@@ -39,11 +39,14 @@ def write_saved_model(export_dir: str, serve_fn: Callable, input_signature: Sequ
         serve_fn: function of the input tensors, traced with ``input_signature``.
         input_signature: one ``tf.TensorSpec`` per input.
         track: Keras models / layers whose variables ``serve_fn`` uses.
+        extra_endpoints: more endpoints, ``{name: (fn, input_signature)}``.
     """
     archive = keras.export.ExportArchive()
     for resource in track:
         archive.track(resource)
-    archive.add_endpoint("serve", serve_fn, input_signature=list(input_signature))
+    archive.add_endpoint("serve", serve_fn, input_signature=list(input_signature))  # first: serving_default
+    for name, (fn, signature) in (extra_endpoints or {}).items():
+        archive.add_endpoint(name, fn, input_signature=list(signature))
     archive.write_out(export_dir, verbose=False)
 
 
@@ -59,12 +62,11 @@ def write_perturbation(export_dir: str, attacker: keras.Model, image_shape) -> N
     A universal attacker also gets a ``perturbation`` endpoint (no input)
     returning U [1, H, W, C], so U itself can be inspected or reused.
     """
-    archive = keras.export.ExportArchive()
-    archive.track(attacker)
-    archive.add_endpoint("serve", lambda images: attacker(images, training=False), [image_spec(image_shape)])
+    extra = {}
     if hasattr(attacker, "perturbation"):
-        archive.add_endpoint("perturbation", lambda: attacker.perturbation(training=False), [])
-    archive.write_out(export_dir, verbose=False)
+        extra["perturbation"] = (lambda: attacker.perturbation(training=False), [])
+    write_saved_model(export_dir, lambda images: attacker(images, training=False), [image_spec(image_shape)],
+                      track=[attacker], extra_endpoints=extra)
 
 
 def write_style(export_dir: str, network: keras.Model) -> None:
