@@ -44,6 +44,14 @@ def make_idx_dataset(directory, n_train=96, n_test=48, seed=0, size=28):
     return str(directory)
 
 
+def brightness_task(n, seed=0):
+    """In-memory version of the same task: float32 images [n, 28, 28, 1] in [0, 1] and int labels [n]."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = (rng.uniform(0, 0.1, (n, 28, 28, 1)) + labels[:, None, None, None] * 0.09).astype("float32")
+    return images, labels
+
+
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory):
     """A folder of small, learnable IDX files shaped like (Fashion-)MNIST."""

@@ -9,13 +9,12 @@ from tfadv.errors import ConfigError
 from tfadv.models import build_classifier, perturbation_model, unet
 from tfadv.trainers.defense import JointAdversarialTrainer, PGDAdversarialTrainer
 
+from conftest import brightness_task
+
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 10, 96)
-    x = (rng.uniform(0, 0.1, (96, 28, 28, 1)) + y[:, None, None, None] * 0.09).astype("float32")
-    return x, y
+    return brightness_task(96)
 
 
 def joint_trainer():

@@ -10,13 +10,12 @@ from tfadv.losses import adversarial_loss
 from tfadv.models import autoencoder, build_classifier, build_generator, perturbation_model, resnet_generator, unet
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator
 
+from conftest import brightness_task
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 64)
-    x = (rng.uniform(0, 0.1, (64, 28, 28, 1)) + labels[:, None, None, None] * 0.09).astype("float32")
+    x, labels = brightness_task(64)
     return x, labels
 
 

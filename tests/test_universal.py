@@ -8,14 +8,14 @@ from tfadv.budgets import per_example_norm
 from tfadv.models import UniversalPerturbation, build_classifier, unet
 from tfadv.trainers import PerturbationTrainer
 
+from conftest import brightness_task
+
 
 @pytest.fixture(scope="module")
 def task():
     """Synthetic brightness task and a small CNN that solves it."""
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 10, 256)
-    x = (rng.uniform(0, 0.1, (256, 28, 28, 1)) + y[:, None, None, None] * 0.09).astype("float32")
+    x, y = brightness_task(256)
     model = build_classifier("small_cnn", filters=[8, 16])
     model.compile(optimizer=keras.optimizers.Adam(1e-2),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
