@@ -11,7 +11,11 @@ from absl import app, flags
 
 from tfadv import config as config_lib
 from tfadv import experiments
+from tfadv.distribute import STRATEGIES
 from tfadv.errors import ConfigError, TfadvError
+
+
+RUNTIME_FLAGS = ("strategy", "jit_compile", "mixed_precision")  # shortcuts for --set FIELD=value
 
 
 def define_experiment_flags() -> None:
@@ -23,6 +27,11 @@ def define_experiment_flags() -> None:
     flags.DEFINE_multi_string("set", [], "Override a config field: --set epochs=3 --set data.batch_size=64 "
                               "(values parsed as JSON when possible).")
     flags.DEFINE_string("workdir", None, "Run folder for config.json, logs/, images/, backup/, model.keras.")
+    flags.DEFINE_enum("strategy", None, list(STRATEGIES), "Where to train (default: as the config says): one "
+                      "device, all local GPUs (mirrored), several machines from TF_CONFIG (multi_worker), or a TPU.")
+    flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step (default: as the config says).")
+    flags.DEFINE_bool("mixed_precision", None, "mixed_float16 with loss scaling, for GPUs (default: as the config "
+                      "says).")
     flags.register_multi_flags_validator(
         ["experiment", "config"], lambda v: bool(v["experiment"]) != bool(v["config"]),
         message="Give exactly one of --experiment or --config.")
@@ -35,6 +44,7 @@ def resolve_experiment(FLAGS):
     cfg = (experiments.get_experiment(FLAGS.experiment) if FLAGS.experiment
            else experiments.load_json(FLAGS.config))
     overrides = dict(config_lib.parse_override(s) for s in FLAGS.set)
+    overrides.update({name: FLAGS[name].value for name in RUNTIME_FLAGS if FLAGS[name].value is not None})
     if overrides:
         cfg = config_lib.override(cfg, overrides)
     return cfg.validate() or cfg

@@ -68,10 +68,16 @@ class ScheduleConfig:
     epochs: int = 10
     steps_per_epoch: int | None = None  # cap per epoch, for quick runs
     seed: int = 0
-    jit_compile: bool = False
+    jit_compile: bool = False  # XLA-compile the train step (pays off on GPUs; slower on this 2-core CPU)
+    strategy: str = "default"  # tfadv.distribute.STRATEGIES; data.batch_size is the global batch
+    mixed_precision: bool = False  # mixed_float16 compute with loss scaling (GPUs with tensor cores)
 
     def validate(self):
+        from tfadv.distribute import STRATEGIES
+
         self.optimizer.validate()
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {STRATEGIES}. Received: {self.strategy!r}")
         if self.epochs <= 0:
             raise ConfigError(f"epochs must be > 0. Received: {self.epochs!r}")
         if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfadv.budgets import per_example_norm
+from tfadv.distribute import replica_max
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
@@ -12,12 +13,13 @@ class MaxMetric(keras.metrics.Metric):
 
     def __init__(self, name="max", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+        # Under tf.distribute every replica holds the global running max (see update_state), so "mean" reads it.
+        self.value = self.add_variable(shape=(), initializer="zeros", aggregation="mean", name="value")
 
     def update_state(self, values, sample_weight=None):
         values = tf.reshape(tf.cast(values, self.dtype), [-1])
         values = tf.concat([values, tf.zeros([1], self.dtype)], 0)  # an empty batch leaves the max as is
-        self.value.assign(tf.maximum(self.value, tf.reduce_max(values)))
+        self.value.assign(tf.maximum(self.value, replica_max(tf.reduce_max(values))))
 
     def result(self):
         return tf.identity(self.value)

@@ -10,6 +10,7 @@ A run lives in one work directory::
     WORKDIR/metrics.json     evaluation on the eval split, with the data source used
 """
 
+import functools
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import tensorflow as tf
 
 from tfadv import config as config_lib
 from tfadv import data as data_lib
+from tfadv import distribute
 from tfadv.callbacks import ImageGridLogger
 from tfadv.data.images import image_pairs
 from tfadv.evaluation import evaluate_classifier, load_target
@@ -30,7 +32,7 @@ from tfadv.models import build_classifier, flip_average
 from tfadv.models.generators import build_generator, perturbation_model
 from tfadv.models.style import adain_network, gram_stack_network
 from tfadv.models.universal import UniversalPerturbation
-from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator
+from tfadv.trainers import ClassifierTrainer, GANPerturbationTrainer, PerturbationTrainer, discriminator
 from tfadv.trainers.defense import JointAdversarialTrainer, PGDAdversarialTrainer
 from tfadv.trainers.style import StyleTransferTrainer
 
@@ -94,6 +96,31 @@ def _classifier_grids(eval_ds: tf.data.Dataset):
     return grids
 
 
+def placed(runner):
+    """Decorator of the ``train_*`` runners: they run inside the config's strategy and precision.
+
+    Sets the Keras dtype policy (``mixed_precision``), enters the scope of the
+    ``strategy`` (tfadv.distribute), and hands the runner its run folder:
+    WORKDIR on the chief, WORKDIR/workers/worker-N on the other workers of a
+    multi-worker cluster (their own backups, so every worker can resume).
+    """
+
+    @functools.wraps(runner)
+    def run(cfg, workdir: str, verbose="auto"):
+        cfg.validate()
+        distribute.set_precision(cfg.mixed_precision)
+        try:
+            strategy = distribute.make_strategy(cfg.strategy)
+            if not distribute.is_chief(strategy):
+                workdir = os.path.join(workdir, "workers", f"worker-{strategy.cluster_resolver.task_id}")
+            with strategy.scope():
+                return runner(cfg, workdir, verbose)
+        finally:
+            distribute.set_precision(False)
+
+    return run
+
+
 def start_run(cfg, workdir: str) -> None:
     """Validates ``cfg``, creates the run folder with its config.json, and seeds every RNG."""
     cfg.validate()
@@ -107,7 +134,14 @@ def labelled_splits(cfg):
     train_ds, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed)
     eval_ds, eval_info = load_split(cfg.data, cfg.data.eval_split, training=False)
     steps = steps_in(train_ds, cfg.steps_per_epoch)
-    return train_ds.take(steps), eval_ds, train_info, eval_info, steps
+    return shard_by_data(train_ds.take(steps)), shard_by_data(eval_ds), train_info, eval_info, steps
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Multi-worker runs split every global batch between the workers (our pipelines read arrays, not files)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def finish_run(workdir: str, metrics: dict) -> dict:
@@ -118,32 +152,28 @@ def finish_run(workdir: str, metrics: dict) -> dict:
     return metrics
 
 
-def _one_hot(num_classes):
-    return lambda images, labels: (images, tf.one_hot(labels, num_classes))
-
-
+@placed
 def train_classifier(cfg: ClassifierExperiment, workdir: str, verbose="auto") -> tuple[keras.Model, dict]:
-    """Trains a target classifier as configured; returns (model, metrics) and writes the run folder."""
+    """Trains a target classifier as configured; returns (trainer, metrics) and writes the run folder.
+
+    ``trainer.classifier`` is the trained network; ``model.keras`` holds what
+    is served (wrapped in the flip average when ``test_time_flip``).
+    """
     start_run(cfg, workdir)
     train_ds, eval_ds, train_info, eval_info, steps = labelled_splits(cfg)
     spec = train_info.spec
     kwargs = {"input_shape": list(spec.image_shape), "num_classes": spec.num_classes, **cfg.model_kwargs}
-    model = build_classifier(cfg.model, **kwargs)
-    model.compile(
-        optimizer=make_optimizer(cfg.optimizer, steps, cfg.epochs),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=cfg.jit_compile,
-    )
+    trainer = ClassifierTrainer(build_classifier(cfg.model, **kwargs), label_smoothing=cfg.label_smoothing)
+    trainer(tf.zeros((1,) + tuple(spec.image_shape)))  # build: a custom train_step never calls the model
+    trainer.compile(optimizer=make_optimizer(cfg.optimizer, steps, cfg.epochs), jit_compile=cfg.jit_compile)
     grids = ImageGridLogger(os.path.join(workdir, "logs"), _classifier_grids(eval_ds),
                             png_dir=os.path.join(workdir, "images"))
-    one_hot = _one_hot(spec.num_classes)
     start = time.time()
-    history = model.fit(train_ds.map(one_hot), validation_data=eval_ds.map(one_hot), epochs=cfg.epochs,
-                        callbacks=standard_callbacks(workdir) + [grids], shuffle=False, verbose=verbose)
+    history = distribute.ready_to_fit(trainer).fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs,
+                                                   callbacks=standard_callbacks(workdir) + [grids], shuffle=False,
+                                                   verbose=verbose)
     train_seconds = time.time() - start
-    if cfg.test_time_flip:
-        model = flip_average(model)
+    model = flip_average(trainer.classifier) if cfg.test_time_flip else trainer.classifier
     model.save(os.path.join(workdir, "model.keras"))
 
     metrics = evaluate_classifier(model, eval_ds)
@@ -153,7 +183,7 @@ def train_classifier(cfg: ClassifierExperiment, workdir: str, verbose="auto") ->
         "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
         "params": model.count_params(),
     }
-    return model, finish_run(workdir, metrics)
+    return trainer, finish_run(workdir, metrics)
 
 
 def _perturbation_grids(eval_ds: tf.data.Dataset):
@@ -191,6 +221,7 @@ def build_perturbation_trainer(cfg: PerturbationExperiment, classifier, image_sh
     return trainer
 
 
+@placed
 def train_perturbation(cfg: PerturbationExperiment, workdir: str, verbose="auto"):
     """Trains a perturbation generator as configured; returns (trainer, metrics) and writes the run folder.
 
@@ -209,8 +240,9 @@ def train_perturbation(cfg: PerturbationExperiment, workdir: str, verbose="auto"
     grids = ImageGridLogger(os.path.join(workdir, "logs"), _perturbation_grids(eval_ds),
                             png_dir=os.path.join(workdir, "images"))
     start = time.time()
-    history = trainer.fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs, shuffle=False,
-                          callbacks=standard_callbacks(workdir) + [grids], verbose=verbose)
+    history = distribute.ready_to_fit(trainer).fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs,
+                                                   shuffle=False, callbacks=standard_callbacks(workdir) + [grids],
+                                                   verbose=verbose)
     train_seconds = time.time() - start
     trainer.attacker.save(os.path.join(workdir, "attacker.keras"))
     measured = trainer.evaluate(eval_ds, verbose=0, return_dict=True)
@@ -239,6 +271,7 @@ def _style_grids(pairs: tf.data.Dataset):
     return grids
 
 
+@placed
 def train_style(cfg: StyleExperiment, workdir: str, verbose="auto"):
     """Trains a style network as configured; returns (trainer, metrics). The run folder holds model.keras."""
     start_run(cfg, workdir)
@@ -248,13 +281,13 @@ def train_style(cfg: StyleExperiment, workdir: str, verbose="auto"):
     sample = next(iter(pairs))
     trainer({"content": sample[0][:1], "style": sample[1][:1]})  # build before fit / save
     steps = steps_in(pairs, cfg.steps_per_epoch)
-    pairs_epoch = pairs.take(steps)
+    pairs_epoch = shard_by_data(pairs.take(steps))
     trainer.compile(optimizer=make_optimizer(cfg.optimizer, steps, cfg.epochs), jit_compile=cfg.jit_compile)
     grids = ImageGridLogger(os.path.join(workdir, "logs"), _style_grids(pairs),
                             png_dir=os.path.join(workdir, "images"))
     start = time.time()
-    history = trainer.fit(pairs_epoch, epochs=cfg.epochs, shuffle=False,
-                          callbacks=standard_callbacks(workdir) + [grids], verbose=verbose)
+    history = distribute.ready_to_fit(trainer).fit(pairs_epoch, epochs=cfg.epochs, shuffle=False,
+                                                   callbacks=standard_callbacks(workdir) + [grids], verbose=verbose)
     trainer.network.save(os.path.join(workdir, "model.keras"))
     metrics = {**{k: float(v[-1]) for k, v in history.history.items()},
                "first_epoch_loss": float(history.history["loss"][0]),
@@ -280,6 +313,7 @@ def build_defense_trainer(cfg: DefenseExperiment, image_shape, num_classes):
     return trainer
 
 
+@placed
 def train_defense(cfg: DefenseExperiment, workdir: str, verbose="auto"):
     """Trains a defended classifier as configured; returns (trainer, metrics).
 
@@ -297,8 +331,9 @@ def train_defense(cfg: DefenseExperiment, workdir: str, verbose="auto"):
     else:
         trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
     start = time.time()
-    history = trainer.fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs, shuffle=False,
-                          callbacks=standard_callbacks(workdir), verbose=verbose)
+    history = distribute.ready_to_fit(trainer).fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs,
+                                                   shuffle=False, callbacks=standard_callbacks(workdir),
+                                                   verbose=verbose)
     train_seconds = time.time() - start
     trainer.classifier.save(os.path.join(workdir, "model.keras"))
     if cfg.method == "joint":

@@ -83,7 +83,7 @@ def small_cnn(input_shape=(28, 28, 1), num_classes=10, filters=(32, 64, 128), co
         x = layers.ReLU(name="hidden_relu")(layers.BatchNormalization(name="hidden_bn")(x))
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
 
@@ -110,7 +110,7 @@ def resnet_cifar(input_shape=(32, 32, 3), num_classes=10, depth=20, width=16,
                 x = layers.BatchNormalization(name=f"{prefix}_proj_bn")(x)
             x = layers.ReLU(name=f"{prefix}_out")(layers.Add(name=f"{prefix}_add")([x, y]))
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
 
@@ -146,7 +146,7 @@ def imagenet_classifier(arch="vgg16", input_shape=None, num_classes=1000, weight
     inputs = keras.Input(input_shape, name="images")
     x = ImagePreprocess(mode, name="preprocess")(inputs)
     x = app(x)
-    logits = x if full_head else layers.Dense(num_classes, name="logits")(x)
+    logits = x if full_head else layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name or arch)
 
 
@@ -158,7 +158,7 @@ def flip_average(model: keras.Model, name: str | None = None) -> keras.Model:
     differentiable functional model: attacks see exactly what is served.
     """
     inputs = keras.Input(model.input_shape[1:], name="images")
-    logits = layers.Average(name="flip_average")([model(inputs), model(HorizontalFlip(name="mirror")(inputs))])
+    logits = layers.Average(dtype="float32", name="flip_average")([model(inputs), model(HorizontalFlip(name="mirror")(inputs))])
     return keras.Model(inputs, logits, name=name or f"{model.name}_flip_tta")
 
 

@@ -74,7 +74,7 @@ def _encoder_decoder(input_shape, out_channels, depth, filters, max_filters, out
     x = layers.Conv2D(out_channels, 1, name="head")(x)
     if pad:
         x = layers.Cropping2D(pad, name="crop")(x)
-    outputs = layers.Activation(output_activation, name="output")(x)
+    outputs = layers.Activation(output_activation, dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -128,7 +128,7 @@ def resnet_generator(input_shape=(28, 28, 1), out_channels=None, filters=32, blo
     x = layers.Conv2D(out_channels, 7, padding="same", name="head")(x)
     if pad:
         x = layers.Cropping2D(pad, name="crop")(x)
-    return keras.Model(inputs, layers.Activation(output_activation, name="output")(x), name=name)
+    return keras.Model(inputs, layers.Activation(output_activation, dtype="float32", name="output")(x), name=name)
 
 
 GENERATORS = {"unet": unet, "autoencoder": autoencoder, "resnet_generator": resnet_generator}
@@ -153,7 +153,8 @@ def perturbation_model(generator: keras.Model, mode: str = "thresholded", norm: 
     inputs = keras.Input(generator.input_shape[1:], name="images")
     out = generator(inputs)
     if mode == "thresholded":
-        x_hat = NormBoundedPerturbation(norm, check_budget(norm, eps), mode="scale", name="budget")([inputs, out])
+        budget = NormBoundedPerturbation(norm, check_budget(norm, eps), mode="scale", dtype="float32", name="budget")
+        x_hat = budget([inputs, out])
     else:
         x_hat = out
     return keras.Model(inputs, x_hat, name=name)

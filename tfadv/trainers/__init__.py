@@ -1,6 +1,9 @@
 """Trainers: ``keras.Model`` subclasses whose ``train_step`` implements tfadv's attack losses."""
 
+from tfadv.trainers.classifier import ClassifierTrainer
 from tfadv.trainers.perturbation import GANPerturbationTrainer, PerturbationTrainer, discriminator
 from tfadv.trainers.style import StyleTransferTrainer
 
-__all__ = ["GANPerturbationTrainer", "PerturbationTrainer", "StyleTransferTrainer", "discriminator"]
+__all__ = [
+    "ClassifierTrainer", "GANPerturbationTrainer", "PerturbationTrainer", "StyleTransferTrainer", "discriminator",
+]

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from tfadv.attacks import pgd
+from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss
 from tfadv.metrics import AttackMetrics
@@ -62,15 +63,14 @@ class _DefenseBase(keras.Model):
         self.loss_tracker.update_state(
             _mixed_cross_entropy(clean_logits, adv_logits, labels, self.adversarial_fraction))
         self.attack_metrics.update(x, x_adv, labels, clean_logits, adv_logits)
-        return {m.name: m.result() for m in self.metrics}
+        return synced_results(self.metrics)
 
     def _classifier_step(self, x, x_adv, labels):
         with tf.GradientTape() as tape:
             clean_logits = self.classifier(x, training=True)
             adv_logits = self.classifier(x_adv, training=True)
             loss = _mixed_cross_entropy(clean_logits, adv_logits, labels, self.adversarial_fraction)
-        variables = self.classifier.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        minimize(self.optimizer, tape, loss, self.classifier.trainable_variables)
         self.loss_tracker.update_state(loss)
         self.attack_metrics.update(x, x_adv, labels, clean_logits, adv_logits)
 
@@ -130,11 +130,10 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
             with tf.GradientTape() as tape:
                 logits = self.classifier(self.attacker(x, training=True), training=False)
                 g_loss = tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=2.0))
-            g_vars = self.second_player_variables()
-            self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+            minimize(self.g_optimizer, tape, g_loss, self.second_player_variables())
         self.g_loss_tracker.update_state(g_loss)
         self._classifier_step(x, tf.stop_gradient(self.attacker(x, training=False)), labels)
-        return {m.name: m.result() for m in self.metrics}
+        return synced_results(self.metrics)
 
     def get_config(self):
         return {**super().get_config(), "attacker": keras.saving.serialize_keras_object(self.attacker),
@@ -148,21 +147,25 @@ class PGDAdversarialTrainer(_DefenseBase):
     Args:
         classifier: trainable classifier.
         norm, eps: the budget; steps: PGD steps per training batch (7-10 is usual).
+        random_start: PGD starts from a random point of the ball (Madry's recipe) or from x.
         adversarial_fraction: weight of the PGD images in the loss (1.0: Madry's pure form).
     """
 
-    def __init__(self, classifier, norm="linf", eps=0.1, steps=7, adversarial_fraction=0.5, **kwargs):
+    def __init__(self, classifier, norm="linf", eps=0.1, steps=7, adversarial_fraction=0.5, random_start=True,
+                 **kwargs):
         super().__init__(classifier, adversarial_fraction, **kwargs)
-        self.norm, self.eps, self.steps = norm, float(eps), int(steps)
+        self.norm, self.eps, self.steps, self.random_start = norm, float(eps), int(steps), bool(random_start)
 
     def adversarial(self, x, labels):
         frozen = lambda images: self.classifier(images, training=False)  # noqa: E731
-        return tf.stop_gradient(pgd(frozen, x, labels, eps=self.eps, norm=self.norm, steps=self.steps))
+        return tf.stop_gradient(pgd(frozen, x, labels, eps=self.eps, norm=self.norm, steps=self.steps,
+                                    random_start=self.random_start))
 
     def train_step(self, data):
         x, labels = data
         self._classifier_step(x, self.adversarial(x, labels), labels)
-        return {m.name: m.result() for m in self.metrics}
+        return synced_results(self.metrics)
 
     def get_config(self):
-        return {**super().get_config(), "norm": self.norm, "eps": self.eps, "steps": self.steps}
+        return {**super().get_config(), "norm": self.norm, "eps": self.eps, "steps": self.steps,
+                "random_start": self.random_start}

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from tfadv.budgets import NORMS, per_example_norm
+from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss, check_loss
 from tfadv.metrics import AttackMetrics
@@ -87,8 +88,7 @@ class PerturbationTrainer(keras.Model):
         with tf.GradientTape() as tape:
             x_hat = self.attacker(x, training=True)
             loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
-        variables = self.attacker.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        minimize(self.optimizer, tape, loss, self.attacker.trainable_variables)
         return self._update_metrics(loss, x, x_hat, labels, clean_logits, logits)
 
     def test_step(self, data):
@@ -101,7 +101,7 @@ class PerturbationTrainer(keras.Model):
     def _update_metrics(self, loss, x, x_hat, labels, clean_logits, logits, **extra):
         self.loss_tracker.update_state(loss)
         self.attack_metrics.update(x, x_hat, labels, clean_logits, logits, self.target_class)
-        return {**{m.name: m.result() for m in self.metrics}, **extra}
+        return {**synced_results(self.metrics), **extra}
 
     def get_config(self):
         return {
@@ -175,9 +175,8 @@ class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
             d_loss = self._bce(d_real, True) + self._bce(d_fake, False)
             cls_loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
             loss = cls_loss + self.realism_weight * self._bce(d_fake, True)
-        g_vars, d_vars = self.first_player_variables(), self.second_player_variables()
-        self.optimizer.apply(g_tape.gradient(loss, g_vars), g_vars)
-        self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
+        minimize(self.optimizer, g_tape, loss, self.first_player_variables())
+        minimize(self.d_optimizer, d_tape, d_loss, self.second_player_variables())
         self.d_loss_tracker.update_state(d_loss)
         return self._update_metrics(loss, x, x_hat, labels, clean_logits, logits)
 

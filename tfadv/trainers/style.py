@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
 from tfadv.models.style import ADAIN_LAYERS, CONTENT_LAYER, STYLE_LAYERS, AdaIN, gram_matrix, vgg_features
 
@@ -100,8 +101,7 @@ class StyleTransferTrainer(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, parts = self._step(data, training=True)
-        variables = self.network.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        minimize(self.optimizer, tape, loss, self.network.trainable_variables)
         return self._update(loss, parts)
 
     def test_step(self, data):
@@ -111,7 +111,7 @@ class StyleTransferTrainer(keras.Model):
         self.trackers["loss"].update_state(loss)
         for name, value in parts.items():
             self.trackers[name].update_state(value)
-        return {n: m.result() for n, m in self.trackers.items()}
+        return synced_results(self.trackers.values())
 
     def get_config(self):
         return {**super().get_config(), "network": keras.saving.serialize_keras_object(self.network),

@@ -9,6 +9,7 @@ restores it with the model: ``get_compile_config`` records it and
 
 import keras
 
+from tfadv.distribute import loss_scale_wrapped
 from tfadv.errors import ConfigError
 
 
@@ -30,7 +31,7 @@ class SecondOptimizerMixin:
         if optimizer is None or second is None:
             raise ConfigError(f"{type(self).__name__}.compile needs optimizer= and {self.SECOND_OPTIMIZER}=.")
         super().compile(optimizer=optimizer, **kwargs)
-        setattr(self, self.SECOND_OPTIMIZER, keras.optimizers.get(second))
+        setattr(self, self.SECOND_OPTIMIZER, loss_scale_wrapped(second))
 
     def get_compile_config(self):
         config = super().get_compile_config() or {}
