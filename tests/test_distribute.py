@@ -30,9 +30,9 @@ def test_mirrored_over_two_devices_steps_like_one_device():
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(results) == {"perturbation", "gan", "joint_defense", "pgd_defense"}
     for name, result in results.items():
-        # An unscaled loss would make the mirrored step twice as large: a difference as big as the change itself.
-        assert result["max_weight_change"] > 1e-3, name
-        assert result["max_weight_diff"] < 1e-5 * max(1.0, result["max_weight_change"] * 100), (name, result)
+        # An unscaled loss would make the mirrored steps twice as large: a difference as big as the change itself.
+        assert result["max_weight_change"] > 1e-4, name
+        assert result["max_weight_diff"] < 0.01 * result["max_weight_change"], (name, result)
         for metric, value in result["one"].items():
             assert result["mirrored"][metric] == pytest.approx(value, rel=1e-4, abs=1e-5), (name, metric)
 

@@ -151,23 +151,24 @@ def synced_results(metrics) -> dict:
 
 
 def ready_to_fit(model: keras.Model) -> keras.Model:
-    """Works around keras-team/keras#20585 (open): Keras 3 ``fit`` fails under MultiWorkerMirroredStrategy.
+    """Builds the model's optimizers (both, for two-player trainers) and readies ``fit`` for the strategy.
 
-    Keras' pre-fit symbolic build reduces a distributed batch with
-    ``strategy.reduce``, which the collective strategy cannot do with a nested
-    batch. The model is built already, so we build its optimizers here and
-    unset the model's remembered strategy: ``fit`` then skips that build and
-    uses the strategy of the enclosing scope (every runner fits inside it).
-    The step's logs must come from :func:`synced_results`. Call after
-    ``compile``; a no-op for every other strategy.
+    Building before ``fit`` lets ``BackupAndRestore`` load a killed run's
+    optimizer state into every optimizer (it builds only ``model.optimizer``).
+    Under MultiWorkerMirroredStrategy it also works around
+    keras-team/keras#20585 (open): Keras' pre-fit symbolic build reduces a
+    distributed batch with ``strategy.reduce``, which the collective strategy
+    cannot do with a nested batch. The model is built already, so we unset its
+    remembered strategy: ``fit`` then skips that build and uses the strategy of
+    the enclosing scope (every runner fits inside it). The step's logs must
+    come from :func:`synced_results`. Call after ``compile``.
     """
-    strategy = tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return model
     if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+        first = getattr(model, "first_player_variables", None)
+        model.optimizer.build(first() if first else model.trainable_variables)
     second = getattr(model, getattr(model, "SECOND_OPTIMIZER", ""), None)  # two-player trainers
     if second is not None and not second.built:
         second.build(model.second_player_variables())
-    model._distribute_strategy = None  # noqa: SLF001 - see the docstring
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        model._distribute_strategy = None  # noqa: SLF001 - see the docstring
     return model

@@ -25,6 +25,7 @@ from tfadv import data as data_lib
 from tfadv import distribute
 from tfadv.callbacks import ImageGridLogger
 from tfadv.data.images import image_pairs
+from tfadv.errors import ConfigError
 from tfadv.evaluation import evaluate_classifier, load_target
 from tfadv.experiments import (ClassifierExperiment, DataConfig, DefenseExperiment, OptimizerConfig,
                                PerturbationExperiment, StyleExperiment)
@@ -121,11 +122,32 @@ def placed(runner):
     return run
 
 
+RUNTIME_FIELDS = ("strategy", "jit_compile", "mixed_precision")  # may change when a run resumes elsewhere
+
+
+def _recipe(config: dict) -> str:
+    return json.dumps({k: v for k, v in config.items() if k not in RUNTIME_FIELDS}, sort_keys=True)
+
+
 def start_run(cfg, workdir: str) -> None:
-    """Validates ``cfg``, creates the run folder with its config.json, and seeds every RNG."""
+    """Validates ``cfg``, creates the run folder with its config.json, and seeds every RNG.
+
+    Refuses a folder holding a finished run (its metrics.json: nothing saved is
+    overwritten) and resuming a killed run (backup/ present) with a different
+    config than it started with (runtime fields aside).
+    """
     cfg.validate()
+    config_path = os.path.join(workdir, "config.json")
+    if os.path.exists(os.path.join(workdir, "metrics.json")):
+        raise ConfigError(f"{workdir} already holds a finished run (metrics.json): choose another --workdir or "
+                          "delete that folder.")
+    if os.path.isdir(os.path.join(workdir, "backup")) and os.path.exists(config_path):
+        previous = config_lib.read_json(config_path)
+        if _recipe(previous) != _recipe(json.loads(json.dumps(config_lib.to_dict(cfg)))):
+            raise ConfigError(f"{workdir} holds a killed run started with a different config ({config_path}); "
+                              "rerun it with --config=" + config_path + " to resume, or choose another --workdir.")
     os.makedirs(workdir, exist_ok=True)
-    config_lib.save_json(cfg, os.path.join(workdir, "config.json"))
+    config_lib.save_json(cfg, config_path)
     keras.utils.set_random_seed(cfg.seed)
 
 
@@ -144,8 +166,17 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def finish_run(workdir: str, metrics: dict) -> dict:
-    """Writes metrics.json into the run folder and logs it."""
+def finish_run(workdir: str, metrics: dict, trainer: keras.Model | None = None) -> dict:
+    """Writes metrics.json into the run folder and logs it, with the trainer's optimizer step counts.
+
+    The step counts (``optimizer_steps``, and ``g_optimizer_steps`` / ``d_optimizer_steps`` for two-player
+    trainers) show that a resumed run continued its optimizers rather than starting over.
+    """
+    if trainer is not None:
+        metrics["optimizer_steps"] = int(trainer.optimizer.iterations)
+        second = getattr(trainer, "SECOND_OPTIMIZER", None)
+        if second:
+            metrics[f"{second}_steps"] = int(getattr(trainer, second).iterations)
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     log.info("Run %s: %s", workdir, metrics)
@@ -183,7 +214,7 @@ def train_classifier(cfg: ClassifierExperiment, workdir: str, verbose="auto") ->
         "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
         "params": model.count_params(),
     }
-    return trainer, finish_run(workdir, metrics)
+    return trainer, finish_run(workdir, metrics, trainer)
 
 
 def _perturbation_grids(eval_ds: tf.data.Dataset):
@@ -250,7 +281,7 @@ def train_perturbation(cfg: PerturbationExperiment, workdir: str, verbose="auto"
                "split": cfg.data.eval_split, "data_source": f"{eval_info.source}:{eval_info.location}",
                "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
                "generator_params": trainer.attacker.count_params()}
-    return trainer, finish_run(workdir, metrics)
+    return trainer, finish_run(workdir, metrics, trainer)
 
 
 def build_style_network(cfg: StyleExperiment):
@@ -293,7 +324,7 @@ def train_style(cfg: StyleExperiment, workdir: str, verbose="auto"):
                "first_epoch_loss": float(history.history["loss"][0]),
                "train_seconds": round(time.time() - start, 1), "epochs_run": len(history.epoch),
                "params": trainer.network.count_params(), "vgg_weights": cfg.vgg_weights}
-    return trainer, finish_run(workdir, metrics)
+    return trainer, finish_run(workdir, metrics, trainer)
 
 
 def build_defense_trainer(cfg: DefenseExperiment, image_shape, num_classes):
@@ -343,7 +374,7 @@ def train_defense(cfg: DefenseExperiment, workdir: str, verbose="auto"):
                "num_examples": eval_info.num_examples, "split": cfg.data.eval_split,
                "data_source": f"{eval_info.source}:{eval_info.location}", "train_seconds": round(train_seconds, 1),
                "epochs_run": len(history.epoch)}
-    return trainer, finish_run(workdir, metrics)
+    return trainer, finish_run(workdir, metrics, trainer)
 
 
 RUNNERS = {"classifier": train_classifier, "perturbation": train_perturbation, "style": train_style,
