@@ -46,6 +46,7 @@ def test_save_reload_keeps_both_optimizers(data, tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "joint.keras")
     assert int(reloaded.optimizer.iterations) == int(reloaded.g_optimizer.iterations) == 3
     assert float(reloaded.g_optimizer.learning_rate) == pytest.approx(5e-4)
+    assert len(reloaded.optimizer.variables) == len(trainer.optimizer.variables) > 2  # slots restored, not skipped
     for a, b in zip(trainer.optimizer.variables + trainer.g_optimizer.variables,
                     reloaded.optimizer.variables + reloaded.g_optimizer.variables):
         np.testing.assert_array_equal(a, b)

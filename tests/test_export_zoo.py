@@ -111,3 +111,41 @@ def test_recipe_entries_without_artifacts_say_so(tmp_path):
                                   "metrics": {}, "config": {}, "note": "needs ImageNet VGG weights"}, str(tmp_path))
     with pytest.raises(ZooError, match="recipe with no artifact: needs ImageNet VGG weights"):
         zoo.load("style_recipe", str(tmp_path))
+
+
+KILLED_EXPORT = """
+import os, signal, sys, time
+from tfadv import export, zoo
+from tfadv.models import build_classifier
+zoo_dir, when = sys.argv[1], sys.argv[2]
+model = build_classifier("small_cnn", input_shape=(28, 28, 1), num_classes=10, filters=[4, 8])
+if when == "in_commit":  # die after the new SavedModel moved into place, before the registry is rewritten
+    zoo._write_registry = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+with zoo.staging("tiny", zoo_dir, overwrite=True) as stage:
+    export.write_classifier(stage.path, model)
+    print("staged", flush=True)
+    if when == "while_writing":
+        time.sleep(600)
+    stage.commit(kind="classifier", dataset="fashion_mnist", metrics={"accuracy": 0.1}, config={})
+"""
+
+
+@pytest.mark.parametrize("when", ["while_writing", "in_commit"])
+def test_a_sigkilled_export_never_leaves_a_half_written_entry(model, tmp_path, when):
+    import signal
+    import subprocess
+    import sys
+
+    before = _publish(model, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(tmp_path), when], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if when == "while_writing":
+        assert proc.stdout.readline().strip() == "staged"
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert zoo.read_registry(str(tmp_path))["tiny"] == before  # the registry never saw the killed export
+    restored = zoo.recover(str(tmp_path))  # what the next export runs first
+    assert restored == (["tiny"] if when == "in_commit" else [])
+    assert zoo.verify("tiny", str(tmp_path))  # the old entry is whole again and passes its checksum
+    assert sorted(os.listdir(tmp_path)) == [".registry.lock", "registry.json", "tiny"]  # no staging debris

@@ -136,6 +136,7 @@ def test_gan_variant_save_reload_keeps_both_optimizers(data, classifier, tmp_pat
     reloaded = keras.saving.load_model(path)
     assert int(reloaded.optimizer.iterations) == int(reloaded.d_optimizer.iterations) == 4
     assert reloaded.d_optimizer.beta_1 == 0.5
+    assert len(reloaded.optimizer.variables) == len(trainer.optimizer.variables) > 2  # slots restored, not skipped
     for a, b in zip(trainer.d_optimizer.variables + trainer.optimizer.variables,
                     reloaded.d_optimizer.variables + reloaded.optimizer.variables):
         np.testing.assert_array_equal(a, b)

@@ -72,6 +72,12 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
      "needs target_class"),
     (["train", "--experiment=fashion_mnist_unet_joint", "--workdir=/tmp/x", "--set=magnitude_weight=0"],
      "nothing keeps x_hat close"),
+    (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=data.dataset=nope"],
+     "Unknown dataset 'nope'"),
+    (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=eps=100"], "is absurd for l2"),
+    (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=horovod"], "should be one of"),
+    (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=multi_worker"],
+     "needs the TF_CONFIG"),
 ])
 def test_bad_input_gets_one_clear_line_not_a_traceback(args, message):
     proc = tool(*args, check=False)

@@ -10,7 +10,8 @@ by :func:`tfadv.budgets.constrain`) and lies in [0, 1].
 import tensorflow as tf
 
 from tfadv.budgets import check_budget, constrain, per_example_norm
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, InputError
+from tfadv.inputs import check_images
 from tfadv.losses import adversarial_loss, check_loss
 
 
@@ -30,7 +31,7 @@ def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 4
 
     Args:
         classifier: images -> logits.
-        x: clean images [B, H, W, C] in [0, 1]; labels: int [B].
+        x: clean images [B, H, W, C] in [0, 1] (else InputError); labels: int [B].
         eps, norm: the budget ("l2" or "linf"), measured on [0, 1] images.
         steps: gradient steps per restart; step_size: default 2.5 * eps / steps.
         random_start: start from a random point of the ball (else from x).
@@ -47,8 +48,11 @@ def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 4
     alpha = float(step_size if step_size is not None else 2.5 * eps / steps)
     if not alpha > 0:
         raise ConfigError(f"step_size must be > 0. Received: {step_size!r}")
-    x = tf.clip_by_value(tf.convert_to_tensor(x, tf.float32), 0.0, 1.0)
+    x = check_images(x, name="x")
     labels = tf.cast(labels, tf.int32)
+    if labels.shape.rank != 1 or (labels.shape[0] is not None and x.shape[0] is not None
+                                  and labels.shape[0] != x.shape[0]):
+        raise InputError(f"labels must be one int per image: shape [{x.shape[0]}]; got {labels.shape}.")
     return _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts, loss, target_class, seed)
 
 
@@ -115,7 +119,7 @@ def deepfool(classifier, x, *, num_classes: int, overshoot: float = 0.02, max_it
     linearisation steps. The gradients of each class logit come from one
     backward pass per class (works for SavedModel functions too).
     """
-    x = tf.clip_by_value(tf.convert_to_tensor(x, tf.float32), 0.0, 1.0)
+    x = check_images(x, name="x")
     return _deepfool(classifier, x, num_classes, float(overshoot), int(max_iter))
 
 

@@ -22,6 +22,7 @@ batch and differentiable (the scaling is part of the graph, not hidden from it).
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfadv.errors import ConfigError
@@ -35,8 +36,13 @@ _SAFETY = 1.0 - 1e-5
 _PIXEL_ROUNDING = 2.0**-24
 
 
-def check_budget(norm: str, eps) -> float:
-    """Validates a (norm, eps) pair; returns eps as float. eps must be finite and > 0."""
+def check_budget(norm: str, eps, image_shape=None) -> float:
+    """Validates a (norm, eps) pair; returns eps as float. eps must be finite and > 0.
+
+    With ``image_shape`` (H, W, C), an absurd budget is refused too: one at
+    least the diameter of the image cube [0, 1]^n (1 for L-inf, sqrt(n) for
+    L2), which allows any image at all.
+    """
     if norm not in NORMS:
         raise ConfigError(f"norm must be one of {NORMS}. Received: norm={norm!r}")
     try:
@@ -45,6 +51,11 @@ def check_budget(norm: str, eps) -> float:
         raise ConfigError(f"eps must be a number. Received: eps={eps!r}") from None
     if not eps > 0 or eps == float("inf"):
         raise ConfigError(f"eps must be finite and > 0. Received: eps={eps!r}")
+    if image_shape is not None:
+        diameter = 1.0 if norm == "linf" else float(np.sqrt(np.prod(image_shape)))
+        if eps >= diameter:
+            raise ConfigError(f"eps={eps!r} is absurd for {norm} on {tuple(image_shape)} images in [0, 1]: a "
+                              f"budget of {diameter:g} or more allows any image. Received: eps={eps!r}")
     return eps
 
 

@@ -163,12 +163,10 @@ def ready_to_fit(model: keras.Model) -> keras.Model:
     the enclosing scope (every runner fits inside it). The step's logs must
     come from :func:`synced_results`. Call after ``compile``.
     """
-    if model.optimizer is not None and not model.optimizer.built:
-        first = getattr(model, "first_player_variables", None)
-        model.optimizer.build(first() if first else model.trainable_variables)
-    second = getattr(model, getattr(model, "SECOND_OPTIMIZER", ""), None)  # two-player trainers
-    if second is not None and not second.built:
-        second.build(model.second_player_variables())
+    if hasattr(model, "build_optimizers"):  # two-player trainers (tfadv.trainers.two_player)
+        model.build_optimizers()
+    elif model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
         model._distribute_strategy = None  # noqa: SLF001 - see the docstring
     return model

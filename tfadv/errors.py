@@ -19,3 +19,7 @@ class DataUnavailableError(TfadvError, RuntimeError):
 
 class ZooError(TfadvError, RuntimeError):
     """A zoo entry is unknown, missing, corrupt, or fails its checksum."""
+
+
+class InputError(TfadvError, ValueError):
+    """Images handed to a model or attack break the contract: float NHWC batch of the right shape, finite, in [0, 1]."""

@@ -161,7 +161,7 @@ class PerturbationExperiment(TrainingConfig):
             raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
         if self.mode not in modes:
             raise ConfigError(f"mode must be one of {modes}. Received: {self.mode!r}")
-        check_budget(self.norm, self.eps)
+        check_budget(self.norm, self.eps, get_spec(self.data.dataset).image_shape)
         check_loss(self.loss, self.target_class, get_spec(self.data.dataset).num_classes)
         if self.magnitude_norm not in NORMS:
             raise ConfigError(f"magnitude_norm must be one of {NORMS}. Received: {self.magnitude_norm!r}")
@@ -208,7 +208,7 @@ class DefenseExperiment(TrainingConfig):
             raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
         if self.generator not in GENERATORS:
             raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
-        check_budget(self.norm, self.eps)
+        check_budget(self.norm, self.eps, get_spec(self.data.dataset).image_shape)
         if not 0 <= self.adversarial_fraction <= 1:
             raise ConfigError(f"adversarial_fraction must be in [0, 1]. Received: {self.adversarial_fraction!r}")
         if self.pgd_steps < 1 or self.generator_steps < 1:

@@ -19,6 +19,7 @@ from tfadv import __version__, evaluation, zoo
 from tfadv import data as data_lib
 from tfadv.config import to_dict
 from tfadv.errors import ConfigError
+from tfadv.inputs import guarded
 
 
 def image_spec(shape: Sequence[int], name: str = "images") -> tf.TensorSpec:
@@ -36,7 +37,8 @@ def write_saved_model(export_dir: str, serve_fn: Callable, input_signature: Sequ
     Args:
         export_dir: destination; must not exist yet. Use :func:`tfadv.zoo.staging`
             to write into the zoo atomically.
-        serve_fn: function of the input tensors, traced with ``input_signature``.
+        serve_fn: function of the input tensors, traced with ``input_signature``; the endpoint runs it behind
+            :func:`tfadv.inputs.guarded` (empty batches, NaN/inf and values outside [0, 1] are refused).
         input_signature: one ``tf.TensorSpec`` per input.
         track: Keras models / layers whose variables ``serve_fn`` uses.
         extra_endpoints: more endpoints, ``{name: (fn, input_signature)}``.
@@ -44,7 +46,8 @@ def write_saved_model(export_dir: str, serve_fn: Callable, input_signature: Sequ
     archive = keras.export.ExportArchive()
     for resource in track:
         archive.track(resource)
-    archive.add_endpoint("serve", serve_fn, input_signature=list(input_signature))  # first: serving_default
+    guarded_fn = guarded(serve_fn, [spec.name for spec in input_signature])  # empty / NaN / range checks
+    archive.add_endpoint("serve", guarded_fn, input_signature=list(input_signature))  # first: serving_default
     for name, (fn, signature) in (extra_endpoints or {}).items():
         archive.add_endpoint(name, fn, input_signature=list(signature))
     archive.write_out(export_dir, verbose=False)

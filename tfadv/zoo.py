@@ -117,11 +117,38 @@ def verify(name: str, zoo_dir: str | None = None) -> str:
     return path
 
 
-def load(name: str, zoo_dir: str | None = None, check: bool = True):
+class ServedModel:
+    """A loaded zoo entry: ``serve(images)`` checks the image contract, then calls the SavedModel's ``serve``.
+
+    ``serve`` raises :class:`~tfadv.errors.InputError` naming the problem
+    (rank, size, channels, dtype, empty batch, NaN/inf, values outside [0, 1])
+    before TensorFlow sees the batch. ``saved_model`` is the plain
+    ``tf.saved_model.load`` object (referenced by ``serve`` too, so keeping
+    only ``serve`` is safe) and ``entry`` the registry entry. ``serve`` is
+    one function object for the model's lifetime, so traced attacks cache it.
+    """
+
+    def __init__(self, name: str, saved_model, entry: dict):
+        from tfadv.inputs import check_images
+
+        self.name, self.saved_model, self.entry = name, saved_model, entry
+        shape = entry.get("input_shape")
+
+        def serve(*images):  # style entries take (content, style)
+            # Calling through saved_model keeps it referenced even when only .serve is kept.
+            return saved_model.serve(*[check_images(x, shape, name=f"{name}: images") for x in images])
+
+        self.serve = serve
+
+    def __getattr__(self, attribute):  # other endpoints (e.g. a universal entry's perturbation())
+        return getattr(self.saved_model, attribute)
+
+
+def load(name: str, zoo_dir: str | None = None, check: bool = True) -> ServedModel:
     """Loads entry ``name`` with ``tf.saved_model.load`` after verifying its checksum.
 
-    Returns the loaded object; call ``.serve(images)`` on it (keep the object in
-    a variable: a temporary is garbage-collected mid-call).
+    Returns a :class:`ServedModel`: ``.serve(images)`` with the image contract
+    checked, ``.saved_model`` the plain loaded object.
     """
     import tensorflow as tf
 
@@ -133,7 +160,7 @@ def load(name: str, zoo_dir: str | None = None, check: bool = True):
                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
     if not hasattr(loaded, "serve"):
         raise ZooError(f"Zoo entry {name!r}: the SavedModel at {path!r} has no 'serve' endpoint.")
-    return loaded
+    return ServedModel(name, loaded, entry(name, zoo_dir))
 
 
 def keras_layer(name: str, zoo_dir: str | None = None):
@@ -206,7 +233,7 @@ class Staging:
 
     def __init__(self, name: str, zoo_dir: str, overwrite: bool):
         self.name, self.zoo_dir, self.overwrite = name, zoo_dir, overwrite
-        self._tmp_root = tempfile.mkdtemp(dir=zoo_dir, prefix=f".{name}.tmp-")
+        self._tmp_root = tempfile.mkdtemp(dir=zoo_dir, prefix=f".{name}.tmp-{os.getpid()}-")
         self.path = os.path.join(self._tmp_root, "saved_model")  # write the SavedModel here
         self.committed = False
 
@@ -240,6 +267,49 @@ class Staging:
         return fields
 
 
+_STAGE_RE = re.compile(r"^\.(?P<name>[a-z0-9][a-z0-9_.-]*)\.tmp-(?P<pid>\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(zoo_dir: str | None = None) -> builtins.list[str]:
+    """Cleans up after exports that were killed; returns the entry names it restored.
+
+    A killed export leaves only its hidden staging folder (``.NAME.tmp-PID-*``),
+    which is removed once its process is gone. A kill inside an overwriting
+    commit, between moving the old SavedModel aside and rewriting the
+    registry, is undone: the previous SavedModel, which still matches the
+    registry's checksum, is put back. Runs at the start of every export.
+    """
+    zoo_dir = zoo_dir or default_zoo_dir()
+    restored = []
+    with _registry_lock(zoo_dir):
+        registry = read_registry(zoo_dir)
+        for folder in sorted(os.listdir(zoo_dir)):
+            match = _STAGE_RE.match(folder)
+            if not match or _alive(int(match["pid"])):
+                continue
+            name, stage = match["name"], os.path.join(zoo_dir, folder)
+            previous, dest = os.path.join(stage, "previous"), os.path.join(zoo_dir, match["name"])
+            wanted = (registry.get(name) or {}).get("sha256")
+            if os.path.isdir(previous) and wanted and tree_sha256(previous) == wanted:
+                if os.path.isdir(dest) and tree_sha256(dest) != wanted:
+                    shutil.rmtree(dest)
+                if not os.path.isdir(dest):
+                    os.rename(previous, dest)
+                    restored.append(name)
+            shutil.rmtree(stage, ignore_errors=True)
+    return restored
+
+
 @contextlib.contextmanager
 def staging(name: str, zoo_dir: str | None = None, overwrite: bool = False):
     """Context manager giving a :class:`Staging` to export into; nothing lands unless it commits.
@@ -253,6 +323,7 @@ def staging(name: str, zoo_dir: str | None = None, overwrite: bool = False):
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ZooError(f"Zoo entry name {name!r} must be lowercase letters, digits, '_', '.', '-'.")
     os.makedirs(zoo_dir, exist_ok=True)
+    recover(zoo_dir)
     if not overwrite and name in read_registry(zoo_dir):
         raise ZooError(f"Zoo entry {name!r} already exists in {zoo_dir!r}; pass overwrite=True (--overwrite).")
     stage = Staging(name, zoo_dir, overwrite)

@@ -32,6 +32,22 @@ class SecondOptimizerMixin:
             raise ConfigError(f"{type(self).__name__}.compile needs optimizer= and {self.SECOND_OPTIMIZER}=.")
         super().compile(optimizer=optimizer, **kwargs)
         setattr(self, self.SECOND_OPTIMIZER, loss_scale_wrapped(second))
+        if self.built:
+            self.build_optimizers()
+
+    def build_optimizers(self):
+        """Builds each optimizer on its own player's variables.
+
+        Done at ``compile`` when the trainer is built: otherwise ``fit`` builds
+        the main optimizer on *all* trainable variables (both players), a
+        different layout from the one ``load_model`` rebuilds, and Keras then
+        skips restoring that optimizer's state.
+        """
+        if not self.optimizer.built:
+            self.optimizer.build(self.first_player_variables())
+        second = getattr(self, self.SECOND_OPTIMIZER)
+        if not second.built:
+            second.build(self.second_player_variables())
 
     def get_compile_config(self):
         config = super().get_compile_config() or {}
@@ -42,7 +58,4 @@ class SecondOptimizerMixin:
         config = dict(config)
         optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"))
         second = keras.saving.deserialize_keras_object(config.pop(self.SECOND_OPTIMIZER))
-        self.compile(optimizer=optimizer, **{self.SECOND_OPTIMIZER: second})
-        if self.built:  # build both so their saved state has somewhere to load into
-            self.optimizer.build(self.first_player_variables())
-            getattr(self, self.SECOND_OPTIMIZER).build(self.second_player_variables())
+        self.compile(optimizer=optimizer, **{self.SECOND_OPTIMIZER: second})  # builds both if the model is built
