@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, ZooError
 from tfadv.models import build_classifier, perturbation_model, unet
 from tfadv.trainers.defense import JointAdversarialTrainer, PGDAdversarialTrainer
 
@@ -84,3 +84,28 @@ def test_defense_runs_write_a_classifier_that_exports_as_defended(method, idx_di
     assert entry["kind"] == "defended_classifier"
     assert entry["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
     assert zoo.load("defended", str(tmp_path / "zoo")).serve(tf.zeros((1, 28, 28, 1))).shape == (1, 10)
+
+
+def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
+    from tfadv import defense_report, export, zoo
+
+    zoo_dir = str(tmp_path / "zoo")
+    for name, kind in (("base", "classifier"), ("hardened", "defended_classifier")):
+        with zoo.staging(name, zoo_dir) as stage:
+            export.write_classifier(stage.path, build_classifier("small_cnn", filters=[4, 8]))
+            stage.commit(kind=kind, dataset="fashion_mnist", metrics={}, config={}, input_shape=[28, 28, 1])
+    with zoo.staging("base_attack", zoo_dir) as stage:
+        export.write_perturbation(stage.path, perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
+                                  (28, 28, 1))
+        stage.commit(kind="perturbation", dataset="fashion_mnist", metrics={}, config={}, target="base",
+                     budget={"norm": "linf", "eps": 0.1}, input_shape=[28, 28, 1])
+    rows = defense_report.report(["hardened"], "base", "linf", 0.1, zoo_dir=zoo_dir, idx_dir=idx_dir, pgd_steps=3,
+                                 pgd_restarts=2, pgd_examples=20, fresh_epochs=1, fresh_steps_per_epoch=1)
+    assert [row["classifier"] for row in rows] == ["base", "hardened"]
+    for row in rows:
+        assert set(row) == {"classifier", "clean", "fresh_generator", "pgd3x2", "transfer:base_attack", "seconds"}
+        assert all(0.0 <= row[k] <= 1.0 for k in row if k not in ("classifier", "seconds"))
+    table = defense_report.markdown(rows)
+    assert table.splitlines()[0].startswith("| classifier | clean |") and "| hardened |" in table
+    with pytest.raises(ZooError, match="Unknown zoo entry 'nope'"):
+        defense_report.report(["nope"], "base", "linf", 0.1, zoo_dir=zoo_dir, idx_dir=idx_dir)

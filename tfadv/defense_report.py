@@ -7,8 +7,10 @@ classifier's zoo perturbations of the same norm (transfer). All attacks use the
 same (norm, eps).
 """
 
+import contextlib
 import os
 import tempfile
+import time
 
 import keras
 import tensorflow as tf
@@ -27,42 +29,72 @@ def _accuracy_under(classifier, ds, attack=None) -> float:
     return correct / total
 
 
-def _fresh_generator_accuracy(name, norm, eps, epochs, test_ds) -> float:
+@contextlib.contextmanager
+def _zoo_dir_for_runs(zoo_dir):
+    """Training runs find their target in the default zoo (``$TFADV_ZOO_DIR``): point it at ``zoo_dir``."""
+    previous = os.environ.get("TFADV_ZOO_DIR")
+    os.environ["TFADV_ZOO_DIR"] = zoo_dir or zoo.default_zoo_dir()
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["TFADV_ZOO_DIR"]
+        else:
+            os.environ["TFADV_ZOO_DIR"] = previous
+
+
+def _fresh_generator_accuracy(name, norm, eps, test_ds, zoo_dir, idx_dir, epochs, steps_per_epoch) -> float:
     """Trains a thresholded U-Net from scratch against zoo classifier ``name``; its adversarial accuracy."""
     from tfadv import training
 
     cfg = experiments.fashion_mnist_unet_l2()
-    cfg.target, cfg.norm, cfg.eps, cfg.epochs = name, norm, eps, epochs
-    with tempfile.TemporaryDirectory() as workdir:
+    cfg.target, cfg.norm, cfg.eps, cfg.epochs, cfg.steps_per_epoch = name, norm, eps, epochs, steps_per_epoch
+    cfg.data.idx_dir = idx_dir
+    with tempfile.TemporaryDirectory() as workdir, _zoo_dir_for_runs(zoo_dir):
         trainer, _ = training.train_perturbation(cfg, workdir, verbose=0)
-    return evaluation.measure_attack(trainer.attacker, zoo.load(name).serve, test_ds)["adv_accuracy"]
+    return evaluation.measure_attack(trainer.attacker, zoo.load(name, zoo_dir).serve, test_ds)["adv_accuracy"]
 
 
-def report(defended, undefended, norm, eps, joint_workdir=None, pgd_steps=100, pgd_restarts=3,
-           pgd_examples=2000, fresh_epochs=2) -> list[dict]:
-    """One dict per classifier (undefended first) with the accuracy under each attack."""
-    registry = zoo.read_registry()
-    test_ds, _ = data_lib.load(registry[undefended]["dataset"], "test", batch_size=500)
+def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, joint_workdir=None, pgd_steps=100,
+           pgd_restarts=2, pgd_examples=1000, fresh_epochs=2, fresh_steps_per_epoch=None) -> list[dict]:
+    """One dict per classifier (undefended first) with its accuracy under each attack, plus seconds spent.
+
+    Args:
+        defended: zoo names of defended classifiers; undefended: the baseline zoo classifier.
+        norm, eps: the budget every attack uses.
+        zoo_dir: the zoo (default: tfadv.zoo.default_zoo_dir()); idx_dir: local IDX files of the dataset.
+        joint_workdir: a joint defence's run folder: its co-trained generator (attacker.keras) is an attack.
+        pgd_steps, pgd_restarts, pgd_examples: PGD on the first ``pgd_examples`` test images.
+        fresh_epochs, fresh_steps_per_epoch: training of the fresh generator attacking each classifier.
+    """
+    started = time.time()
+    registry = zoo.read_registry(zoo_dir)
+    for name in [undefended] + list(defended):
+        zoo.entry(name, zoo_dir)  # a clear error for an unknown name, before hours of work
+    test_ds, _ = data_lib.load(registry[undefended]["dataset"], "test", batch_size=500, idx_dir=idx_dir)
     pgd_ds = test_ds.unbatch().take(pgd_examples).batch(500)
     transfer = sorted(n for n, e in registry.items() if e["kind"] in ("perturbation", "universal")
                       and e.get("target") == undefended and (e.get("budget") or {}).get("norm") == norm
                       and e["budget"]["eps"] <= eps + 1e-9)
     co_trained = None
     if joint_workdir:
-        co_trained = keras.saving.load_model(os.path.join(joint_workdir, "attacker.keras"))
+        co_trained = keras.saving.load_model(os.path.join(joint_workdir, "attacker.keras"), safe_mode=True)
     rows = []
     for name in [undefended] + list(defended):
-        classifier = zoo.load(name).serve
+        served = zoo.load(name, zoo_dir)
+        classifier = served.serve
         row = {"classifier": name, "clean": _accuracy_under(classifier, test_ds)}
         if co_trained is not None and name != undefended:
             row["co_trained_generator"] = _accuracy_under(classifier, test_ds, lambda x, y: co_trained(x))
-        row["fresh_generator"] = _fresh_generator_accuracy(name, norm, eps, fresh_epochs, test_ds)
+        row["fresh_generator"] = _fresh_generator_accuracy(name, norm, eps, test_ds, zoo_dir, idx_dir,
+                                                           fresh_epochs, fresh_steps_per_epoch)
         row[f"pgd{pgd_steps}x{pgd_restarts}"] = _accuracy_under(
             classifier, pgd_ds, lambda x, y: pgd(classifier, x, y, eps=eps, norm=norm, steps=pgd_steps,
                                                  restarts=pgd_restarts))
         for entry in transfer:
-            attack = zoo.load(entry).serve
+            attack = zoo.load(entry, zoo_dir).serve
             row[f"transfer:{entry}"] = _accuracy_under(classifier, test_ds, lambda x, y: attack(x))
+        row["seconds"] = round(time.time() - started, 1)
         rows.append(row)
     return rows
 

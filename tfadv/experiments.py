@@ -416,6 +416,20 @@ def fashion_mnist_pgd_defense_linf() -> DefenseExperiment:
     return cfg
 
 
+def fashion_mnist_joint_defense_l2() -> DefenseExperiment:
+    """The joint defence at the L2 budget of issue #6 (1.5)."""
+    cfg = fashion_mnist_joint_defense_linf()
+    cfg.norm, cfg.eps = "l2", 1.5
+    return cfg
+
+
+def fashion_mnist_pgd_defense_l2() -> DefenseExperiment:
+    """PGD adversarial training at L2 1.5: the reference for fashion_mnist_joint_defense_l2."""
+    cfg = fashion_mnist_joint_defense_l2()
+    cfg.method = "pgd"
+    return cfg
+
+
 def style_gram_stack() -> StyleExperiment:
     """The seed's arbitrary style transfer at 256 px (needs ImageNet VGG16 weights and a GPU to be useful)."""
     return StyleExperiment(method="gram", size=256, batch_size=4,
@@ -446,6 +460,8 @@ EXPERIMENTS: dict[str, Callable[[], Any]] = {
     "fashion_mnist_universal_linf": fashion_mnist_universal_linf,
     "fashion_mnist_joint_defense_linf": fashion_mnist_joint_defense_linf,
     "fashion_mnist_pgd_defense_linf": fashion_mnist_pgd_defense_linf,
+    "fashion_mnist_joint_defense_l2": fashion_mnist_joint_defense_l2,
+    "fashion_mnist_pgd_defense_l2": fashion_mnist_pgd_defense_l2,
     "style_gram_stack": style_gram_stack,
     "style_adain": style_adain,
     "mnist_unet_l2": mnist_unet_l2,

@@ -21,10 +21,14 @@ flags.DEFINE_enum("norm", "linf", ["l2", "linf"], "Budget norm of every attack."
 flags.DEFINE_float("eps", 0.1, "Budget of every attack.")
 flags.DEFINE_string("joint_workdir", None, "Training run of a joint defence (for its co-trained generator).")
 flags.DEFINE_integer("pgd_steps", 100, "PGD steps.", lower_bound=1)
-flags.DEFINE_integer("pgd_restarts", 3, "PGD random restarts.", lower_bound=1)
-flags.DEFINE_integer("pgd_examples", 2000, "Test images PGD runs on.", lower_bound=1)
+flags.DEFINE_integer("pgd_restarts", 2, "PGD random restarts.", lower_bound=1)
+flags.DEFINE_integer("pgd_examples", 1000, "Test images PGD runs on (the first ones).", lower_bound=1)
 flags.DEFINE_integer("fresh_epochs", 2, "Epochs of the fresh generator trained against each classifier.",
                      lower_bound=1)
+flags.DEFINE_integer("fresh_steps_per_epoch", None, "Cap on the fresh generator's steps per epoch.",
+                     lower_bound=1)
+flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: the checkout's zoo/).")
+flags.DEFINE_string("idx_dir", None, "Local IDX files of the dataset (default: the automatic data sources).")
 flags.DEFINE_string("output", None, "Also write the table as JSON here.")
 FLAGS = flags.FLAGS
 
@@ -32,10 +36,11 @@ FLAGS = flags.FLAGS
 def main(argv):
     from tfadv import defense_report
 
-    rows = defense_report.report(FLAGS.defended, FLAGS.undefended, FLAGS.norm, FLAGS.eps,
-                                 joint_workdir=FLAGS.joint_workdir, pgd_steps=FLAGS.pgd_steps,
-                                 pgd_restarts=FLAGS.pgd_restarts, pgd_examples=FLAGS.pgd_examples,
-                                 fresh_epochs=FLAGS.fresh_epochs)
+    rows = defense_report.report(FLAGS.defended, FLAGS.undefended, FLAGS.norm, FLAGS.eps, zoo_dir=FLAGS.zoo_dir,
+                                 idx_dir=FLAGS.idx_dir, joint_workdir=FLAGS.joint_workdir,
+                                 pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts,
+                                 pgd_examples=FLAGS.pgd_examples, fresh_epochs=FLAGS.fresh_epochs,
+                                 fresh_steps_per_epoch=FLAGS.fresh_steps_per_epoch)
     print(defense_report.markdown(rows))
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
