@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tfadv-installed
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-RUN ?= runs/fashion_mnist_cnn
+RUN ?= runs/fashion_mnist_cnn$(if $(EPOCHS),_$(EPOCHS)ep)
 DEMO_ZOO ?= runs/zoo
 EPOCHS ?=
 PYTEST_ARGS ?=
@@ -28,10 +28,12 @@ data:
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	else echo "data: $(FMNIST) missing; run 'sudo apt-get install dataset-fashion-mnist' or use TFDS online"; fi
 
-# Train the Fashion-MNIST target classifier, evaluate it, export it to a working zoo ($(DEMO_ZOO)), check the
-# exported copy with plain tf.saved_model.load, and check the committed zoo entry too.
+# Train the Fashion-MNIST target classifier (or reuse $(RUN) if it finished before; a killed run resumes), evaluate
+# it, export it to a working zoo ($(DEMO_ZOO)), check the exported copy with plain tf.saved_model.load, and check
+# the committed zoo entry too.
 demo: install data
-	$(PY) tools/train.py --experiment=fashion_mnist_cnn --workdir=$(RUN) $(if $(EPOCHS),--set=epochs=$(EPOCHS))
+	@if [ -f $(RUN)/metrics.json ]; then echo "demo: $(RUN) holds a finished run; reusing it (delete it to retrain)"; \
+	else $(PY) tools/train.py --experiment=fashion_mnist_cnn --workdir=$(RUN) $(if $(EPOCHS),--set=epochs=$(EPOCHS)); fi
 	$(PY) tools/evaluate.py --workdir=$(RUN)
 	$(PY) tools/export.py --workdir=$(RUN) --name=fashion_mnist_small_cnn --zoo_dir=$(DEMO_ZOO) --overwrite
 	$(PY) tools/evaluate.py --zoo_name=fashion_mnist_small_cnn --zoo_dir=$(DEMO_ZOO)
