@@ -80,6 +80,7 @@ def test_defense_runs_write_a_classifier_that_exports_as_defended(method, idx_di
     _, metrics = training.train_defense(cfg, workdir, verbose=0)
     assert metrics["linf_max"] <= 0.1 and 0 <= metrics["accuracy"] <= 1
     assert os.path.exists(os.path.join(workdir, "attacker.keras")) == (method == "joint")
+    assert {"x_epoch001.png", "x_hat_epoch001.png"} <= set(os.listdir(os.path.join(workdir, "images")))
     entry = export.export_run(workdir, "defended", zoo_dir=str(tmp_path / "zoo"))
     assert entry["kind"] == "defended_classifier"
     assert entry["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)

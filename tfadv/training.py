@@ -217,12 +217,16 @@ def train_classifier(cfg: ClassifierExperiment, workdir: str, verbose="auto") ->
     return trainer, finish_run(workdir, metrics, trainer)
 
 
-def _perturbation_grids(eval_ds: tf.data.Dataset):
-    """grids_fn for ImageGridLogger: clean x, the amplified delta (grey = 0), and x_hat."""
-    images = next(iter(eval_ds.unbatch().batch(32)))[0]
+def _perturbation_grids(eval_ds: tf.data.Dataset, attack=None):
+    """grids_fn for ImageGridLogger: clean x, the amplified delta (grey = 0), and x_hat.
+
+    ``attack(trainer, images, labels)`` makes x_hat (default: the trainer itself, an x -> x_hat model;
+    defences pass their training attack, so TensorBoard shows what the classifier is being trained on).
+    """
+    images, labels = next(iter(eval_ds.unbatch().batch(32)))
 
     def grids(trainer):
-        x_hat = trainer(images, training=False)
+        x_hat = attack(trainer, images, labels) if attack else trainer(images, training=False)
         delta = x_hat - images
         peak = tf.reduce_max(tf.abs(delta), axis=[1, 2, 3], keepdims=True)
         return {"x": images.numpy(), "delta_amplified": (0.5 + delta / (2 * tf.maximum(peak, 1e-8))).numpy(),
@@ -361,9 +365,12 @@ def train_defense(cfg: DefenseExperiment, workdir: str, verbose="auto"):
                         jit_compile=cfg.jit_compile)
     else:
         trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
+    grids = ImageGridLogger(os.path.join(workdir, "logs"),
+                            _perturbation_grids(eval_ds, lambda t, x, y: t.adversarial(x, y)),
+                            png_dir=os.path.join(workdir, "images"))
     start = time.time()
     history = distribute.ready_to_fit(trainer).fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs,
-                                                   shuffle=False, callbacks=standard_callbacks(workdir),
+                                                   shuffle=False, callbacks=standard_callbacks(workdir) + [grids],
                                                    verbose=verbose)
     train_seconds = time.time() - start
     trainer.classifier.save(os.path.join(workdir, "model.keras"))
