@@ -106,6 +106,10 @@ def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
     for row in rows:
         assert set(row) == {"classifier", "clean", "fresh_generator", "pgd3x2", "transfer:base_attack", "seconds"}
         assert all(0.0 <= row[k] <= 1.0 for k in row if k not in ("classifier", "seconds"))
+    key = defense_report.record(rows, {"norm": "linf", "eps": 0.1}, zoo_dir)
+    recorded = zoo.entry("hardened", zoo_dir)["metrics"][key]
+    assert key == "robustness_linf_0.1" and recorded["pgd3x2"] == rows[1]["pgd3x2"]
+    assert zoo.verify("hardened", zoo_dir)  # the artifact and its checksum are untouched
     table = defense_report.markdown(rows)
     assert table.splitlines()[0].startswith("| classifier | clean |") and "| hardened |" in table
     with pytest.raises(ZooError, match="Unknown zoo entry 'nope'"):

@@ -67,6 +67,7 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     (["train", "--workdir=/tmp/x"], "exactly one of --experiment or --config"),
     (["evaluate", "--zoo_name=nope"], "Unknown zoo entry 'nope'"),
     (["evaluate", "--zoo_name=x", "--batch_size=0"], "batch_size"),
+    (["evaluate_defense", "--defended=nope"], "Unknown zoo entry 'nope'"),
     (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=eps=0"], "eps must be finite and > 0"),
     (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=loss=targeted"],
      "needs target_class"),

@@ -99,6 +99,15 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, joint
     return rows
 
 
+def record(rows: list[dict], settings: dict, zoo_dir=None) -> str:
+    """Writes each row into its classifier's registry metrics under ``robustness_<norm>_<eps>``; returns the key."""
+    key = f"robustness_{settings['norm']}_{settings['eps']:g}"
+    for row in rows:
+        figures = {k: v for k, v in row.items() if k not in ("classifier", "seconds")}
+        zoo.add_metrics(row["classifier"], {key: {**figures, "settings": settings}}, zoo_dir)
+    return key
+
+
 def markdown(rows: list[dict]) -> str:
     """The rows as a markdown table (columns: the union of the rows' keys)."""
     columns = list(dict.fromkeys(k for row in rows for k in row))

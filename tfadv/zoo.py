@@ -218,6 +218,22 @@ def register(name: str, fields: dict, zoo_dir: str | None = None) -> dict:
     return fields
 
 
+def add_metrics(name: str, metrics: dict, zoo_dir: str | None = None) -> dict:
+    """Merges ``metrics`` into entry ``name``'s metrics (read-modify-write under the registry lock).
+
+    For figures measured after export (e.g. a defence's robustness table); the artifact and its checksum
+    are untouched. Returns the updated entry.
+    """
+    zoo_dir = zoo_dir or default_zoo_dir()
+    with _registry_lock(zoo_dir):
+        registry = read_registry(zoo_dir)
+        if name not in registry:
+            raise ZooError(f"Unknown zoo entry {name!r}. Known entries: {', '.join(sorted(registry)) or 'none'}.")
+        registry[name]["metrics"] = {**registry[name]["metrics"], **metrics}
+        _write_registry(zoo_dir, registry)
+    return registry[name]
+
+
 def _check_entry(name, fields):
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ZooError(f"Zoo entry name {name!r} must be lowercase letters, digits, '_', '.', '-'.")

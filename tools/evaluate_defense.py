@@ -10,6 +10,7 @@ perturbations at this norm (transfer). A defence that only beats its own generat
 """
 
 import json
+import sys
 
 from absl import flags
 
@@ -30,6 +31,8 @@ flags.DEFINE_integer("fresh_steps_per_epoch", None, "Cap on the fresh generator'
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: the checkout's zoo/).")
 flags.DEFINE_string("idx_dir", None, "Local IDX files of the dataset (default: the automatic data sources).")
 flags.DEFINE_string("output", None, "Also write the table as JSON here.")
+flags.DEFINE_bool("record", False, "Also write each row into its classifier's zoo registry metrics "
+                  "(robustness_<norm>_<eps>, with the settings and the command).")
 FLAGS = flags.FLAGS
 
 
@@ -42,6 +45,12 @@ def main(argv):
                                  pgd_examples=FLAGS.pgd_examples, fresh_epochs=FLAGS.fresh_epochs,
                                  fresh_steps_per_epoch=FLAGS.fresh_steps_per_epoch)
     print(defense_report.markdown(rows))
+    if FLAGS.record:
+        settings = {name: FLAGS[name].value for name in ("undefended", "norm", "eps", "joint_workdir", "pgd_steps",
+                                                          "pgd_restarts", "pgd_examples", "fresh_epochs",
+                                                          "fresh_steps_per_epoch")}
+        settings["command"] = " ".join(["python tools/evaluate_defense.py"] + sys.argv[1:])
+        print(f"recorded as {defense_report.record(rows, settings, FLAGS.zoo_dir)} in the zoo registry")
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump(rows, f, indent=2)
