@@ -80,9 +80,11 @@ def test_strategy_choices_and_cluster_errors_are_clear(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="needs the TF_CONFIG"):
         distribute.make_strategy("multi_worker")
-    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"index": 3}}')
-    with pytest.raises(ConfigError, match="not a valid cluster description"):
-        distribute.make_strategy("multi_worker")
+    for bad in ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
+                '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"index": 0}}', "not json"):
+        monkeypatch.setenv("TF_CONFIG", bad)
+        with pytest.raises(ConfigError, match="not a valid cluster description"):
+            distribute.make_strategy("multi_worker")
     assert distribute.make_strategy("default").num_replicas_in_sync == 1 and distribute.is_chief()
 
 

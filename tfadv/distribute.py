@@ -64,10 +64,10 @@ def _tf_config() -> dict:
                           '"index": 0}} (see BUILD.md).')
     try:
         cluster = json.loads(raw)
-        workers = cluster["cluster"]["worker"]
         task = cluster["task"]
-        if not 0 <= int(task["index"]) < len(workers):
-            raise ValueError(f"task index {task['index']} outside the {len(workers)} workers")
+        members = cluster["cluster"][task["type"]]  # "worker" (and optionally one "chief")
+        if not 0 <= int(task["index"]) < len(members):
+            raise ValueError(f"task index {task['index']} outside the {len(members)} {task['type']} task(s)")
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"TF_CONFIG is not a valid cluster description ({e}): {raw!r}") from e
     return cluster
