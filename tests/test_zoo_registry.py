@@ -57,3 +57,27 @@ def test_registry_figures_reproduce_with_plain_tensorflow(name):
     if budget:
         assert measured[f"{budget['norm']}_max"] <= budget["eps"]
     assert 0.0 <= measured["x_hat_range"][0] and measured["x_hat_range"][1] <= 1.0
+
+
+ROBUST = sorted(n for n in ARTIFACTS if "robustness_linf_0.1" in REGISTRY[n]["metrics"])
+
+
+def test_defended_entries_carry_the_full_defence_table():
+    assert {"fashion_mnist_joint_defense_linf", "fashion_mnist_pgd_defense_linf"} <= set(ROBUST)
+    for name in ROBUST:
+        table = REGISTRY[name]["metrics"]["robustness_linf_0.1"]
+        assert {"clean", "fresh_generator", "pgd100x2", "settings"} <= set(table), name
+        assert table["clean"] == pytest.approx(REGISTRY[name]["metrics"]["accuracy"], abs=1e-4)
+        assert all(0.0 <= v <= 1.0 for k, v in table.items() if k != "settings")
+
+
+@pytest.mark.skipif(not os.path.exists(FASHION), reason="needs Debian's dataset-fashion-mnist (make test installs it)")
+@pytest.mark.parametrize("name", ROBUST)
+def test_defence_transfer_figures_reproduce_with_plain_tensorflow(name):
+    table = REGISTRY[name]["metrics"]["robustness_linf_0.1"]
+    ds, _ = data_lib.load("fashion_mnist", "test", batch_size=500, source="idx")
+    classifier = tf.saved_model.load(os.path.join(ZOO, REGISTRY[name]["path"]))
+    for column in (c for c in table if c.startswith("transfer:")):
+        attack = tf.saved_model.load(os.path.join(ZOO, REGISTRY[column.split(":", 1)[1]]["path"]))
+        correct = sum(int(np.sum(np.argmax(classifier.serve(attack.serve(x)), -1) == y)) for x, y in ds)
+        assert correct / 10000 == pytest.approx(table[column], abs=1e-4), column

@@ -110,9 +110,10 @@ def record(rows: list[dict], settings: dict, zoo_dir=None) -> str:
 
 def markdown(rows: list[dict]) -> str:
     """The rows as a markdown table (columns: the union of the rows' keys)."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+    columns = list(dict.fromkeys(k for row in sorted(rows, key=len, reverse=True) for k in row))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(f"{row[c]:.4f}" if isinstance(row.get(c), float) else str(row.get(c, "-"))
+        lines.append("| " + " | ".join(f"{row[c]:.4f}" if isinstance(row.get(c), float) and c != "seconds"
+                                       else str(row.get(c, "-"))
                                        for c in columns) + " |")
     return "\n".join(lines)
