@@ -70,6 +70,7 @@ def test_two_worker_cluster_on_loopback_trains_and_writes_one_checkpoint(idx_dir
     chief = json.loads((workdir / "metrics.json").read_text())
     other = json.loads((workdir / "workers" / "worker-1" / "metrics.json").read_text())
     assert chief["epochs_run"] == 1 and chief["accuracy"] == pytest.approx(other["accuracy"])
+    assert chief["optimizer_steps"] == chief["g_optimizer_steps"] == 3  # one step per global batch
     assert chief["linf_max"] <= 0.1
 
 

@@ -166,6 +166,10 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
+def _step_count(optimizer) -> int:
+    return int(tf.convert_to_tensor(optimizer.iterations.value))  # also a distributed (mirrored) variable
+
+
 def finish_run(workdir: str, metrics: dict, trainer: keras.Model | None = None) -> dict:
     """Writes metrics.json into the run folder and logs it, with the trainer's optimizer step counts.
 
@@ -173,10 +177,10 @@ def finish_run(workdir: str, metrics: dict, trainer: keras.Model | None = None) 
     trainers) show that a resumed run continued its optimizers rather than starting over.
     """
     if trainer is not None:
-        metrics["optimizer_steps"] = int(trainer.optimizer.iterations)
+        metrics["optimizer_steps"] = _step_count(trainer.optimizer)
         second = getattr(trainer, "SECOND_OPTIMIZER", None)
         if second:
-            metrics[f"{second}_steps"] = int(getattr(trainer, second).iterations)
+            metrics[f"{second}_steps"] = _step_count(getattr(trainer, second))
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     log.info("Run %s: %s", workdir, metrics)
