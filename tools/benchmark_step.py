@@ -50,7 +50,8 @@ def time_row(mixed: bool, jit: bool) -> tuple[float, str]:
         images = tf.random.uniform((FLAGS.batch_size,) + shape)
         labels = tf.zeros((FLAGS.batch_size,), tf.int32)
         data = tf.data.Dataset.from_tensors((images, labels)).repeat()
-        distribute.ready_to_fit(trainer).fit(data, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # warm-up and tracing
+        warm_up = distribute.ready_to_fit(trainer)  # two steps: tracing and first-call costs
+        warm_up.fit(data, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
         start = time.perf_counter()
         trainer.fit(data, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0, shuffle=False)
         seconds = time.perf_counter() - start

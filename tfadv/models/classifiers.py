@@ -158,7 +158,8 @@ def flip_average(model: keras.Model, name: str | None = None) -> keras.Model:
     differentiable functional model: attacks see exactly what is served.
     """
     inputs = keras.Input(model.input_shape[1:], name="images")
-    logits = layers.Average(dtype="float32", name="flip_average")([model(inputs), model(HorizontalFlip(name="mirror")(inputs))])
+    mirrored = model(HorizontalFlip(name="mirror")(inputs))
+    logits = layers.Average(dtype="float32", name="flip_average")([model(inputs), mirrored])
     return keras.Model(inputs, logits, name=name or f"{model.name}_flip_tta")
 
 
