@@ -15,10 +15,11 @@ import keras
 import tensorflow as tf
 
 from tfadv.budgets import bounded_perturbation, check_budget, constrain
+from tfadv.serialization import NestedModels
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
-class UniversalPerturbation(keras.Model):
+class UniversalPerturbation(NestedModels, keras.Model):
     """x -> clip(x + U, 0, 1) with U = budget(generator(z)) for a fixed noise image z.
 
     Args:
@@ -26,6 +27,8 @@ class UniversalPerturbation(keras.Model):
         norm, eps: the budget U is scaled to ("l2" or "linf").
         noise_seed: seed of the uniform [0, 1) noise image z.
     """
+
+    NESTED_MODELS = ("generator",)
 
     def __init__(self, generator, norm="l2", eps=2.5, noise_seed=0, **kwargs):
         super().__init__(**kwargs)
@@ -48,9 +51,3 @@ class UniversalPerturbation(keras.Model):
     def get_config(self):
         return {**super().get_config(), "generator": keras.saving.serialize_keras_object(self.generator),
                 "norm": self.norm, "eps": self.eps, "noise_seed": self.noise_seed}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
-        return cls(**config)

@@ -11,16 +11,19 @@ import tensorflow as tf
 
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
+from tfadv.serialization import NestedModels
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
-class ClassifierTrainer(keras.Model):
+class ClassifierTrainer(NestedModels, keras.Model):
     """Trains ``classifier`` ([0, 1] images -> logits) on (images, int labels) batches.
 
     Args:
         classifier: the Keras model trained (what the zoo exports).
         label_smoothing: in [0, 1), the usual smoothing of the one-hot targets.
     """
+
+    NESTED_MODELS = ("classifier",)
 
     def __init__(self, classifier, label_smoothing=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -64,9 +67,3 @@ class ClassifierTrainer(keras.Model):
     def get_config(self):
         return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier),
                 "label_smoothing": self.label_smoothing}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
-        return cls(**config)

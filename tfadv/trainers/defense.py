@@ -20,6 +20,7 @@ from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss
 from tfadv.metrics import AttackMetrics
+from tfadv.serialization import NestedModels
 from tfadv.trainers.two_player import SecondOptimizerMixin
 
 
@@ -35,8 +36,10 @@ def _mixed_cross_entropy(logits_clean, logits_adv, labels, adversarial_fraction)
             + adversarial_fraction * tf.reduce_mean(ce(labels, logits_adv, from_logits=True)))
 
 
-class _DefenseBase(keras.Model):
+class _DefenseBase(NestedModels, keras.Model):
     """Shared metrics: classifier loss, clean accuracy and the attack metrics of the training attack."""
+
+    NESTED_MODELS = ("classifier", "attacker")
 
     def __init__(self, classifier, adversarial_fraction=0.5, **kwargs):
         super().__init__(**kwargs)
@@ -77,14 +80,6 @@ class _DefenseBase(keras.Model):
     def get_config(self):
         return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier),
                 "adversarial_fraction": self.adversarial_fraction}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("classifier", "attacker"):
-            if key in config:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="tfadv")

@@ -28,6 +28,7 @@ from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss, check_loss
 from tfadv.metrics import AttackMetrics
+from tfadv.serialization import NestedModels
 from tfadv.trainers.two_player import SecondOptimizerMixin
 
 
@@ -37,7 +38,7 @@ def _freeze(classifier):
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
-class PerturbationTrainer(keras.Model):
+class PerturbationTrainer(NestedModels, keras.Model):
     """Trains ``attacker`` (x -> x_hat) to fool the frozen ``classifier``.
 
     Args:
@@ -50,6 +51,8 @@ class PerturbationTrainer(keras.Model):
         magnitude_norm: "l2" or "linf", the norm the magnitude term measures.
         kappa: confidence margin of the cw loss.
     """
+
+    NESTED_MODELS = ("attacker", "classifier", "discriminator")
 
     def __init__(self, attacker, classifier, loss="untargeted", target_class=None, magnitude_weight=0.0,
                  magnitude_norm="l2", kappa=0.0, **kwargs):
@@ -111,14 +114,6 @@ class PerturbationTrainer(keras.Model):
             "loss": self.loss_kind, "target_class": self.target_class,
             "magnitude_weight": self.magnitude_weight, "magnitude_norm": self.magnitude_norm, "kappa": self.kappa,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("attacker", "classifier", "discriminator"):
-            if key in config:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 def discriminator(input_shape=(28, 28, 1), filters=32, name="discriminator") -> keras.Model:

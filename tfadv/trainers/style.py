@@ -14,6 +14,7 @@ from keras import ops
 
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
+from tfadv.serialization import NestedModels
 from tfadv.models.style import ADAIN_LAYERS, CONTENT_LAYER, STYLE_LAYERS, AdaIN, gram_matrix, vgg_features
 
 METHODS = ("gram", "adain")
@@ -44,7 +45,7 @@ def total_variation(images):
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
-class StyleTransferTrainer(keras.Model):
+class StyleTransferTrainer(NestedModels, keras.Model):
     """Trains ``network`` ({"content", "style"} -> image) on (content, style) batches.
 
     Args:
@@ -54,6 +55,8 @@ class StyleTransferTrainer(keras.Model):
         vgg_weights: weights of the loss network (see :func:`vgg_features`).
         content_layer: VGG layer of the gram method's content loss.
     """
+
+    NESTED_MODELS = ("network",)
 
     def __init__(self, network, method="gram", content_weight=1.0, style_weight=10.0, tv_weight=0.0,
                  vgg_weights=None, content_layer=CONTENT_LAYER, **kwargs):
@@ -117,9 +120,3 @@ class StyleTransferTrainer(keras.Model):
         return {**super().get_config(), "network": keras.saving.serialize_keras_object(self.network),
                 "method": self.method, "content_weight": self.content_weight, "style_weight": self.style_weight,
                 "tv_weight": self.tv_weight, "vgg_weights": self.vgg_weights, "content_layer": self.content_layer}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
-        return cls(**config)
