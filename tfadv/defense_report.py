@@ -43,8 +43,10 @@ def _zoo_dir_for_runs(zoo_dir):
             os.environ["TFADV_ZOO_DIR"] = previous
 
 
-def _fresh_generator_accuracy(name, norm, eps, test_ds, zoo_dir, idx_dir, epochs, steps_per_epoch) -> float:
-    """Trains a thresholded U-Net from scratch against zoo classifier ``name``; its adversarial accuracy."""
+def _fresh_generator_accuracy(name, classifier, norm, eps, test_ds, zoo_dir, idx_dir, epochs,
+                              steps_per_epoch) -> float:
+    """Trains a thresholded U-Net from scratch against zoo classifier ``name`` (served as ``classifier``);
+    its adversarial accuracy."""
     from tfadv import training
 
     cfg = experiments.fashion_mnist_unet_l2()
@@ -52,7 +54,7 @@ def _fresh_generator_accuracy(name, norm, eps, test_ds, zoo_dir, idx_dir, epochs
     cfg.data.idx_dir = idx_dir
     with tempfile.TemporaryDirectory() as workdir, _zoo_dir_for_runs(zoo_dir):
         trainer, _ = training.train_perturbation(cfg, workdir, verbose=0)
-    return evaluation.measure_attack(trainer.attacker, zoo.load(name, zoo_dir).serve, test_ds)["adv_accuracy"]
+    return evaluation.measure_attack(trainer.attacker, classifier, test_ds)["adv_accuracy"]
 
 
 def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, joint_workdir=None, pgd_steps=100,
@@ -73,26 +75,24 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, joint
         zoo.entry(name, zoo_dir)  # a clear error for an unknown name, before hours of work
     test_ds, _ = data_lib.load(registry[undefended]["dataset"], "test", batch_size=500, idx_dir=idx_dir)
     pgd_ds = test_ds.unbatch().take(pgd_examples).batch(500)
-    transfer = sorted(n for n, e in registry.items() if e["kind"] in ("perturbation", "universal")
-                      and e.get("target") == undefended and (e.get("budget") or {}).get("norm") == norm
-                      and e["budget"]["eps"] <= eps + 1e-9)
+    transfer = {n: zoo.load(n, zoo_dir).serve for n, e in sorted(registry.items())
+                if e["kind"] in ("perturbation", "universal") and e.get("target") == undefended
+                and (e.get("budget") or {}).get("norm") == norm and e["budget"]["eps"] <= eps + 1e-9}
     co_trained = None
     if joint_workdir:
         co_trained = keras.saving.load_model(os.path.join(joint_workdir, "attacker.keras"), safe_mode=True)
     rows = []
     for name in [undefended] + list(defended):
-        served = zoo.load(name, zoo_dir)
-        classifier = served.serve
+        classifier = zoo.load(name, zoo_dir).serve
         row = {"classifier": name, "clean": _accuracy_under(classifier, test_ds)}
         if co_trained is not None and name != undefended:
             row["co_trained_generator"] = _accuracy_under(classifier, test_ds, lambda x, y: co_trained(x))
-        row["fresh_generator"] = _fresh_generator_accuracy(name, norm, eps, test_ds, zoo_dir, idx_dir,
+        row["fresh_generator"] = _fresh_generator_accuracy(name, classifier, norm, eps, test_ds, zoo_dir, idx_dir,
                                                            fresh_epochs, fresh_steps_per_epoch)
         row[f"pgd{pgd_steps}x{pgd_restarts}"] = _accuracy_under(
             classifier, pgd_ds, lambda x, y: pgd(classifier, x, y, eps=eps, norm=norm, steps=pgd_steps,
                                                  restarts=pgd_restarts))
-        for entry in transfer:
-            attack = zoo.load(entry, zoo_dir).serve
+        for entry, attack in transfer.items():
             row[f"transfer:{entry}"] = _accuracy_under(classifier, test_ds, lambda x, y: attack(x))
         row["seconds"] = round(time.time() - started, 1)
         rows.append(row)
