@@ -55,6 +55,28 @@ def test_save_reload_keeps_both_optimizers(data, tmp_path):
         reloaded.compile(optimizer=keras.optimizers.Adam())
 
 
+def test_refined_joint_trains_on_pgd_steps_from_the_generators_images(data, tmp_path):
+    x, y = data
+    x, y = tf.constant(x[:32]), tf.constant(y[:32])
+    trainer = JointAdversarialTrainer(build_classifier("small_cnn", filters=[8, 16]),
+                                      perturbation_model(unet(filters=4), "thresholded", "l2", 1.5),
+                                      refine_steps=2, norm="l2", eps=1.5)
+    trainer(x[:1])
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    logs = trainer.train_step((x, y))
+    assert float(logs["l2_max"]) <= 1.5 * (1 + 1e-5)
+    x_adv = trainer.adversarial(x, y)
+    assert not np.allclose(x_adv, trainer.attacker(x))  # the PGD steps moved the generator's images
+    assert float(tf.reduce_max(tf.norm(tf.reshape(x_adv - x, (32, -1)), axis=1))) <= 1.5 * (1 + 1e-5)
+    assert float(tf.reduce_min(x_adv)) >= 0 and float(tf.reduce_max(x_adv)) <= 1
+    assert float(trainer.evaluate(x, y, verbose=0, return_dict=True)["generator_loss"]) != 0.0
+    trainer.save(tmp_path / "refined.keras")
+    reloaded = keras.saving.load_model(tmp_path / "refined.keras")
+    assert (reloaded.refine_steps, reloaded.norm, reloaded.eps) == (2, "l2", 1.5)
+    with pytest.raises(ConfigError, match="needs the budget"):
+        JointAdversarialTrainer(trainer.classifier, trainer.attacker, refine_steps=1)
+
+
 def test_pgd_training_runs_and_evaluates_under_its_budget(data):
     x, y = data
     trainer = PGDAdversarialTrainer(build_classifier("small_cnn", filters=[8, 16]), "l2", 1.5, steps=3)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfadv.attacks import pgd
 from tfadv.budgets import per_example_norm
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, InputError
 from tfadv.losses import adversarial_loss
 from tfadv.models import autoencoder, build_classifier, build_generator, perturbation_model, resnet_generator, unet
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator
@@ -154,6 +154,24 @@ def test_pgd_respects_the_budget_and_breaks_the_classifier(data, classifier, nor
     assert float(tf.reduce_max(per_example_norm(x_adv - x, norm))) <= eps
     assert float(tf.reduce_min(x_adv)) >= 0 and float(tf.reduce_max(x_adv)) <= 1
     assert accuracy(classifier, x_adv, y) < accuracy(classifier, x, y) - 0.3
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.5)])
+def test_pgd_from_a_given_start_projects_it_into_the_budget(data, classifier, norm, eps):
+    x, y = data
+    far = 1.0 - x  # the farthest image in the cube: far outside any sensible ball
+    x_adv = pgd(classifier, x, y, eps=eps, norm=norm, steps=1, random_start=False, start=far)
+    assert float(tf.reduce_max(per_example_norm(x_adv - x, norm))) <= eps * (1 + 1e-5)
+    assert float(tf.reduce_min(x_adv)) >= 0 and float(tf.reduce_max(x_adv)) <= 1
+    # starting from a strong attack and stepping once keeps (most of) its strength
+    strong = pgd(classifier, x, y, eps=eps, norm=norm, steps=20)
+    refined = pgd(classifier, x, y, eps=eps, norm=norm, steps=1, random_start=False, start=strong)
+    one_step = pgd(classifier, x, y, eps=eps, norm=norm, steps=1, random_start=False)
+    assert accuracy(classifier, refined, y) < accuracy(classifier, one_step, y)
+    with pytest.raises(ConfigError, match="start= replaces the random start"):
+        pgd(classifier, x, y, eps=eps, norm=norm, start=far)
+    with pytest.raises(InputError, match="start must have the shape of x"):
+        pgd(classifier, x, y, eps=eps, norm=norm, random_start=False, start=far[:, :20])
 
 
 def test_pgd_rejects_bad_arguments(data, classifier):

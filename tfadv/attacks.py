@@ -26,7 +26,7 @@ def _random_start(x, norm, eps, seed):
 
 def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 40, step_size: float | None = None,
         random_start: bool = True, restarts: int = 1, loss: str = "untargeted", target_class: int | None = None,
-        seed: int = 0):
+        seed: int = 0, start=None):
     """Projected gradient descent (Madry et al. 2018) on the adversarial loss, within the eps-ball.
 
     Args:
@@ -35,6 +35,8 @@ def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 4
         eps, norm: the budget ("l2" or "linf"), measured on [0, 1] images.
         steps: gradient steps per restart; step_size: default 2.5 * eps / steps.
         random_start: start from a random point of the ball (else from x).
+        start: images [B, H, W, C] to start from instead (e.g. a generator's
+            x_hat); projected into the ball first. Excludes random_start and restarts > 1.
         restarts: independent runs; per example the one with the lowest loss is kept.
         loss, target_class: the objective minimised (tfadv.losses.adversarial_loss).
 
@@ -49,10 +51,19 @@ def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 4
     if not alpha > 0:
         raise ConfigError(f"step_size must be > 0. Received: {step_size!r}")
     x = check_images(x, name="x")
+    if start is not None:
+        if random_start or restarts != 1:
+            raise ConfigError("pgd: start= replaces the random start; pass random_start=False and restarts=1.")
+        start = check_images(start, name="start")
+        if not start.shape.is_compatible_with(x.shape):
+            raise InputError(f"start must have the shape of x {x.shape}; got {start.shape}.")
     labels = tf.cast(labels, tf.int32)
     if labels.shape.rank != 1 or (labels.shape[0] is not None and x.shape[0] is not None
                                   and labels.shape[0] != x.shape[0]):
         raise InputError(f"labels must be one int per image: shape [{x.shape[0]}]; got {labels.shape}.")
+    if start is not None:
+        run = _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class)
+        return run(x, labels, start - x)[0]
     return _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts, loss, target_class, seed)
 
 

@@ -347,7 +347,8 @@ def build_defense_trainer(cfg: DefenseExperiment, image_shape, num_classes):
                                     **cfg.generator_kwargs)
         trainer = JointAdversarialTrainer(classifier, perturbation_model(generator, "thresholded", cfg.norm, cfg.eps),
                                           adversarial_fraction=cfg.adversarial_fraction,
-                                          generator_steps=cfg.generator_steps)
+                                          generator_steps=cfg.generator_steps, refine_steps=cfg.refine_steps,
+                                          norm=cfg.norm, eps=cfg.eps)
     trainer(tf.zeros((1,) + tuple(image_shape)))
     return trainer
 

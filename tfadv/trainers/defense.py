@@ -4,7 +4,10 @@
 together, two optimizers in one ``train_step``. Each step the generator is
 updated to fool the *current* classifier within its budget, then the
 classifier is updated on a mix of clean images and the generator's fresh
-adversarial images.
+adversarial images. With ``refine_steps`` > 0 those images are first pushed
+further by a few PGD steps that start from the generator's x_hat: the
+generator supplies the starting point a multi-step PGD would have to find,
+at a fraction of PGD's cost.
 
 ``PGDAdversarialTrainer``: Madry et al.'s reference defence: the classifier is
 trained on PGD adversarial examples (optionally mixed with clean images).
@@ -16,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from tfadv.attacks import pgd
+from tfadv.budgets import check_budget
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss
@@ -92,6 +96,10 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
         adversarial_fraction: weight of the adversarial images in the classifier loss.
         generator_steps: generator updates per classifier update.
         attack_loss: the generator's adversarial loss (tfadv.losses).
+        refine_steps: PGD steps from the generator's x_hat before the classifier
+            sees it (0: the generator's images as they are).
+        norm, eps: the budget of those PGD steps (the attacker's own; needed
+            only when refine_steps > 0).
 
     Compile with ``optimizer=`` (classifier) and ``g_optimizer=`` (generator).
     """
@@ -99,11 +107,18 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
     SECOND_OPTIMIZER = "g_optimizer"
 
     def __init__(self, classifier, attacker, adversarial_fraction=0.5, generator_steps=1, attack_loss="cw",
-                 **kwargs):
+                 refine_steps=0, norm=None, eps=None, **kwargs):
         super().__init__(classifier, adversarial_fraction, **kwargs)
         if not isinstance(generator_steps, int) or generator_steps < 1:
             raise ConfigError(f"generator_steps must be an int >= 1. Received: {generator_steps!r}")
+        if not isinstance(refine_steps, int) or refine_steps < 0:
+            raise ConfigError(f"refine_steps must be an int >= 0. Received: {refine_steps!r}")
+        if refine_steps:
+            if norm is None or eps is None:
+                raise ConfigError("refine_steps > 0 needs the budget of its PGD steps: pass norm= and eps=.")
+            eps = check_budget(norm, eps)
         self.attacker, self.generator_steps, self.attack_loss = attacker, generator_steps, attack_loss
+        self.refine_steps, self.norm, self.eps = refine_steps, norm, eps
         self.g_loss_tracker = keras.metrics.Mean(name="generator_loss")
 
     @property
@@ -117,22 +132,36 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
         return self.attacker.trainable_variables
 
     def adversarial(self, x, labels):
-        return self.attacker(x, training=False)
+        x_hat = self.attacker(x, training=False)
+        if not self.refine_steps:
+            return tf.stop_gradient(x_hat)
+        frozen = lambda images: self.classifier(images, training=False)  # noqa: E731
+        return tf.stop_gradient(pgd(frozen, x, labels, eps=self.eps, norm=self.norm, steps=self.refine_steps,
+                                    random_start=False, start=x_hat))
+
+    def generator_loss(self, x, labels, training=False):
+        """The generator's objective on a batch: its adversarial loss against the current classifier."""
+        logits = self.classifier(self.attacker(x, training=training), training=False)
+        return tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=2.0))
 
     def train_step(self, data):
         x, labels = data
         for _ in range(self.generator_steps):
             with tf.GradientTape() as tape:
-                logits = self.classifier(self.attacker(x, training=True), training=False)
-                g_loss = tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=2.0))
+                g_loss = self.generator_loss(x, labels, training=True)
             minimize(self.g_optimizer, tape, g_loss, self.second_player_variables())
         self.g_loss_tracker.update_state(g_loss)
-        self._classifier_step(x, tf.stop_gradient(self.attacker(x, training=False)), labels)
+        self._classifier_step(x, self.adversarial(x, labels), labels)
         return synced_results(self.metrics)
+
+    def test_step(self, data):
+        self.g_loss_tracker.update_state(self.generator_loss(*data))  # else val_generator_loss reads 0
+        return super().test_step(data)
 
     def get_config(self):
         return {**super().get_config(), "attacker": keras.saving.serialize_keras_object(self.attacker),
-                "generator_steps": self.generator_steps, "attack_loss": self.attack_loss}
+                "generator_steps": self.generator_steps, "attack_loss": self.attack_loss,
+                "refine_steps": self.refine_steps, "norm": self.norm, "eps": self.eps}
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
