@@ -107,6 +107,13 @@ def test_defense_runs_write_a_classifier_that_exports_as_defended(method, idx_di
     assert entry["kind"] == "defended_classifier"
     assert entry["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
     assert zoo.load("defended", str(tmp_path / "zoo")).serve(tf.zeros((1, 28, 28, 1))).shape == (1, 10)
+    registry = zoo.read_registry(str(tmp_path / "zoo"))
+    if method == "joint":  # the co-trained generator lands beside the classifier, measured against it
+        generator = registry["defended_generator"]
+        assert generator["target"] == "defended" and generator["co_trained"] and generator["kind"] == "perturbation"
+        assert generator["metrics"]["linf_max"] <= 0.1 and generator["budget"] == {"norm": "linf", "eps": 0.1}
+    else:
+        assert set(registry) == {"defended"}
 
 
 def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
@@ -122,11 +129,18 @@ def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
                                   (28, 28, 1))
         stage.commit(kind="perturbation", dataset="fashion_mnist", metrics={}, config={}, target="base",
                      budget={"norm": "linf", "eps": 0.1}, input_shape=[28, 28, 1])
+    with zoo.staging("hardened_generator", zoo_dir) as stage:
+        export.write_perturbation(stage.path, perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
+                                  (28, 28, 1))
+        stage.commit(kind="perturbation", dataset="fashion_mnist", metrics={}, config={}, target="hardened",
+                     co_trained=True, budget={"norm": "linf", "eps": 0.1}, input_shape=[28, 28, 1])
     rows = defense_report.report(["hardened"], "base", "linf", 0.1, zoo_dir=zoo_dir, idx_dir=idx_dir, pgd_steps=3,
                                  pgd_restarts=2, pgd_examples=20, fresh_epochs=1, fresh_steps_per_epoch=1)
     assert [row["classifier"] for row in rows] == ["base", "hardened"]
     for row in rows:
-        assert set(row) == {"classifier", "clean", "fresh_generator", "pgd3x2", "transfer:base_attack", "seconds"}
+        co_trained = {"co_trained_generator"} if row["classifier"] == "hardened" else set()
+        assert set(row) == {"classifier", "clean", "fresh_generator", "pgd3x2", "transfer:base_attack",
+                            "seconds"} | co_trained
         assert all(0.0 <= row[k] <= 1.0 for k in row if k not in ("classifier", "seconds"))
     key = defense_report.record(rows, {"norm": "linf", "eps": 0.1}, zoo_dir)
     recorded = zoo.entry("hardened", zoo_dir)["metrics"][key]

@@ -1,7 +1,8 @@
 """Honest evaluation of defended classifiers: every attack a defence must survive, in one table.
 
 Accuracy on the test split under: no attack; the co-trained generator (joint
-defences); a fresh U-Net generator trained from scratch against the frozen
+defences: the zoo entry ``<name>_generator`` that export writes beside the
+classifier); a fresh U-Net generator trained from scratch against the frozen
 classifier; PGD with many steps and random restarts; the undefended
 classifier's zoo perturbations of the same norm (transfer). All attacks use the
 same (norm, eps).
@@ -12,7 +13,6 @@ import os
 import tempfile
 import time
 
-import keras
 import tensorflow as tf
 
 from tfadv import data as data_lib
@@ -57,7 +57,15 @@ def _fresh_generator_accuracy(name, classifier, norm, eps, test_ds, zoo_dir, idx
     return evaluation.measure_attack(trainer.attacker, classifier, test_ds)["adv_accuracy"]
 
 
-def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, joint_workdir=None, pgd_steps=100,
+def co_trained_generator(name, registry, zoo_dir=None):
+    """The ``serve`` of the generator trained together with zoo classifier ``name`` (joint defences), or None."""
+    for entry_name, entry in sorted(registry.items()):
+        if entry.get("co_trained") and entry.get("target") == name:
+            return zoo.load(entry_name, zoo_dir).serve
+    return None
+
+
+def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, pgd_steps=100,
            pgd_restarts=2, pgd_examples=1000, fresh_epochs=2, fresh_steps_per_epoch=None) -> list[dict]:
     """One dict per classifier (undefended first) with its accuracy under each attack, plus seconds spent.
 
@@ -65,7 +73,6 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, joint
         defended: zoo names of defended classifiers; undefended: the baseline zoo classifier.
         norm, eps: the budget every attack uses.
         zoo_dir: the zoo (default: tfadv.zoo.default_zoo_dir()); idx_dir: local IDX files of the dataset.
-        joint_workdir: a joint defence's run folder: its co-trained generator (attacker.keras) is an attack.
         pgd_steps, pgd_restarts, pgd_examples: PGD on the first ``pgd_examples`` test images.
         fresh_epochs, fresh_steps_per_epoch: training of the fresh generator attacking each classifier.
     """
@@ -78,14 +85,12 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, joint
     transfer = {n: zoo.load(n, zoo_dir).serve for n, e in sorted(registry.items())
                 if e["kind"] in ("perturbation", "universal") and e.get("target") == undefended
                 and (e.get("budget") or {}).get("norm") == norm and e["budget"]["eps"] <= eps + 1e-9}
-    co_trained = None
-    if joint_workdir:
-        co_trained = keras.saving.load_model(os.path.join(joint_workdir, "attacker.keras"), safe_mode=True)
     rows = []
     for name in [undefended] + list(defended):
         classifier = zoo.load(name, zoo_dir).serve
         row = {"classifier": name, "clean": _accuracy_under(classifier, test_ds)}
-        if co_trained is not None and name != undefended:
+        co_trained = co_trained_generator(name, registry, zoo_dir)
+        if co_trained is not None:
             row["co_trained_generator"] = _accuracy_under(classifier, test_ds, lambda x, y: co_trained(x))
         row["fresh_generator"] = _fresh_generator_accuracy(name, classifier, norm, eps, test_ds, zoo_dir, idx_dir,
                                                            fresh_epochs, fresh_steps_per_epoch)

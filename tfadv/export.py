@@ -18,7 +18,7 @@ import tensorflow as tf
 from tfadv import __version__, evaluation, zoo
 from tfadv import data as data_lib
 from tfadv.config import to_dict
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, ZooError
 from tfadv.inputs import guarded
 
 
@@ -106,6 +106,15 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
                              tfds_data_dir=data_cfg.tfds_data_dir)
     common = {"split": data_cfg.eval_split, "data_source": f"{info.source}:{info.location}",
               "command": f"tfadv-evaluate --zoo_name={name} --split={data_cfg.eval_split}"}
+    entry = _export_measured(workdir, name, cfg, model, ds, info, common, zoo_dir, overwrite)
+    if cfg.kind == "defense" and cfg.method == "joint":
+        _export_co_trained_generator(workdir, name, cfg, ds, info, zoo_dir, overwrite)
+    return entry
+
+
+def _export_measured(workdir, name, cfg, model, ds, info, common, zoo_dir, overwrite):
+    """Stages, measures and commits a classifier or perturbation run's model as entry ``name``."""
+    data_cfg = cfg.data
     with zoo.staging(name, zoo_dir, overwrite=overwrite) as stage:
         if cfg.kind == "perturbation":
             write_perturbation(stage.path, model, info.spec.image_shape)
@@ -129,6 +138,37 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
         return stage.commit(kind=kind, dataset=data_cfg.dataset, metrics={**metrics, **common},
                             config=to_dict(cfg), input_shape=input_shape,
                             params=model.count_params(), tfadv_version=__version__, **extra)
+
+
+def co_trained_name(defended_name: str) -> str:
+    """The zoo name of a joint defence's co-trained generator."""
+    return f"{defended_name}_generator"
+
+
+def _export_co_trained_generator(workdir, name, cfg, ds, info, zoo_dir, overwrite):
+    """A joint defence's generator (``attacker.keras``) as entry ``<name>_generator``, targeting entry ``name``.
+
+    The defence report's co-trained row then comes from the zoo like every other
+    attack. Exported after the classifier it is measured against; the classifier
+    entry is complete on its own if this step fails.
+    """
+    generator_name = co_trained_name(name)
+    path = os.path.join(workdir, "attacker.keras")
+    if not os.path.isfile(path):
+        raise ZooError(f"Joint defence run {workdir!r} has no attacker.keras: its co-trained generator cannot be "
+                       f"exported (the classifier entry {name!r} was).")
+    attacker = keras.saving.load_model(path, safe_mode=True)
+    with zoo.staging(generator_name, zoo_dir, overwrite=overwrite) as stage:
+        write_perturbation(stage.path, attacker, info.spec.image_shape)
+        loaded = tf.saved_model.load(stage.path)
+        measured = evaluation.measure_attack(loaded.serve, zoo.load(name, zoo_dir).serve, ds)
+        metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured.items()}
+        metrics.update({"split": cfg.data.eval_split, "data_source": f"{info.source}:{info.location}",
+                        "command": f"tfadv-evaluate --zoo_name={generator_name} --split={cfg.data.eval_split}"})
+        return stage.commit(kind="perturbation", dataset=cfg.data.dataset, metrics=metrics, config=to_dict(cfg),
+                            input_shape=list(info.spec.image_shape), params=attacker.count_params(),
+                            tfadv_version=__version__, target=name, output="x_hat", co_trained=True,
+                            budget={"norm": cfg.norm, "eps": cfg.eps})
 
 
 def _export_style_run(workdir, name, cfg, network, zoo_dir, overwrite):

@@ -1,10 +1,10 @@
 """The defence evaluation table, from one command (prints it; writes JSON with --output).
 
     python tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_linf,fashion_mnist_pgd_defense_linf \
-        --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 [--joint_workdir=RUN]
+        --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1
 
 Rows per classifier (the undefended one too, as the baseline): clean accuracy; accuracy under the co-trained
-generator (joint runs, from --joint_workdir); under a *fresh* U-Net generator trained from scratch against the
+generator (joint defences: their zoo entry NAME_generator, which tfadv-export writes); under a *fresh* U-Net generator trained from scratch against the
 frozen classifier; under PGD with many steps and random restarts; under the undefended classifier's zoo
 perturbations at this norm (transfer). A defence that only beats its own generator shows it here.
 """
@@ -20,7 +20,6 @@ flags.DEFINE_list("defended", [], "Zoo entries of defended classifiers.")
 flags.DEFINE_string("undefended", "fashion_mnist_small_cnn", "The undefended zoo classifier (baseline row).")
 flags.DEFINE_enum("norm", "linf", ["l2", "linf"], "Budget norm of every attack.")
 flags.DEFINE_float("eps", 0.1, "Budget of every attack.")
-flags.DEFINE_string("joint_workdir", None, "Training run of a joint defence (for its co-trained generator).")
 flags.DEFINE_integer("pgd_steps", 100, "PGD steps.", lower_bound=1)
 flags.DEFINE_integer("pgd_restarts", 2, "PGD random restarts.", lower_bound=1)
 flags.DEFINE_integer("pgd_examples", 1000, "Test images PGD runs on (the first ones).", lower_bound=1)
@@ -40,13 +39,12 @@ def main(argv):
     from tfadv import defense_report
 
     rows = defense_report.report(FLAGS.defended, FLAGS.undefended, FLAGS.norm, FLAGS.eps, zoo_dir=FLAGS.zoo_dir,
-                                 idx_dir=FLAGS.idx_dir, joint_workdir=FLAGS.joint_workdir,
-                                 pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts,
+                                 idx_dir=FLAGS.idx_dir, pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts,
                                  pgd_examples=FLAGS.pgd_examples, fresh_epochs=FLAGS.fresh_epochs,
                                  fresh_steps_per_epoch=FLAGS.fresh_steps_per_epoch)
     print(defense_report.markdown(rows))
     if FLAGS.record:
-        settings = {name: FLAGS[name].value for name in ("undefended", "norm", "eps", "joint_workdir", "pgd_steps",
+        settings = {name: FLAGS[name].value for name in ("undefended", "norm", "eps", "pgd_steps",
                                                           "pgd_restarts", "pgd_examples", "fresh_epochs",
                                                           "fresh_steps_per_epoch")}
         settings["command"] = " ".join(["python tools/evaluate_defense.py"] + sys.argv[1:])
