@@ -134,13 +134,22 @@ def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
                                   (28, 28, 1))
         stage.commit(kind="perturbation", dataset="fashion_mnist", metrics={}, config={}, target="hardened",
                      co_trained=True, budget={"norm": "linf", "eps": 0.1}, input_shape=[28, 28, 1])
+    with zoo.staging("base_attack_wide", zoo_dir) as stage:  # a larger budget: projected onto 0.1 in the table
+        export.write_perturbation(stage.path, perturbation_model(unet(filters=4), "thresholded", "linf", 0.3),
+                                  (28, 28, 1))
+        stage.commit(kind="perturbation", dataset="fashion_mnist", metrics={}, config={}, target="base",
+                     budget={"norm": "linf", "eps": 0.3}, input_shape=[28, 28, 1])
+    wide = defense_report.transfer_attacks(zoo.read_registry(zoo_dir), "base", "linf", 0.1, zoo_dir)
+    x = tf.random.stateless_uniform((4, 28, 28, 1), (1, 2))
+    assert set(wide) == {"transfer:base_attack", "transfer:base_attack_wide@0.1"}
+    assert float(tf.reduce_max(tf.abs(wide["transfer:base_attack_wide@0.1"](x) - x))) <= 0.1
     rows = defense_report.report(["hardened"], "base", "linf", 0.1, zoo_dir=zoo_dir, idx_dir=idx_dir, pgd_steps=3,
                                  pgd_restarts=2, pgd_examples=20, fresh_epochs=1, fresh_steps_per_epoch=1)
     assert [row["classifier"] for row in rows] == ["base", "hardened"]
     for row in rows:
         co_trained = {"co_trained_generator"} if row["classifier"] == "hardened" else set()
         assert set(row) == {"classifier", "clean", "fresh_generator", "pgd3x2", "transfer:base_attack",
-                            "seconds"} | co_trained
+                            "transfer:base_attack_wide@0.1", "seconds"} | co_trained
         assert all(0.0 <= row[k] <= 1.0 for k in row if k not in ("classifier", "seconds"))
     key = defense_report.record(rows, {"norm": "linf", "eps": 0.1}, zoo_dir)
     recorded = zoo.entry("hardened", zoo_dir)["metrics"][key]

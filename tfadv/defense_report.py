@@ -4,8 +4,8 @@ Accuracy on the test split under: no attack; the co-trained generator (joint
 defences: the zoo entry ``<name>_generator`` that export writes beside the
 classifier); a fresh U-Net generator trained from scratch against the frozen
 classifier; PGD with many steps and random restarts; the undefended
-classifier's zoo perturbations of the same norm (transfer). All attacks use the
-same (norm, eps).
+classifier's zoo perturbations of the same norm (transfer; projected onto the
+eps-ball when trained with a larger budget). All attacks use the same (norm, eps).
 """
 
 import contextlib
@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfadv import data as data_lib
 from tfadv import evaluation, experiments, zoo
 from tfadv.attacks import pgd
+from tfadv.budgets import bounded_perturbation
 
 
 def _accuracy_under(classifier, ds, attack=None) -> float:
@@ -65,6 +66,28 @@ def co_trained_generator(name, registry, zoo_dir=None):
     return None
 
 
+def transfer_attacks(registry, undefended, norm, eps, zoo_dir=None) -> dict:
+    """Column name -> x -> x_adv for the undefended classifier's zoo perturbations of this norm.
+
+    An entry whose budget exceeds ``eps`` is kept with its delta projected onto
+    the eps-ball (column ``transfer:NAME@EPS``), so every attack in the table
+    plays by the same budget.
+    """
+    attacks = {}
+    for name, entry in sorted(registry.items()):
+        budget = entry.get("budget") or {}
+        if entry["kind"] not in ("perturbation", "universal") or entry.get("target") != undefended \
+                or budget.get("norm") != norm:
+            continue
+        serve = zoo.load(name, zoo_dir).serve
+        if budget["eps"] <= eps + 1e-9:
+            attacks[f"transfer:{name}"] = lambda x, serve=serve: serve(x)
+        else:
+            attacks[f"transfer:{name}@{eps:g}"] = lambda x, serve=serve: bounded_perturbation(
+                x, serve(x) - x, norm, eps, mode="project")
+    return attacks
+
+
 def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, pgd_steps=100,
            pgd_restarts=2, pgd_examples=1000, fresh_epochs=2, fresh_steps_per_epoch=None) -> list[dict]:
     """One dict per classifier (undefended first) with its accuracy under each attack, plus seconds spent.
@@ -82,9 +105,7 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, pgd_s
         zoo.entry(name, zoo_dir)  # a clear error for an unknown name, before hours of work
     test_ds, _ = data_lib.load(registry[undefended]["dataset"], "test", batch_size=500, idx_dir=idx_dir)
     pgd_ds = test_ds.unbatch().take(pgd_examples).batch(500)
-    transfer = {n: zoo.load(n, zoo_dir).serve for n, e in sorted(registry.items())
-                if e["kind"] in ("perturbation", "universal") and e.get("target") == undefended
-                and (e.get("budget") or {}).get("norm") == norm and e["budget"]["eps"] <= eps + 1e-9}
+    transfer = transfer_attacks(registry, undefended, norm, eps, zoo_dir)
     rows = []
     for name in [undefended] + list(defended):
         classifier = zoo.load(name, zoo_dir).serve
@@ -97,8 +118,8 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, pgd_s
         row[f"pgd{pgd_steps}x{pgd_restarts}"] = _accuracy_under(
             classifier, pgd_ds, lambda x, y: pgd(classifier, x, y, eps=eps, norm=norm, steps=pgd_steps,
                                                  restarts=pgd_restarts))
-        for entry, attack in transfer.items():
-            row[f"transfer:{entry}"] = _accuracy_under(classifier, test_ds, lambda x, y: attack(x))
+        for column, attack in transfer.items():
+            row[column] = _accuracy_under(classifier, test_ds, lambda x, y: attack(x))
         row["seconds"] = round(time.time() - started, 1)
         rows.append(row)
     return rows
