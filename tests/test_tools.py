@@ -76,6 +76,9 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=data.dataset=nope"],
      "Unknown dataset 'nope'"),
     (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=eps=100"], "is absurd for l2"),
+    (["train", "--experiment=fashion_mnist_joint_defense_linf", "--workdir=/tmp/x", "--set=refine_steps=-1"],
+     "refine_steps must be >= 0"),
+    (["benchmark_defense", "--experiments=fashion_mnist_cnn"], "is a classifier experiment, not a defence"),
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=horovod"], "should be one of"),
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=multi_worker"],
      "needs the TF_CONFIG"),
@@ -85,3 +88,10 @@ def test_bad_input_gets_one_clear_line_not_a_traceback(args, message):
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_defence_benchmark_prints_a_row_per_experiment():
+    proc = tool("benchmark_defense", "--steps=1", "--batch_size=4")
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| fashion_mnist_")]
+    assert [row.split(" | ")[1] for row in rows] == ["generator x1", "generator x1 + PGD-2", "PGD-7"]
+    assert rows[0].endswith("| 1.00x |") and all(float(row.split(" | ")[2]) > 0 for row in rows)

@@ -1,0 +1,74 @@
+"""Benchmark: training cost of each defence, per step, on the same batches (prints a table).
+
+    python tools/benchmark_defense.py [--experiments=A,B,...] [--steps=30] [--batch_size=128]
+
+Wall time of a whole training run depends on whatever else the machine was
+doing; this times ``train_step`` of each named defence experiment (the exact
+trainer its config builds: classifier, generator, refine and PGD steps) on one
+fixed synthetic batch of the experiment's image shape, one experiment after
+the other, after two warm-up steps. The table gives ms per step, images per
+second and the cost relative to the first experiment, which is what "a lower
+training cost" means in issue #6. Run it on an otherwise idle machine.
+"""
+
+import time
+
+from absl import flags
+
+from tfadv import cli
+
+flags.DEFINE_list("experiments", ["fashion_mnist_joint_defense_linf", "fashion_mnist_joint_refined_defense_linf",
+                                  "fashion_mnist_pgd_defense_linf"], "Defence experiments to time.")
+flags.DEFINE_integer("steps", 30, "Timed steps per experiment.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 128, "Batch size (the experiments' own is 128).", lower_bound=1)
+FLAGS = flags.FLAGS
+
+
+def time_experiment(name: str) -> float:
+    """Seconds per training step of defence experiment ``name``."""
+    import keras
+    import tensorflow as tf
+
+    from tfadv import experiments
+    from tfadv.data import get_spec
+    from tfadv.errors import ConfigError
+    from tfadv.training import build_defense_trainer
+
+    cfg = experiments.get_experiment(name)
+    if cfg.kind != "defense":
+        raise ConfigError(f"{name!r} is a {cfg.kind} experiment, not a defence.")
+    spec = get_spec(cfg.data.dataset)
+    keras.utils.set_random_seed(0)
+    trainer = build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
+    second = {"g_optimizer": keras.optimizers.Adam(cfg.g_learning_rate)} if cfg.method == "joint" else {}
+    trainer.compile(optimizer=keras.optimizers.AdamW(1e-3), jit_compile=cfg.jit_compile, **second)
+    images = tf.random.stateless_uniform((FLAGS.batch_size,) + tuple(spec.image_shape), (0, 1))
+    labels = tf.random.stateless_uniform((FLAGS.batch_size,), (0, 2), 0, spec.num_classes, tf.int32)
+    data = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    trainer.fit(data, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # tracing and first-call costs
+    start = time.perf_counter()
+    trainer.fit(data, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0, shuffle=False)
+    return (time.perf_counter() - start) / FLAGS.steps
+
+
+def main(argv):
+    import os
+
+    from tfadv import experiments
+
+    print(f"batch {FLAGS.batch_size}, {FLAGS.steps} timed steps each, {os.cpu_count()} CPU cores visible")
+    print("| experiment | training attack | ms / step | images / s | cost vs first |")
+    print("|---|---|---|---|---|")
+    first = None
+    for name in FLAGS.experiments:
+        seconds = time_experiment(name)
+        first = first or seconds
+        cfg = experiments.get_experiment(name)
+        attack = (f"PGD-{cfg.pgd_steps}" if cfg.method == "pgd"
+                  else f"generator x{cfg.generator_steps}" + (f" + PGD-{cfg.refine_steps}" if cfg.refine_steps else ""))
+        print(f"| {name} | {attack} | {1000 * seconds:.0f} | {FLAGS.batch_size / seconds:.0f} | "
+              f"{seconds / first:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main)
