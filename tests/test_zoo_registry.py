@@ -66,7 +66,7 @@ ROBUST = sorted((n, k) for n in ARTIFACTS for k in REGISTRY[n]["metrics"] if k.s
 
 def test_defended_entries_carry_the_full_defence_table():
     recorded = {(n, k) for n, k in ROBUST if REGISTRY[n]["kind"] == "defended_classifier"}
-    for norm, eps in (("linf", "0.1"),):
+    for norm, eps in (("linf", "0.1"), ("l2", "1.5")):
         names = {n for n, k in recorded if k == f"robustness_{norm}_{eps}"}
         assert {f"fashion_mnist_joint_defense_{norm}", f"fashion_mnist_pgd_defense_{norm}"} <= names, norm
     for name, key in ROBUST:
