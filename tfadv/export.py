@@ -132,12 +132,17 @@ def _export_measured(workdir, name, cfg, model, ds, info, common, zoo_dir, overw
             measured = evaluation.evaluate_classifier(loaded.serve, ds)
             kind = "defended_classifier" if cfg.kind == "defense" else "classifier"
             extra = {"output": "logits"}
-        metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured.items()}
+        metrics = _rounded(measured)
         metrics.update(_training_figures(workdir))
         input_shape = list(info.spec.image_shape)
         return stage.commit(kind=kind, dataset=data_cfg.dataset, metrics={**metrics, **common},
                             config=to_dict(cfg), input_shape=input_shape,
                             params=model.count_params(), tfadv_version=__version__, **extra)
+
+
+def _rounded(measured: dict) -> dict:
+    """Measured figures with floats rounded to 6 decimals, as the registry stores them."""
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in measured.items()}
 
 
 def co_trained_name(defended_name: str) -> str:
@@ -162,7 +167,7 @@ def _export_co_trained_generator(workdir, name, cfg, ds, info, zoo_dir, overwrit
         write_perturbation(stage.path, attacker, info.spec.image_shape)
         loaded = tf.saved_model.load(stage.path)
         measured = evaluation.measure_attack(loaded.serve, zoo.load(name, zoo_dir).serve, ds)
-        metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured.items()}
+        metrics = _rounded(measured)
         metrics.update({"split": cfg.data.eval_split, "data_source": f"{info.source}:{info.location}",
                         "command": f"tfadv-evaluate --zoo_name={generator_name} --split={cfg.data.eval_split}"})
         return stage.commit(kind="perturbation", dataset=cfg.data.dataset, metrics=metrics, config=to_dict(cfg),
