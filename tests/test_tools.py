@@ -24,17 +24,21 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     workdir, zoo_dir = str(tmp_path / "run"), str(tmp_path / "zoo")
     flagfile = tmp_path / "flags.txt"
     flagfile.write_text(f"--experiment=fashion_mnist_cnn\n--workdir={workdir}\n--set=data.idx_dir={idx_dir}\n")
-    train = tool("train", f"--flagfile={flagfile}", "--set=epochs=1", "--set=data.batch_size=32",
-                 "--set=model_kwargs.filters=[4,8]")
+    train = tool("train", f"--flagfile={flagfile}", "--epochs=1", "--set=data.batch_size=32",
+                 "--set=model_kwargs.filters=[4,8]", TF_CPP_MIN_LOG_LEVEL="0")
     assert "TensorBoard: tensorboard --logdir" in train.stdout
     assert "from idx" in train.stderr  # the data source is logged
+    # The image grid reads the eval split's first batch: an unshuffled pipeline must not cache partially.
+    assert "did not fully read the dataset" not in train.stderr
     exported = tool("export", f"--workdir={workdir}", "--name=tiny_cnn", f"--zoo_dir={zoo_dir}")
     entry = json.loads(exported.stdout)["tiny_cnn"]
     run_metrics = json.load(open(os.path.join(workdir, "metrics.json")))
     assert entry["metrics"]["accuracy"] == pytest.approx(run_metrics["accuracy"], abs=1e-6)
     assert entry["config"]["data"]["idx_dir"] == idx_dir
-    evaluated = tool("evaluate", "--zoo_name=tiny_cnn", f"--zoo_dir={zoo_dir}", f"--idx_dir={idx_dir}")
-    assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(entry["metrics"]["accuracy"], abs=1e-6)
+    evaluated = json.loads(tool("evaluate", "--zoo_name=tiny_cnn", f"--zoo_dir={zoo_dir}",
+                                f"--idx_dir={idx_dir}").stdout)
+    assert evaluated["accuracy"] == pytest.approx(entry["metrics"]["accuracy"], abs=1e-6)
+    assert evaluated["zoo_dir"] == zoo_dir and "budget" not in evaluated  # a classifier has no budget
     loaded = tf.saved_model.load(os.path.join(zoo_dir, entry["path"]))
     assert loaded.serve(tf.zeros((1, 28, 28, 1))).shape == (1, 10)
     again = tool("export", f"--workdir={workdir}", "--name=tiny_cnn", f"--zoo_dir={zoo_dir}", check=False)
@@ -43,8 +47,9 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     # A perturbation generator against that zoo classifier, through the same three tools.
     attack_dir = str(tmp_path / "attack")
     tool("train", "--experiment=fashion_mnist_unet_l2", f"--workdir={attack_dir}", "--set=target=tiny_cnn",
-         f"--set=data.idx_dir={idx_dir}", "--set=epochs=1", "--set=data.batch_size=32",
+         f"--set=data.idx_dir={idx_dir}", "--epochs=1", "--steps_per_epoch=2", "--set=data.batch_size=32",
          "--set=generator_kwargs.filters=4", TFADV_ZOO_DIR=zoo_dir)
+    assert json.load(open(os.path.join(attack_dir, "metrics.json")))["optimizer_steps"] == 2
     assert {"x_epoch001.png", "delta_amplified_epoch001.png", "x_hat_epoch001.png"} <= set(
         os.listdir(os.path.join(attack_dir, "images")))
     entry = json.loads(tool("export", f"--workdir={attack_dir}", "--name=tiny_unet", f"--zoo_dir={zoo_dir}").stdout)
@@ -54,6 +59,10 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     assert entry["metrics"]["l2_max"] <= 2.4 and entry["metrics"]["x_hat_range"][0] >= 0
     evaluated = json.loads(tool("evaluate", "--zoo_name=tiny_unet", f"--zoo_dir={zoo_dir}", f"--idx_dir={idx_dir}").stdout)
     assert evaluated["adv_accuracy"] == pytest.approx(entry["metrics"]["adv_accuracy"], abs=1e-6)
+    assert evaluated["zoo_dir"] == zoo_dir and evaluated["budget"] == {"norm": "l2", "eps": 2.4}
+    from_run = json.loads(tool("evaluate", f"--workdir={attack_dir}", f"--idx_dir={idx_dir}", "--split=test[:8]",
+                               TFADV_ZOO_DIR=zoo_dir).stdout)
+    assert from_run["workdir"] == attack_dir and from_run["budget"] == {"norm": "l2", "eps": 2.4}
     attack = tf.saved_model.load(os.path.join(zoo_dir, "tiny_unet"))
     x_hat = attack.serve(tf.random.uniform((3, 28, 28, 1)))
     assert x_hat.shape == (3, 28, 28, 1) and float(tf.reduce_max(x_hat)) <= 1.0
@@ -82,12 +91,70 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=horovod"], "should be one of"),
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=multi_worker"],
      "needs the TF_CONFIG"),
+    # absl's own errors come out in the same style as tfadv's.
+    (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--epochz=3"],
+     "Unknown command line flag 'epochz'"),
+    (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--epochs=0"], "flag --epochs=0"),
+    (["train", "--experiment=fashion_mnist_cnn"], "--workdir is required"),
+    (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "extra"], "Unexpected positional arguments"),
+    (["evaluate", "--zoo_name=x", "--batch_size=many"], "flag --batch_size=many"),
+    (["export", "--workdir=/tmp/x"], "--name"),
+    (["stylize", "--content=a.png", "--style=b.png", "--output=c.png"], "exactly one of --saved_model or --zoo_name"),
 ])
 def test_bad_input_gets_one_clear_line_not_a_traceback(args, message):
     proc = tool(*args, check=False)
-    assert proc.returncode != 0
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error: ")]
+    assert proc.returncode == 2, proc.stderr
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "FATAL" not in proc.stderr
+
+
+def console_script(name):
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+@pytest.mark.parametrize("command,own_flags", [
+    (["train"], ["--experiment", "--config", "--set", "--workdir", "--epochs", "--steps_per_epoch", "--print_config",
+                 "--list_experiments", "--strategy"]),
+    (["tfadv-train"], ["--experiment", "--workdir", "--print_config", "--set"]),
+    (["evaluate"], ["--zoo_name", "--zoo_dir", "--workdir", "--split", "--target"]),
+    (["tfadv-evaluate"], ["--zoo_name", "--target"]),
+    (["export"], ["--workdir", "--name", "--overwrite"]),
+    (["stylize"], ["--saved_model", "--zoo_name", "--content", "--style", "--output"]),
+    (["tfadv-stylize"], ["--saved_model", "--zoo_name"]),
+    (["evaluate_defense"], ["--defended", "--undefended", "--norm", "--eps", "--record"]),
+])
+def test_help_lists_the_tools_own_flags(command, own_flags):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    name = command[0]
+    if name.startswith("tfadv-"):
+        if not os.path.exists(console_script(name)):
+            pytest.skip(f"{name} is not installed next to {sys.executable}")
+        argv = [console_script(name)]
+    else:
+        argv = [sys.executable, os.path.join(ROOT, "tools", f"{name}.py")]
+    proc = subprocess.run(argv + ["--help"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    listed = {line.split(":")[0].strip().replace("--[no]", "--") for line in proc.stdout.splitlines()
+              if line.startswith("  --")}
+    assert set(own_flags) <= listed, proc.stdout
+    assert "--tpu" not in listed and "--logtostderr" not in listed  # absl's and TF's flags stay in --helpfull
+    assert "USAGE:" not in proc.stdout  # the tool's docstring leads, not absl's bare usage line
+
+
+def test_print_config_and_list_experiments(tmp_path):
+    proc = tool("train", "--experiment=fashion_mnist_unet_l2", "--print_config", "--epochs=2", "--steps_per_epoch=5",
+                "--set=data.batch_size=7", "--set=eps=1.5")
+    cfg = json.loads(proc.stdout)
+    assert (cfg["epochs"], cfg["steps_per_epoch"], cfg["data"]["batch_size"], cfg["eps"]) == (2, 5, 7, 1.5)
+    assert cfg["kind"] == "perturbation" and cfg["norm"] == "l2" and "optimizer" in cfg
+    path = tmp_path / "config.json"
+    path.write_text(proc.stdout)
+    assert json.loads(tool("train", f"--config={path}", "--print_config").stdout) == cfg
+    listed = tool("train", "--list_experiments").stdout.splitlines()
+    rows = {line.split()[0]: line.split()[1] for line in listed}
+    assert rows["fashion_mnist_cnn"] == "classifier" and rows["fashion_mnist_unet_l2"] == "perturbation"
+    assert rows["style_adain"] == "style" and len(rows) == len(listed)
 
 
 def test_defence_benchmark_prints_a_row_per_experiment():

@@ -1,10 +1,14 @@
-"""Shared plumbing of the absl tools in ``tools/``: experiment flags and clean error reporting.
+"""Shared plumbing of the absl tools in ``tools/``: experiment flags, ``--help`` and clean error reporting.
 
 The tools stay thin: flags pick an experiment and override fields; all logic
-lives in the library.
+lives in the library. Every tool's errors, absl's (unknown flag, bad value)
+and tfadv's (``TfadvError``), print as one line ``Error: ...`` with exit
+status 2; ``--help`` lists the tool's own flags.
 """
 
+import json
 import logging
+import re
 import sys
 
 from absl import app, flags
@@ -14,40 +18,70 @@ from tfadv import experiments
 from tfadv.distribute import STRATEGIES
 from tfadv.errors import ConfigError, TfadvError
 
-
 RUNTIME_FLAGS = ("strategy", "jit_compile", "mixed_precision")  # shortcuts for --set FIELD=value
+SCHEDULE_FLAGS = ("epochs", "steps_per_epoch")  # shortcuts for a quick run
+USAGE_STATUS = 2  # what every tool exits with on a bad flag, config or input
 
 
 def define_experiment_flags() -> None:
-    """--experiment / --config choose a config; --set overrides fields; --workdir is the run folder."""
+    """--experiment / --config choose a config; --set overrides fields; --workdir is the run folder.
+
+    Tools calling this should ``flags.adopt_module_key_flags(cli)`` so that
+    ``--help`` lists these flags as theirs.
+    """
     flags.DEFINE_string("experiment", None,
-                        f"Named experiment: one of {', '.join(sorted(experiments.EXPERIMENTS))}.")
+                        f"Named experiment: one of {', '.join(sorted(experiments.EXPERIMENTS))} "
+                        "(--list_experiments describes them).")
     flags.DEFINE_string("config", None, "JSON config file (e.g. a previous run's config.json) instead of "
                         "--experiment.")
     flags.DEFINE_multi_string("set", [], "Override a config field: --set epochs=3 --set data.batch_size=64 "
-                              "(values parsed as JSON when possible).")
+                              "--set steps_per_epoch=20 (dotted keys for nested fields, values parsed as JSON "
+                              "when possible; --print_config shows every field).")
     flags.DEFINE_string("workdir", None, "Run folder for config.json, logs/, images/, backup/, model.keras.")
+    flags.DEFINE_integer("epochs", None, "Shortcut for --set epochs=N.", lower_bound=1)
+    flags.DEFINE_integer("steps_per_epoch", None, "Shortcut for --set steps_per_epoch=N: cap on the batches of "
+                         "an epoch (a quick run).", lower_bound=1)
     flags.DEFINE_enum("strategy", None, list(STRATEGIES), "Where to train (default: as the config says): one "
                       "device, all local GPUs (mirrored), several machines from TF_CONFIG (multi_worker), or a TPU.")
     flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step (default: as the config says).")
     flags.DEFINE_bool("mixed_precision", None, "mixed_float16 with loss scaling, for GPUs (default: as the config "
                       "says).")
+    flags.DEFINE_bool("print_config", False, "Print the resolved config (--set and shortcut flags applied) as "
+                      "JSON and exit without training.")
+    flags.DEFINE_bool("list_experiments", False, "List the named experiments (name, kind, description) and exit.")
     flags.register_multi_flags_validator(
-        ["experiment", "config"], lambda v: bool(v["experiment"]) != bool(v["config"]),
-        message="Give exactly one of --experiment or --config.")
+        ["experiment", "config", "list_experiments"],
+        lambda v: v["list_experiments"] or bool(v["experiment"]) != bool(v["config"]),
+        message="Give exactly one of --experiment or --config (--list_experiments lists the experiments).")
     flags.register_validator("set", lambda values: all("=" in v for v in values),
                              message="--set values must look like key=value, e.g. --set epochs=3.")
 
 
 def resolve_experiment(FLAGS):
-    """The config named by the flags, with --set overrides applied and validated."""
+    """The config named by the flags, with --set and shortcut-flag overrides applied and validated."""
     cfg = (experiments.get_experiment(FLAGS.experiment) if FLAGS.experiment
            else experiments.load_json(FLAGS.config))
     overrides = dict(config_lib.parse_override(s) for s in FLAGS.set)
-    overrides.update({name: FLAGS[name].value for name in RUNTIME_FLAGS if FLAGS[name].value is not None})
+    overrides.update({name: FLAGS[name].value for name in RUNTIME_FLAGS + SCHEDULE_FLAGS
+                      if FLAGS[name].value is not None})
     if overrides:
         cfg = config_lib.override(cfg, overrides)
     return cfg.validate() or cfg
+
+
+def config_json(cfg) -> str:
+    """A config as the indented JSON that ``--config`` reads back."""
+    return json.dumps(config_lib.to_dict(cfg), indent=2, sort_keys=True)
+
+
+def experiment_list() -> str:
+    """One line per named experiment: name, kind and the first line of its recipe's docstring."""
+    lines = []
+    for name in sorted(experiments.EXPERIMENTS):
+        factory = experiments.EXPERIMENTS[name]
+        about = (factory.__doc__ or "").strip().splitlines()
+        lines.append(f"{name:<42} {factory().kind:<12} {about[0] if about else ''}".rstrip())
+    return "\n".join(lines)
 
 
 def setup_logging() -> None:
@@ -59,20 +93,56 @@ def setup_logging() -> None:
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
+def fail(message) -> None:
+    """Exits with status 2 after printing ``Error: message`` as one line on stderr: every tool's error style."""
+    print(f"Error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(USAGE_STATUS)
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, with its errors in tfadv's style and ``--help`` exiting 0."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        # Multi-flag validators prefix their message with every flag's value ("flags a=None, b=None: ..."),
+        # flagfile errors with "ERROR::".
+        message = re.sub(r"^(ERROR:+ *|flags [^:]*: )", "", str(e)).rstrip(".")
+        fail(f"{message}. Run with --help to list the flags.")
+    except SystemExit as e:  # --help / --helpfull: absl printed the help and exits 1; asking for help is no error
+        sys.exit(0 if e.code == 1 else e.code)
+
+
+def _adopt_tool_flags(main) -> None:
+    """Makes ``--help`` list the tool's own flags however it is started.
+
+    absl's ``--help`` shows the key flags of the module named ``sys.argv[0]``:
+    the tool itself under ``python tools/x.py``, but the console-script wrapper
+    under ``tfadv-x``, which defines none. Registers the tool module's key
+    flags (and its docstring) for that name too.
+    """
+    module = main.__module__
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    main_module = sys.modules["__main__"]
+    if not main_module.__doc__:
+        main_module.__doc__ = sys.modules[module].__doc__
+
+
 def run(main) -> None:
-    """``absl.app.run(main)``, printing tfadv's user errors as one line (exit status 2), not a traceback."""
+    """``absl.app.run(main)`` with one error style: ``Error: ...`` on one line, exit status 2, no traceback."""
 
     def guarded(argv):
         if len(argv) > 1:
-            raise app.UsageError(f"Unexpected positional arguments: {' '.join(argv[1:])}")
+            fail(f"Unexpected positional arguments: {' '.join(argv[1:])} (flags look like --name=value).")
         setup_logging()
         try:
             return main(argv)
-        except TfadvError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+        except (TfadvError, app.UsageError) as e:
+            fail(e)
 
-    app.run(guarded)
+    _adopt_tool_flags(main)
+    app.run(guarded, flags_parser=_parse_flags)
 
 
-__all__ = ["ConfigError", "define_experiment_flags", "resolve_experiment", "run", "setup_logging"]
+__all__ = ["ConfigError", "config_json", "define_experiment_flags", "experiment_list", "fail", "resolve_experiment",
+           "run", "setup_logging"]

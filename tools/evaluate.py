@@ -3,9 +3,13 @@
     tfadv-evaluate --zoo_name=fashion_mnist_small_cnn          # checksum-verified zoo SavedModel
     tfadv-evaluate --workdir=runs/fmnist                        # WORKDIR's trained model + its config
     tfadv-evaluate --zoo_name=fashion_mnist_unet_l2 --target=other_classifier   # transfer
+
+Prints the metrics as JSON, led by what was read: the zoo folder (``zoo_dir``) or run folder, and for
+attacks the ``budget`` ({norm, eps}) their norms are judged against (null: the entry guarantees none).
 """
 
 import json
+import os
 
 from absl import flags
 
@@ -27,6 +31,21 @@ flags.register_multi_flags_validator(["zoo_name", "workdir"], lambda v: bool(v["
 FLAGS = flags.FLAGS
 
 
+def what_was_read() -> dict:
+    """The zoo (or run) folder evaluated and, for attacks, the budget their norms are judged against."""
+    from tfadv import experiments, zoo
+
+    if FLAGS.zoo_name:
+        entry = zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)
+        read = {"zoo_dir": os.path.abspath(FLAGS.zoo_dir or zoo.default_zoo_dir())}
+        return {**read, "budget": entry.get("budget")} if entry["kind"] in ("perturbation", "universal") else read
+    cfg = experiments.load_json(os.path.join(FLAGS.workdir, "config.json"))
+    read = {"workdir": os.path.abspath(FLAGS.workdir)}
+    if cfg.kind != "perturbation":
+        return read
+    return {**read, "budget": None if cfg.mode == "joint" else {"norm": cfg.norm, "eps": cfg.eps}}
+
+
 def main(argv):
     from tfadv import evaluation
 
@@ -37,6 +56,8 @@ def main(argv):
                                                 **data_flags)
     else:
         metrics = evaluation.evaluate_run(FLAGS.workdir, **data_flags)
+    name = {k: metrics[k] for k in ("zoo_name", "workdir") if k in metrics}
+    metrics = {**name, **what_was_read(), **metrics}
     print(json.dumps(metrics, indent=2))
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:

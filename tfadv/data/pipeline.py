@@ -235,7 +235,7 @@ def load(name: str, split: str = "train", *, batch_size: int = 128, shuffle: boo
         tfds_data_dir: TFDS data_dir holding prepared datasets.
         seed: shuffle seed.
         drop_remainder: drop the last partial batch (static batch shape).
-        cache: cache decoded examples in memory; default on for images up to 32x32.
+        cache: cache decoded examples in memory; default on for shuffled splits of images up to 32x32.
 
     Returns:
         (dataset, info): dataset yields float32 images [B, H, W, C] in [0, 1] and
@@ -248,10 +248,14 @@ def load(name: str, split: str = "train", *, batch_size: int = 128, shuffle: boo
              info.num_examples if info.num_examples is not None else "unknown number of")
     spec = info.spec
     ds = ds.map(_to_unit_float(spec), num_parallel_calls=tf.data.AUTOTUNE)
-    if cache if cache is not None else spec.image_shape[0] <= 32:
+    # Cache only what a full-split shuffle follows by default: its buffer reads the whole split, so the cache
+    # completes even when a caller takes a few batches. An unshuffled pipeline read in part (an image grid's
+    # first batch, ``take``) leaves the cache incomplete: TF discards it and warns "did not fully read".
+    if cache if cache is not None else (shuffle and spec.image_shape[0] <= 32):
         ds = ds.cache()
     if shuffle:
-        ds = ds.shuffle(min(info.num_examples or 10_000, 60_000), seed=seed, reshuffle_each_iteration=True)
+        known = info.num_examples or max(int(ds.cardinality()), 0)  # TFDS does not say; its dataset often does
+        ds = ds.shuffle(min(known or 10_000, 60_000), seed=seed, reshuffle_each_iteration=True)
     if augment:
         ds = ds.map(_augment(spec), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
