@@ -25,6 +25,7 @@ class DatasetSpec:
             (``~/.keras/datasets``) can serve this dataset offline, if any.
         keras_cache: file or folder under ``~/.keras/datasets`` that proves the
             Keras cache is present.
+        class_names: label k's name (figures and reports), when known.
     """
 
     name: str
@@ -35,6 +36,7 @@ class DatasetSpec:
     local_idx_dirs: tuple[str, ...] = ()
     keras_loader: str | None = None
     keras_cache: str | None = None
+    class_names: tuple[str, ...] = ()
 
     @property
     def keras_cache_path(self) -> str | None:
@@ -49,16 +51,19 @@ DATASETS = {
         DatasetSpec(
             "mnist", (28, 28, 1), 10, flip_augment=False, pad_crop=2,
             local_idx_dirs=("/usr/share/datasets/mnist",),
-            keras_loader="mnist", keras_cache="mnist.npz",
+            keras_loader="mnist", keras_cache="mnist.npz", class_names=tuple("0123456789"),
         ),
         DatasetSpec(
             "fashion_mnist", (28, 28, 1), 10, flip_augment=True, pad_crop=2,
             local_idx_dirs=("/usr/share/datasets/fashion-mnist",),
             keras_loader="fashion_mnist", keras_cache="fashion-mnist",
+            class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot"),
         ),
         DatasetSpec(
             "cifar10", (32, 32, 3), 10, flip_augment=True, pad_crop=4,
             keras_loader="cifar10", keras_cache="cifar-10-batches-py",
+            class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         ),
         DatasetSpec("imagenet2012", (224, 224, 3), 1000, flip_augment=True),
     )
