@@ -117,11 +117,11 @@ KILLED_EXPORT = """
 import os, signal, sys, time
 from tfadv import export, zoo
 from tfadv.models import build_classifier
-zoo_dir, when = sys.argv[1], sys.argv[2]
+zoo_dir, when, name = sys.argv[1], sys.argv[2], sys.argv[3]
 model = build_classifier("small_cnn", input_shape=(28, 28, 1), num_classes=10, filters=[4, 8])
 if when == "in_commit":  # die after the new SavedModel moved into place, before the registry is rewritten
     zoo._write_registry = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
-with zoo.staging("tiny", zoo_dir, overwrite=True) as stage:
+with zoo.staging(name, zoo_dir, overwrite=True) as stage:
     export.write_classifier(stage.path, model)
     print("staged", flush=True)
     if when == "while_writing":
@@ -130,22 +130,154 @@ with zoo.staging("tiny", zoo_dir, overwrite=True) as stage:
 """
 
 
-@pytest.mark.parametrize("when", ["while_writing", "in_commit"])
-def test_a_sigkilled_export_never_leaves_a_half_written_entry(model, tmp_path, when):
+def _killed_export(zoo_dir, when, name):
     import signal
     import subprocess
     import sys
 
-    before = _publish(model, tmp_path)
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(tmp_path), when], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(zoo_dir), when, name], stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if when == "while_writing":
         assert proc.stdout.readline().strip() == "staged"
         proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=300)
     assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("when", ["while_writing", "in_commit"])
+def test_a_sigkilled_export_never_leaves_a_half_written_entry(model, tmp_path, when):
+    before = _publish(model, tmp_path)
+    _killed_export(tmp_path, when, "tiny")
     assert zoo.read_registry(str(tmp_path))["tiny"] == before  # the registry never saw the killed export
     restored = zoo.recover(str(tmp_path))  # what the next export runs first
     assert restored == (["tiny"] if when == "in_commit" else [])
     assert zoo.verify("tiny", str(tmp_path))  # the old entry is whole again and passes its checksum
     assert sorted(os.listdir(tmp_path)) == [".registry.lock", "registry.json", "tiny"]  # no staging debris
+
+
+def test_a_sigkilled_first_export_leaves_no_orphan_and_the_next_export_succeeds(model, tmp_path):
+    before = _publish(model, tmp_path)
+    _killed_export(tmp_path, "in_commit", "fresh")  # killed after zoo/fresh appeared, before it was registered
+    assert (tmp_path / "fresh" / "saved_model.pb").exists()  # the kill hit the window this test is about
+    assert zoo.read_registry(str(tmp_path)) == {"tiny": before}
+    assert zoo.recover(str(tmp_path)) == []
+    assert sorted(os.listdir(tmp_path)) == [".registry.lock", "registry.json", "tiny"]  # orphan and debris gone
+    entry = _publish(model, tmp_path, name="fresh")  # not refused with "already exists"
+    assert zoo.verify("fresh", str(tmp_path)) and entry["sha256"] == zoo.tree_sha256(str(tmp_path / "fresh"))
+    assert zoo.read_registry(str(tmp_path))["tiny"] == before
+
+
+def test_recover_leaves_a_folder_it_did_not_move_in(model, tmp_path):
+    """A journal only licenses removing the tree its commit moved in, not whatever sits at zoo/NAME."""
+    _publish(model, tmp_path)
+    stage = tmp_path / ".other.tmp-999999999-x"  # a dead process's staging folder, journal for another tree
+    stage.mkdir()
+    (stage / zoo.JOURNAL).write_text(json.dumps({"name": "other", "sha256": "0" * 64}))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "mine.txt").write_text("not an export")
+    assert zoo.recover(str(tmp_path)) == []
+    assert (tmp_path / "other" / "mine.txt").exists() and not stage.exists()
+
+
+def _unguarded_entry(zoo_dir, idx_dir, name, fn, track, kind, extra_endpoints=(), **fields):
+    """An entry as exported before serve checked its input: no guard, measured figures recorded."""
+    import keras
+
+    from tfadv import data as data_lib
+    from tfadv import evaluation
+
+    with zoo.staging(name, str(zoo_dir)) as stage:
+        archive = keras.export.ExportArchive()
+        archive.track(track)
+        archive.add_endpoint("serve", fn, input_signature=[export.image_spec((28, 28, 1))])
+        for endpoint, endpoint_fn in extra_endpoints:
+            archive.add_endpoint(endpoint, endpoint_fn, input_signature=[])
+        archive.write_out(stage.path, verbose=False)
+        loaded = tf.saved_model.load(stage.path)
+        ds, info = data_lib.load("fashion_mnist", "test", batch_size=256, source="idx", idx_dir=idx_dir)
+        if kind == "classifier":
+            measured = evaluation.evaluate_classifier(loaded.serve, ds)
+        else:
+            measured = evaluation.measure_attack(loaded.serve, zoo.load(fields["target"], str(zoo_dir)).serve, ds,
+                                                 confusion=kind == "universal")
+        metrics = {**export._rounded(measured), "split": "test", "data_source": f"{info.source}:{info.location}"}
+        return stage.commit(kind=kind, dataset="fashion_mnist", metrics=metrics, config={}, input_shape=[28, 28, 1],
+                            selection=dict(export.TEST_SELECTED), **fields)
+
+
+def _refuses(serve, batch, words):
+    with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+        serve(tf.constant(batch))
+    assert all(word in str(refused.value) for word in words), str(refused.value)[:300]
+
+
+def test_reguard_wraps_old_entries_behind_the_input_guard_without_changing_them(model, tmp_path, idx_dir):
+    zoo_dir = tmp_path / "zoo"
+    old_cls = _unguarded_entry(zoo_dir, idx_dir, "cls", lambda x: model(x, training=False), model, "classifier",
+                               created="2020-01-01T00:00:00Z")
+    shift = tf.Module()
+    shift.u = tf.Variable(tf.fill((1, 28, 28, 1), 0.05))
+    old_att = _unguarded_entry(zoo_dir, idx_dir, "uap", lambda x: tf.clip_by_value(x + shift.u, 0.0, 1.0), shift,
+                               "universal", extra_endpoints=[("perturbation", lambda: shift.u)], target="cls",
+                               created="2020-01-01T00:00:00Z")
+    images = tf.random.uniform((3, 28, 28, 1), seed=1)
+    before = {n: tf.saved_model.load(str(zoo_dir / n)) for n in ("cls", "uap")}
+    before["uap"].serve(images * 255)  # the old artifacts accept 0-255 pixels: what re-guarding fixes
+
+    for name, old in (("cls", old_cls), ("uap", old_att)):
+        entry = export.reguard(name, str(zoo_dir), idx_dir=idx_dir)
+        assert entry["sha256"] != old["sha256"] and entry["sha256"] == zoo.tree_sha256(str(zoo_dir / name))
+        assert entry["created"] == old["created"] and entry["metrics"] == old["metrics"]
+        assert entry["reexported"]["why"] == "in-graph input guard"
+        assert entry["reexported"]["command"] == f"python tools/reguard.py --name={name}"
+        assert entry["reexported"]["previous_sha256"] == old["sha256"]
+        assert {k: v for k, v in entry.items() if k not in ("sha256", "reexported")} == \
+            {k: v for k, v in old.items() if k != "sha256"}
+        loaded = tf.saved_model.load(str(zoo_dir / name))
+        assert set(loaded.signatures) == set(before[name].signatures)  # every endpoint kept
+        assert np.array_equal(loaded.serve(images), before[name].serve(images))  # bit for bit
+        _refuses(loaded.serve, images.numpy() * 255, ["above 1", "divide by 255"])
+        _refuses(loaded.serve, np.full((2, 28, 28, 1), np.nan, "float32"), ["NaN"])
+        _refuses(loaded.signatures["serving_default"], np.zeros((0, 28, 28, 1), "float32"), ["empty batch"])
+    assert np.array_equal(tf.saved_model.load(str(zoo_dir / "uap")).perturbation(), shift.u.numpy())
+    assert sorted(os.listdir(zoo_dir)) == [".registry.lock", "cls", "registry.json", "uap"]  # no staging debris
+
+
+def test_reguard_replaces_nothing_when_a_figure_differs(model, tmp_path, idx_dir):
+    zoo_dir = tmp_path / "zoo"
+    _unguarded_entry(zoo_dir, idx_dir, "cls", lambda x: model(x, training=False), model, "classifier")
+    registry = zoo.read_registry(str(zoo_dir))
+    registry["cls"]["metrics"]["accuracy"] += 0.01  # as if the artifact no longer matched its figures
+    zoo._write_registry(str(zoo_dir), registry)
+    with pytest.raises(ZooError, match="measures differently .*'accuracy'"):
+        export.reguard("cls", str(zoo_dir), idx_dir=idx_dir)
+    assert zoo.read_registry(str(zoo_dir)) == registry
+    zoo.verify("cls", str(zoo_dir))  # the old artifact is untouched
+    assert sorted(os.listdir(zoo_dir)) == [".registry.lock", "cls", "registry.json"]
+
+
+def test_selection_names_the_split_that_chose_the_recipe():
+    from types import SimpleNamespace
+
+    held_out = SimpleNamespace(kind="classifier", data=SimpleNamespace(validation_split="train[90%:]"))
+    assert export.selection(held_out) == {"split": "train[90%:]",
+                                          "what": "validation during training, recipe and epoch choice"}
+    older = SimpleNamespace(kind="perturbation", data=SimpleNamespace(eval_split="test"))  # no validation_split
+    assert export.selection(older) == export.TEST_SELECTED and "test split" in export.TEST_SELECTED["note"]
+    assert export.selection(SimpleNamespace(kind="style"))["split"] is None
+
+
+def test_export_run_records_selection(model, tmp_path, idx_dir):
+    from tfadv import config as config_lib
+    from tfadv import experiments
+
+    cfg = experiments.get_experiment("fashion_mnist_cnn")
+    cfg.data.source, cfg.data.idx_dir = "idx", idx_dir
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    config_lib.save_json(cfg, str(workdir / "config.json"))
+    model.save(str(workdir / "model.keras"))
+    entry = export.export_run(str(workdir), "run_entry", zoo_dir=str(tmp_path / "zoo"))
+    assert entry["selection"] == export.selection(cfg)
+    split = getattr(cfg.data, "validation_split", None)
+    assert entry["selection"]["split"] == (split or "test")

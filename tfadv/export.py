@@ -8,6 +8,7 @@ models return x_hat in [0, 1]. Check one with plain TensorFlow:
     logits = loaded.serve(images)
 """
 
+import datetime
 import json
 import os
 from typing import Callable, Sequence
@@ -40,12 +41,15 @@ def write_saved_model(export_dir: str, serve_fn: Callable, input_signature: Sequ
         serve_fn: function of the input tensors, traced with ``input_signature``; the endpoint runs it behind
             :func:`tfadv.inputs.guarded` (empty batches, NaN/inf and values outside [0, 1] are refused).
         input_signature: one ``tf.TensorSpec`` per input.
-        track: Keras models / layers whose variables ``serve_fn`` uses.
+        track: Keras models / layers whose variables ``serve_fn`` uses, or a loaded SavedModel (see :func:`reguard`).
         extra_endpoints: more endpoints, ``{name: (fn, input_signature)}``.
     """
     archive = keras.export.ExportArchive()
     for resource in track:
         archive.track(resource)
+        if not isinstance(resource, keras.layers.Layer):  # a loaded SavedModel (re-guarding): list its variables
+            for attribute in ("variables", "trainable_variables", "non_trainable_variables"):  # as Keras does
+                getattr(archive._tf_trackable, attribute).extend(getattr(resource, attribute, ()))
     guarded_fn = guarded(serve_fn, [spec.name for spec in input_signature])  # empty / NaN / range checks
     archive.add_endpoint("serve", guarded_fn, input_signature=list(input_signature))  # first: serving_default
     for name, (fn, signature) in (extra_endpoints or {}).items():
@@ -136,13 +140,28 @@ def _export_measured(workdir, name, cfg, model, ds, info, common, zoo_dir, overw
         metrics.update(_training_figures(workdir))
         input_shape = list(info.spec.image_shape)
         return stage.commit(kind=kind, dataset=data_cfg.dataset, metrics={**metrics, **common},
-                            config=to_dict(cfg), input_shape=input_shape,
+                            config=to_dict(cfg), input_shape=input_shape, selection=selection(cfg),
                             params=model.count_params(), tfadv_version=__version__, **extra)
 
 
 def _rounded(measured: dict) -> dict:
     """Measured figures with floats rounded to 6 decimals, as the registry stores them."""
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in measured.items()}
+
+
+TEST_SELECTED = {"split": "test", "note": "trained before held-out validation: recipe and epochs were chosen with "
+                 "the test split as validation data; figures kept"}
+
+
+def selection(cfg) -> dict:
+    """The registry's ``selection`` field: which split chose the recipe and epochs (and so, which figures are
+    held out). Configs with ``data.validation_split`` validate on it; older ones validated on the test split."""
+    if cfg.kind == "style":
+        return {"split": None, "what": "no data split: a style entry records its training losses, not test figures"}
+    split = getattr(cfg.data, "validation_split", None)
+    if split:
+        return {"split": split, "what": "validation during training, recipe and epoch choice"}
+    return dict(TEST_SELECTED)
 
 
 def co_trained_name(defended_name: str) -> str:
@@ -173,6 +192,7 @@ def _export_co_trained_generator(workdir, name, cfg, ds, info, zoo_dir, overwrit
         return stage.commit(kind="perturbation", dataset=cfg.data.dataset, metrics=metrics, config=to_dict(cfg),
                             input_shape=list(info.spec.image_shape), params=attacker.count_params(),
                             tfadv_version=__version__, target=name, output="x_hat", co_trained=True,
+                            selection=selection(cfg),
                             budget={"norm": cfg.norm, "eps": cfg.eps})
 
 
@@ -189,4 +209,64 @@ def _export_style_run(workdir, name, cfg, network, zoo_dir, overwrite):
         return stage.commit(kind="style", dataset=f"folders:{cfg.content_dir}|{cfg.style_dir}", metrics=metrics,
                             config=to_dict(cfg), input_shape=list(network.output_shape[1:]),
                             output="stylised image", params=network.count_params(), tfadv_version=__version__,
+                            selection=selection(cfg),
                             endpoints={"serve": "(content, style) -> image"})
+
+
+GUARD_REASON = "in-graph input guard"
+
+
+def reguard(name: str, zoo_dir: str | None = None, idx_dir: str | None = None) -> dict:
+    """Re-exports entry ``name`` behind the in-graph input guard of :func:`write_saved_model`, without retraining.
+
+    For entries exported before ``serve`` checked its input. The old SavedModel's
+    functions are wrapped as they are (every endpoint kept; only ``serve`` takes
+    images, so only it is guarded), written through :func:`tfadv.zoo.staging`,
+    and re-measured on the entry's split as the export measured it. Unless every
+    figure equals the registry's, nothing is replaced (``ZooError``). The entry
+    keeps its fields and ``created`` date; ``sha256`` changes and ``reexported``
+    records the date, the reason and this command.
+    """
+    zoo_dir = zoo_dir or zoo.default_zoo_dir()
+    old_entry = zoo.entry(name, zoo_dir)
+    if old_entry["kind"] not in ("classifier", "defended_classifier", "perturbation", "universal"):
+        raise ZooError(f"Zoo entry {name!r} is of kind {old_entry['kind']!r}: only image -> logits / x_hat "
+                       "entries can be re-guarded.")
+    old = tf.saved_model.load(zoo.verify(name, zoo_dir))
+    extra = {key: (getattr(old, key), []) for key in old.signatures if key not in ("serve", "serving_default")}
+    if any(old.signatures[key].structured_input_signature[1] for key in extra):
+        raise ZooError(f"Zoo entry {name!r}: endpoints besides serve take inputs ({', '.join(extra)}); "
+                       "re-guarding handles input-free extra endpoints only.")
+    ds, info = _registry_data(old_entry, idx_dir)
+    with zoo.staging(name, zoo_dir, overwrite=True) as stage:
+        write_saved_model(stage.path, old.serve, [image_spec(old_entry["input_shape"])], track=[old],
+                          extra_endpoints=extra)
+        loaded = tf.saved_model.load(stage.path)
+        if old_entry["kind"] in ("classifier", "defended_classifier"):
+            measured = evaluation.evaluate_classifier(loaded.serve, ds)
+        else:
+            measured = evaluation.measure_attack(loaded.serve, evaluation.load_target(old_entry["target"], zoo_dir), ds,
+                                                 old_entry["config"].get("target_class"),
+                                                 confusion=old_entry["kind"] == "universal")
+        changed = {k: (old_entry["metrics"].get(k), v) for k, v in _rounded(measured).items()
+                   if old_entry["metrics"].get(k) != v}
+        if changed:
+            raise ZooError(f"Re-guarded {name!r} measures differently from its registry entry, so it was not "
+                           f"replaced: {changed} (registry, re-measured).")
+        fields = {k: v for k, v in old_entry.items() if k not in ("path", "sha256")}
+        fields["reexported"] = {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "why": GUARD_REASON, "previous_sha256": old_entry["sha256"], "tfadv_version": __version__,
+            "command": f"python tools/reguard.py --name={name}",
+            "measured": f"figures re-measured on {old_entry['metrics']['split']} ({info.source}:{info.location}): "
+                        "identical"}
+        return stage.commit(**fields)
+
+
+def _registry_data(found: dict, idx_dir: str | None):
+    """The split and data source an entry's figures were measured on, as the export read them (batch 256)."""
+    source, _, location = found["metrics"].get("data_source", "auto:").partition(":")
+    if source == "idx":
+        idx_dir = idx_dir or location
+    return data_lib.load(found["dataset"], found["metrics"]["split"], batch_size=256, source=source or "auto",
+                         idx_dir=idx_dir if source == "idx" else None)

@@ -173,7 +173,9 @@ def keras_layer(name: str, zoo_dir: str | None = None):
 
     path = verify(name, zoo_dir)
     try:
-        return keras.layers.TFSMLayer(path, call_endpoint="serve", trainable=False, name=name.replace(".", "_"))
+        # dtype float32: the serve signature takes float32 images, also under a mixed_float16 global policy.
+        return keras.layers.TFSMLayer(path, call_endpoint="serve", trainable=False, name=name.replace(".", "_"),
+                                      dtype="float32")
     except Exception as e:  # noqa: BLE001 - TF raises many types for a corrupt model
         raise ZooError(f"Zoo entry {name!r}: the SavedModel at {path!r} cannot be loaded "
                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
@@ -266,6 +268,7 @@ class Staging:
             if not self.overwrite and (self.name in registry or os.path.exists(dest)):
                 raise ZooError(f"Zoo entry {self.name!r} already exists in {self.zoo_dir!r}; "
                                "pass overwrite=True (--overwrite) to replace it.")
+            self._write_journal(fields["sha256"])  # lets recover() undo a kill between the renames and the registry
             old = None
             if os.path.exists(dest):
                 old = os.path.join(self._tmp_root, "previous")
@@ -282,7 +285,15 @@ class Staging:
         self.committed = True
         return fields
 
+    def _write_journal(self, sha256: str) -> None:
+        """Records, before anything moves, which tree this commit puts at ``zoo/NAME`` (see :func:`recover`)."""
+        with open(os.path.join(self._tmp_root, JOURNAL), "w") as f:
+            json.dump({"name": self.name, "sha256": sha256}, f)
+            f.flush()
+            os.fsync(f.fileno())
 
+
+JOURNAL = "commit.json"  # inside a staging folder: the commit in progress
 _STAGE_RE = re.compile(r"^\.(?P<name>[a-z0-9][a-z0-9_.-]*)\.tmp-(?P<pid>\d+)-")
 
 
@@ -299,10 +310,13 @@ def _alive(pid: int) -> bool:
 def recover(zoo_dir: str | None = None) -> builtins.list[str]:
     """Cleans up after exports that were killed; returns the entry names it restored.
 
-    A killed export leaves only its hidden staging folder (``.NAME.tmp-PID-*``),
-    which is removed once its process is gone. A kill inside an overwriting
-    commit, between moving the old SavedModel aside and rewriting the
-    registry, is undone: the previous SavedModel, which still matches the
+    A killed export leaves its hidden staging folder (``.NAME.tmp-PID-*``),
+    which is removed once its process is gone. A kill inside a commit, after
+    the new SavedModel was renamed into ``zoo/NAME`` but before the registry
+    was rewritten, is undone: the commit's journal names the tree it moved in,
+    and a ``zoo/NAME`` holding that tree which the registry does not point to
+    is removed (a first-time entry leaves no orphan); when the commit was
+    replacing an entry, the previous SavedModel, which still matches the
     registry's checksum, is put back. Runs at the start of every export.
     """
     zoo_dir = zoo_dir or default_zoo_dir()
@@ -314,8 +328,11 @@ def recover(zoo_dir: str | None = None) -> builtins.list[str]:
             if not match or _alive(int(match["pid"])):
                 continue
             name, stage = match["name"], os.path.join(zoo_dir, folder)
-            previous, dest = os.path.join(stage, "previous"), os.path.join(zoo_dir, match["name"])
+            previous, dest = os.path.join(stage, "previous"), os.path.join(zoo_dir, name)
             wanted = (registry.get(name) or {}).get("sha256")
+            moved_in = _journal_sha256(stage)
+            if moved_in and moved_in != wanted and os.path.isdir(dest) and tree_sha256(dest) == moved_in:
+                shutil.rmtree(dest)  # the killed commit's SavedModel, never registered
             if os.path.isdir(previous) and wanted and tree_sha256(previous) == wanted:
                 if os.path.isdir(dest) and tree_sha256(dest) != wanted:
                     shutil.rmtree(dest)
@@ -324,6 +341,15 @@ def recover(zoo_dir: str | None = None) -> builtins.list[str]:
                     restored.append(name)
             shutil.rmtree(stage, ignore_errors=True)
     return restored
+
+
+def _journal_sha256(stage: str) -> str | None:
+    """The checksum a killed commit recorded in its staging folder, or None (no commit had started)."""
+    try:
+        with open(os.path.join(stage, JOURNAL)) as f:
+            return json.load(f)["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @contextlib.contextmanager
