@@ -2,7 +2,10 @@
 # Rebuilds the committed Fashion-MNIST zoo entries, in dependency order (classifiers before the attacks on them).
 #   tools/build_zoo.sh [ENTRY ...]      default: all; runs go to runs/zoo_build/<entry>, logs beside them
 # Each entry: tfadv-train with its named experiment, then tfadv-export --overwrite into zoo/ (atomic; the
-# registry's figures are measured on the exported SavedModel).
+# registry's figures are measured on the exported SavedModel). A joint defence's export also writes its
+# co-trained generator NAME_generator (asking for NAME_generator rebuilds NAME). Then every defence table
+# (tools/evaluate_defense.py --record) whose command names a rebuilt entry is measured and recorded again.
+# tests/test_zoo_registry.py checks that this covers every Fashion-MNIST entry and every recorded table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -15,16 +18,46 @@ declare -A EXPERIMENT=(
   [fashion_mnist_autoencoder_l2]=fashion_mnist_autoencoder_l2
   [fashion_mnist_universal_l2]=fashion_mnist_universal_l2
   [fashion_mnist_universal_linf]=fashion_mnist_universal_linf
+  [fashion_mnist_joint_defense_linf]=fashion_mnist_joint_defense_linf
+  [fashion_mnist_pgd_defense_linf]=fashion_mnist_pgd_defense_linf
+  [fashion_mnist_joint_refined_defense_linf]=fashion_mnist_joint_refined_defense_linf
+  [fashion_mnist_joint_defense_l2]=fashion_mnist_joint_defense_l2
+  [fashion_mnist_pgd_defense_l2]=fashion_mnist_pgd_defense_l2
 )
 ORDER=(fashion_mnist_small_cnn fashion_mnist_cnn_gap fashion_mnist_unet_l2 fashion_mnist_unet_joint
-       fashion_mnist_autoencoder_l2 fashion_mnist_universal_l2 fashion_mnist_universal_linf)
-entries=("${@:-${ORDER[@]}}")
+       fashion_mnist_autoencoder_l2 fashion_mnist_universal_l2 fashion_mnist_universal_linf
+       fashion_mnist_joint_defense_linf fashion_mnist_pgd_defense_linf fashion_mnist_joint_refined_defense_linf
+       fashion_mnist_joint_defense_l2 fashion_mnist_pgd_defense_l2)
+# The defence tables, as recorded in the registry (the last one recorded for a classifier is the one kept).
+TABLES=(
+  "tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_linf,fashion_mnist_pgd_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
+  "tools/evaluate_defense.py --defended=fashion_mnist_joint_refined_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
+  "tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_l2,fashion_mnist_pgd_defense_l2 --undefended=fashion_mnist_small_cnn --norm=l2 --eps=1.5 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
+)
+entries=()
+for name in "${@:-${ORDER[@]}}"; do
+  if [[ -z ${EXPERIMENT[$name]:-} && -n ${EXPERIMENT[${name%_generator}]:-} ]]; then name=${name%_generator}; fi
+  : "${EXPERIMENT[$name]:?unknown entry $name}"
+  entries+=("$name")
+done
 mkdir -p "$RUNS"
-for name in "${entries[@]}"; do
-  experiment=${EXPERIMENT[$name]:?unknown entry $name}
+rebuilt=()
+for name in "${ORDER[@]}"; do  # dependency order, whatever order the arguments came in
+  [[ " ${entries[*]} " == *" $name "* ]] || continue
+  experiment=${EXPERIMENT[$name]}
   echo "== $name ($experiment)"
   rm -rf "${RUNS:?}/$name"
   $PY tools/train.py --experiment="$experiment" --workdir="$RUNS/$name" > "$RUNS/$name.log" 2>&1
   $PY tools/export.py --workdir="$RUNS/$name" --name="$name" --overwrite >> "$RUNS/$name.log" 2>&1
   grep -E '"(accuracy|adv_accuracy|l2_mean|fooling_rate)"' "$RUNS/$name.log" | head -4
+  rebuilt+=("$name")
+done
+for table in "${TABLES[@]}"; do
+  for name in "${rebuilt[@]}"; do
+    if [[ $table == *"=$name "* || $table == *"=$name,"* || $table == *",$name "* ]]; then
+      echo "== defence table: $table"
+      $PY $table
+      break
+    fi
+  done
 done
