@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import tensorflow as tf
 
 from tfadv import export
 from tfadv.callbacks import write_png
-from tfadv.errors import ConfigError, DataUnavailableError
+from tfadv.errors import ConfigError, DataUnavailableError, InputError
+from tfadv.inputs import check_images
 from tfadv.experiments import StyleExperiment
 from tfadv.models.style import (ADAIN_LAYERS, CONTENT_LAYER, STYLE_LAYERS, AdaIN, GramStack, adain_network,
                                 gram_matrix, gram_stack_network, vgg_features)
@@ -90,22 +92,91 @@ def test_style_trainer_lowers_its_loss_saves_and_exports(method, tmp_path):
     assert float(tf.reduce_min(expected)) >= 0 and float(tf.reduce_max(expected)) <= 1
 
 
+def white_image(height, width, seed):
+    """Random pixels with a pure white block beside dark ones: antialiased resizing overshoots 1.0 there."""
+    image = np.random.RandomState(seed).uniform(0.0, 0.3, (height, width, 3)).astype(np.float32)
+    image[:, : width // 2] = 1.0
+    return image
+
+
+def run_tool(name, *args, **env_vars):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1", **env_vars}
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", f"{name}.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_image_reader_keeps_white_areas_in_the_contract(tmp_path):
+    from tfadv.style_io import _read_image
+
+    write_png(str(tmp_path / "w.png"), white_image(40, 50, 0))
+    raw = tf.image.decode_png(tf.io.read_file(str(tmp_path / "w.png")))
+    assert float(tf.reduce_max(tf.image.resize(tf.cast(raw, tf.float32) / 255, (32, 32), antialias=True))) > 1.0
+    image = _read_image(str(tmp_path / "w.png"), 32)
+    assert image.shape == (1, 32, 32, 3) and float(tf.reduce_max(image)) == 1.0
+    with pytest.raises(InputError, match=r"clip to \[0, 1\]") as error:
+        check_images(image * 1.04)
+    assert "divide by 255" not in str(error.value)  # 1.04 is no 0-255 image
+
+
 def test_stylize_tool_writes_an_image(tmp_path):
     net = adain_network(size=32)
     export.write_style(str(tmp_path / "sm"), net)
-    write_png(str(tmp_path / "c.png"), tf.random.uniform((40, 50, 3), seed=0))
-    write_png(str(tmp_path / "s.png"), tf.random.uniform((20, 20, 3), seed=1))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "stylize.py"), f"--saved_model={tmp_path}/sm",
-                           f"--content={tmp_path}/c.png", f"--style={tmp_path}/s.png", f"--output={tmp_path}/o.png"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    write_png(str(tmp_path / "c.png"), white_image(40, 50, 0))
+    write_png(str(tmp_path / "s.png"), white_image(20, 20, 1))
+    proc = run_tool("stylize", f"--saved_model={tmp_path}/sm", f"--content={tmp_path}/c.png",
+                    f"--style={tmp_path}/s.png", f"--output={tmp_path}/o.png")
     assert proc.returncode == 0, proc.stderr
     out = tf.io.decode_png(tf.io.read_file(str(tmp_path / "o.png")))
     assert out.shape == (32, 32, 3)
-    bad = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "stylize.py"), f"--saved_model={tmp_path}/sm",
-                          "--content=/nope.png", f"--style={tmp_path}/s.png", f"--output={tmp_path}/x.png"],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "Cannot read image '/nope.png'" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_tool("stylize", f"--saved_model={tmp_path}/sm", "--content=/nope.png", f"--style={tmp_path}/s.png",
+                   f"--output={tmp_path}/x.png")
+    assert bad.returncode == 2 and "Error: Cannot read image '/nope.png'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_style_experiment_trains_exports_and_stylizes_from_the_cli(tmp_path):
+    """tfadv-train (random VGG: the smoke-run way out) -> tfadv-export -> tfadv-stylize via the zoo and the path."""
+    for folder, seeds in (("content", (0, 1, 2)), ("style", (3, 4))):
+        os.makedirs(tmp_path / folder)
+        for seed in seeds:
+            write_png(str(tmp_path / folder / f"{seed}.png"), white_image(36 + seed, 44, seed))
+    run_dir, zoo_dir = str(tmp_path / "run"), str(tmp_path / "zoo")
+    trained = run_tool("train", "--experiment=style_adain", f"--workdir={run_dir}", "--set=size=32",
+                       "--set=batch_size=2", "--set=vgg_weights=null", f"--set=content_dir={tmp_path}/content",
+                       f"--set=style_dir={tmp_path}/style", "--epochs=1", "--steps_per_epoch=1")
+    assert trained.returncode == 0, trained.stderr
+    exported = run_tool("export", f"--workdir={run_dir}", "--name=tiny_style", f"--zoo_dir={zoo_dir}")
+    assert exported.returncode == 0, exported.stderr
+    entry = json.loads(exported.stdout)["tiny_style"]
+    assert entry["kind"] == "style" and entry["input_shape"] == [32, 32, 3]
+    images = [f"--content={tmp_path}/content/0.png", f"--style={tmp_path}/style/3.png"]
+    by_name = run_tool("stylize", "--zoo_name=tiny_style", f"--zoo_dir={zoo_dir}", *images,
+                       f"--output={tmp_path}/by_name.png")
+    assert by_name.returncode == 0, by_name.stderr
+    by_path = run_tool("stylize", f"--saved_model={zoo_dir}/{entry['path']}", *images,
+                       f"--output={tmp_path}/by_path.png")
+    assert by_path.returncode == 0, by_path.stderr
+    outputs = [tf.io.decode_png(tf.io.read_file(str(tmp_path / f))).numpy() for f in ("by_name.png", "by_path.png")]
+    assert outputs[0].shape == (32, 32, 3)
+    np.testing.assert_array_equal(outputs[0], outputs[1])  # the same network either way
+    wrong_kind = run_tool("stylize", "--zoo_name=fashion_mnist_small_cnn", *images, f"--output={tmp_path}/x.png")
+    assert wrong_kind.returncode == 2 and "not a style network" in wrong_kind.stderr
+
+
+def test_style_training_without_imagenet_weights_fails_in_one_line(tmp_path):
+    for folder in ("content", "style"):
+        os.makedirs(tmp_path / folder)
+        write_png(str(tmp_path / folder / "0.png"), white_image(32, 32, 0))
+    # An unreachable proxy and an empty Keras cache: the weights download fails here whatever the network.
+    proc = run_tool("train", "--experiment=style_gram_stack", f"--workdir={tmp_path}/run", "--set=size=32",
+                    f"--set=content_dir={tmp_path}/content", f"--set=style_dir={tmp_path}/style",
+                    KERAS_HOME=str(tmp_path / "keras"), https_proxy="http://127.0.0.1:9",
+                    HTTPS_PROXY="http://127.0.0.1:9")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error: ")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "Cannot download the ImageNet weights of VGG16" in errors[0]
+    assert "--set vgg_weights=/path/to/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in errors[0]
+    assert "--set vgg_weights=null" in errors[0] and "Traceback" not in proc.stderr
 
 
 def test_image_pairs_from_folders(tmp_path):

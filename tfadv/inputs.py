@@ -60,7 +60,8 @@ def check_images(images, shape=None, name: str = "images") -> tf.Tensor:
         raise InputError(f"{name} contain {bad} NaN or infinite value(s).")
     low, high = float(tf.reduce_min(images)), float(tf.reduce_max(images))
     if low < 0.0 or high > 1.0:
-        hint = " (0-255 pixels: divide by 255)" if high > 1.0 and high <= 255.0 else ""
+        hint = (" (0-255 pixels: divide by 255)" if 2.0 <= high <= 255.0 else
+                " (just above 1, as antialiased resizing leaves at sharp edges: clip to [0, 1])" if high > 1.0 else "")
         raise InputError(f"{name} must lie in [0, 1]; got values in [{low:g}, {high:g}]{hint}.")
     return images
 
@@ -72,7 +73,8 @@ def _asserted(images, name):
         tf.debugging.assert_greater_equal(images, 0.0, message=f"{name} must lie in [0, 1]: values below 0.",
                                           summarize=3),
         tf.debugging.assert_less_equal(images, 1.0, message=f"{name} must lie in [0, 1]: values above 1 "
-                                       "(0-255 pixels: divide by 255).", summarize=3),
+                                       "(0-255 pixels: divide by 255; resized images: clip to [0, 1]).",
+                                       summarize=3),
     ]
     with tf.control_dependencies(checks):
         return tf.identity(images)

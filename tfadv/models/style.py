@@ -43,7 +43,7 @@ def vgg_features(layer_names, input_shape=(256, 256, 3), weights=None, name="vgg
     vgg = build_application(
         "VGG16", weights, "VGG16 feature extractor has RANDOM weights (weights=None): style and content losses "
         "are not perceptual. Use weights='imagenet' or a local VGG16 weights file for real training.",
-        include_top=False, input_shape=tuple(input_shape))
+        setting="vgg_weights", include_top=False, input_shape=tuple(input_shape))
     vgg.trainable = False
     known = [layer.name for layer in vgg.layers]
     unknown = [n for n in layer_names if n not in known]
