@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="Generative adversarial perturbations, universal perturbations and arbitrary style transfer "
                 "in Keras 3 / TensorFlow, with a SavedModel zoo.",
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # hashlib.file_digest (tfadv.zoo)
     packages=find_packages(include=["tfadv", "tfadv.*"]) + ["tfadv_tools"],
     package_dir={"tfadv_tools": "tools"},
     install_requires=[
@@ -28,6 +28,7 @@ setup(
             "tfadv-evaluate=tfadv_tools.evaluate:run",
             "tfadv-export=tfadv_tools.export:run",
             "tfadv-stylize=tfadv_tools.stylize:run",
+            "tfadv-attack=tfadv_tools.attack:run",
         ],
     },
 )

@@ -1,0 +1,342 @@
+"""Attacks a classifier with a trained generator, beside PGD, and keeps the result: tfadv's main job end to end.
+
+    tfadv-attack                                        # U-Net, L2 2.4, vs the zoo's fashion_mnist_small_cnn
+    tfadv-attack --quick                                # the same in ~3 minutes (1 short epoch)
+    tfadv-attack --target=my_classifier.keras           # your own classifier ([0, 1] images in, logits out)
+    tfadv-attack --experiment=fashion_mnist_universal_l2 --set epochs=1
+
+Steps: train the generator against --target (Keras progress bar, TensorBoard
+logs; a finished run in --workdir is reused, a killed one resumes), measure it
+on the full eval split beside the clean accuracy and beside PGD at the same
+budget on the first --pgd_examples images, write a report (Markdown + PNG
+figures), export the generator to the working zoo --zoo_dir, and check the
+exported copy with plain ``tf.saved_model.load``.
+"""
+
+import os
+import re
+import shutil
+import time
+
+import numpy as np
+from absl import flags
+
+from tfadv import cli
+
+QUICK_STEPS = 300  # batches of 128 in the quick run's single epoch (BatchNorm statistics need ~300)
+QUICK_PGD_EXAMPLES = 200
+FAILED_SHOWN = 4  # failed examples added to the attack figure, from anywhere in the eval split
+
+cli.define_experiment_flags()
+flags.adopt_module_key_flags(cli)
+flags.FLAGS.set_default("experiment", "fashion_mnist_unet_l2")
+flags.DEFINE_string("target", None, "Classifier to attack: a zoo entry name or a .keras file taking [0, 1] "
+                    "images and returning logits (default: the experiment's target).")
+flags.DEFINE_string("zoo_dir", "runs/zoo", "Working zoo the generator is exported to (never the committed zoo/).")
+flags.DEFINE_string("name", None, "Zoo entry name of the exported generator (default: from experiment and target).")
+flags.DEFINE_integer("pgd_examples", 500, "PGD runs on the first N eval images (it is ~100x slower).", lower_bound=1)
+flags.DEFINE_integer("pgd_steps", 40, "PGD steps (random start, step 2.5 * eps / steps).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 500, "Batch size for measuring and attacking.", lower_bound=1)
+flags.DEFINE_integer("figure_examples", 8, "Examples shown in each attack figure.", lower_bound=1)
+flags.DEFINE_bool("quick", False, f"A few-minute run: 1 epoch of at most {QUICK_STEPS} steps, PGD on at most "
+                  f"{QUICK_PGD_EXAMPLES} images (explicit --set / --epochs / --steps_per_epoch win).")
+FLAGS = flags.FLAGS
+
+
+def resolve_config():
+    """The experiment config with --target and the quick settings applied."""
+    from tfadv import config as config_lib
+    from tfadv.errors import ConfigError
+
+    cfg = cli.resolve_experiment(FLAGS)
+    if cfg.kind != "perturbation":
+        raise ConfigError(f"tfadv-attack trains perturbation experiments; {FLAGS.experiment or FLAGS.config!r} is a "
+                          f"{cfg.kind} experiment. Try --experiment=fashion_mnist_unet_l2.")
+    overrides = {}
+    if FLAGS.target:
+        overrides["target"] = (os.path.abspath(FLAGS.target) if FLAGS.target.endswith(".keras")
+                               else FLAGS.target)
+    if FLAGS.quick:
+        chosen = {config_lib.parse_override(s)[0] for s in FLAGS.set}
+        chosen |= {name for name in ("epochs", "steps_per_epoch") if name in FLAGS and FLAGS[name].value}
+        overrides.update({k: v for k, v in (("epochs", 1), ("steps_per_epoch", QUICK_STEPS)) if k not in chosen})
+    return (config_lib.override(cfg, overrides) if overrides else cfg).validate() or cfg
+
+
+def entry_name(cfg) -> str:
+    """--name, else the experiment name, with the target's name when it is not the experiment's own."""
+    if FLAGS.name:
+        return FLAGS.name
+    from tfadv import experiments
+
+    base = FLAGS.experiment or os.path.splitext(os.path.basename(FLAGS.config))[0]
+    own = experiments.get_experiment(FLAGS.experiment) if FLAGS.experiment else cfg
+    name = base if cfg.target == own.target else f"{base}_vs_{os.path.splitext(os.path.basename(cfg.target))[0]}"
+    if FLAGS.quick:
+        name += "_quick"
+    elif cfg.epochs != own.epochs:
+        name += f"_{cfg.epochs}ep"
+    return re.sub(r"[^a-z0-9_.-]", "_", name.lower())
+
+
+def is_file_target(target: str) -> bool:
+    return target.endswith(".keras")
+
+
+def copy_zoo_entry(name: str, source_dir: str, dest_dir: str) -> None:
+    """Copies zoo entry ``name`` (checksum verified) into the working zoo, unless the same artifact is there."""
+    from tfadv import zoo
+    from tfadv.errors import ZooError
+
+    if os.path.abspath(source_dir) == os.path.abspath(dest_dir):
+        return
+    source = zoo.entry(name, source_dir)
+    path = zoo.verify(name, source_dir)
+    try:
+        if zoo.entry(name, dest_dir)["sha256"] == source["sha256"] and zoo.verify(name, dest_dir):
+            return
+    except ZooError:
+        pass
+    with zoo.staging(name, dest_dir, overwrite=True) as stage:
+        shutil.copytree(path, stage.path)
+        fields = {k: v for k, v in source.items() if k not in ("path", "sha256", "created")}
+        stage.commit(**fields, copied_from=os.path.abspath(source_dir))
+
+
+def check_target(cfg, classifier, spec) -> list[str]:
+    """Checks the classifier against the input contract on one zero batch; returns warnings to show."""
+    import tensorflow as tf
+
+    from tfadv.errors import ConfigError
+
+    try:
+        outputs = np.asarray(classifier(tf.fill((2,) + tuple(spec.image_shape), 0.5)))
+    except Exception as e:  # noqa: BLE001 - a model of the wrong input size fails in many ways
+        raise ConfigError(f"Target {cfg.target!r} does not take {cfg.data.dataset} images of shape "
+                          f"{tuple(spec.image_shape)} in [0, 1] ({type(e).__name__}: {str(e).splitlines()[0][:150]})."
+                          ) from None
+    if outputs.shape != (2, spec.num_classes):
+        raise ConfigError(f"Target {cfg.target!r} returns shape {outputs.shape[1:]} per batch; "
+                          f"{cfg.data.dataset} needs one logit per class ({spec.num_classes}).")
+    if np.all(outputs >= 0) and np.allclose(outputs.sum(-1), 1.0, atol=1e-3):
+        return [f"Target {cfg.target!r} seems to return probabilities (rows sum to 1): tfadv's losses expect logits; "
+                "remove the final softmax for a stronger attack."]
+    return []
+
+
+class Sweep:
+    """One pass of an attack over a dataset: per-example predictions and norms, a few kept images, images/s."""
+
+    def __init__(self, attack, classifier, dataset, keep_first: int, keep_failed: int = 0):
+        labels, clean, adv, l2, linf, kept, failed = [], [], [], [], [], [], []
+        seconds, timed, offset, low, high = 0.0, 0, 0, np.inf, -np.inf
+        for images, y in dataset:
+            start = time.perf_counter()
+            x_hat = np.asarray(attack(images, y))
+            if offset:  # the first batch pays for tracing
+                seconds, timed = seconds + time.perf_counter() - start, timed + len(y)
+            x = images.numpy()
+            y = y.numpy()
+            clean_pred = np.argmax(classifier(images), -1)
+            adv_pred = np.argmax(classifier(x_hat), -1)
+            delta = (x_hat - x).reshape(len(y), -1)
+            labels.append(y), clean.append(clean_pred), adv.append(adv_pred)
+            l2.append(np.sqrt(np.sum(delta ** 2, 1))), linf.append(np.max(np.abs(delta), 1))
+            low, high = min(low, float(x_hat.min())), max(high, float(x_hat.max()))
+            if offset < keep_first:
+                kept.append((x[: keep_first - offset], x_hat[: keep_first - offset]))
+            for i in np.flatnonzero(adv_pred == y)[: max(0, keep_failed - len(failed))]:
+                failed.append((offset + i, x[i], x_hat[i]))
+            offset += len(y)
+        if not offset:
+            raise ValueError("The attack sweep got an empty dataset.")
+        self.labels, self.clean, self.adv = (np.concatenate(a) for a in (labels, clean, adv))
+        self.l2, self.linf = np.concatenate(l2), np.concatenate(linf)
+        self.x = np.concatenate([k[0] for k in kept]) if kept else None
+        self.x_hat = np.concatenate([k[1] for k in kept]) if kept else None
+        self.failed = failed
+        self.images_per_s = timed / seconds if seconds else None
+        self.x_hat_range = (low, high)
+
+    def summary(self, n: int | None = None) -> dict:
+        """Adversarial accuracy, fooling rate and norms over the first ``n`` examples (all by default)."""
+        s = slice(0, n)
+        return {"images": len(self.labels[s]), "clean_accuracy": float(np.mean(self.clean[s] == self.labels[s])),
+                "adv_accuracy": float(np.mean(self.adv[s] == self.labels[s])),
+                "fooling_rate": float(np.mean(self.adv[s] != self.clean[s])),
+                "l2_mean": float(np.mean(self.l2[s])), "l2_max": float(np.max(self.l2[s])),
+                "linf_mean": float(np.mean(self.linf[s])), "linf_max": float(np.max(self.linf[s]))}
+
+
+def train(cfg, workdir: str) -> dict:
+    """Trains the generator (or reuses a finished run of the same config); returns the run's metrics.json."""
+    import json
+
+    from tfadv import config as config_lib
+    from tfadv import experiments, training
+
+    def recipe(config) -> dict:  # fields a new tfadv version added come with their defaults
+        return {k: v for k, v in json.loads(json.dumps(config_lib.to_dict(config))).items()
+                if k not in training.RUNTIME_FIELDS}
+
+    metrics_path = os.path.join(workdir, "metrics.json")
+    if os.path.isfile(metrics_path):
+        if recipe(experiments.load_json(os.path.join(workdir, "config.json"))) == recipe(cfg):
+            print(f"{workdir} holds a finished run of this config: reusing it (delete the folder to retrain).")
+            with open(metrics_path) as f:
+                return json.load(f)
+    print(f"Training {cfg.generator} generator ({cfg.mode}, {cfg.norm} <= {cfg.eps}) against {cfg.target}: "
+          f"{cfg.epochs} epoch(s){f' of {cfg.steps_per_epoch} steps' if cfg.steps_per_epoch else ''}.", flush=True)
+    _, metrics = training.run_experiment(cfg, workdir)
+    return metrics
+
+
+def plain_check(saved_model_dir: str, target_fn, dataset, expected: float, num_examples: int) -> float:
+    """Adversarial accuracy recomputed from the exported SavedModel with plain ``tf.saved_model.load``."""
+    import tensorflow as tf
+
+    from tfadv.errors import ZooError
+
+    loaded = tf.saved_model.load(saved_model_dir)  # keep the object referenced while serving
+    correct = sum(int(np.sum(np.argmax(target_fn(loaded.serve(x)), -1) == y.numpy())) for x, y in dataset)
+    measured = correct / num_examples
+    if abs(measured - expected) * num_examples > max(1.0, num_examples / 1000):
+        raise ZooError(f"The exported generator at {saved_model_dir!r} gives adversarial accuracy {measured:.4f} "
+                       f"with tf.saved_model.load, but {expected:.4f} before export.")
+    return measured
+
+
+COLUMNS = [("attack", "attack"), ("images", "images"), ("adv_accuracy", "adv. accuracy"),
+           ("fooling_rate", "fooling rate"), ("l2_mean", "L2 mean"), ("l2_max", "L2 max"),
+           ("linf_mean", "Linf mean"), ("linf_max", "Linf max"), ("images_per_s", "images/s")]
+
+
+def attack_figures(cfg, sweep: Sweep, names, title: str, n: int, failed: bool):
+    """x | delta | x_hat rows for the first ``n`` images (plus failed ones from anywhere, if asked)."""
+    from tfadv import figures
+
+    idx = list(range(min(n, len(sweep.x))))
+    x, x_hat = sweep.x[: len(idx)], sweep.x_hat[: len(idx)]
+    extra = [f for f in sweep.failed if f[0] >= len(idx)] if failed else []
+    if extra:
+        idx += [f[0] for f in extra]
+        x = np.concatenate([x, np.stack([f[1] for f in extra])])
+        x_hat = np.concatenate([x_hat, np.stack([f[2] for f in extra])])
+    idx = np.array(idx)
+    return figures.attack_figure(x, x_hat, sweep.labels[idx], sweep.clean[idx], sweep.adv[idx], names, title=title,
+                                 target_class=cfg.target_class, indices=idx)
+
+
+def main(argv):
+    import tensorflow as tf
+
+    from tfadv import data as data_lib
+    from tfadv import evaluation, export, figures, report, zoo
+    from tfadv.attacks import pgd
+
+    cfg = resolve_config()
+    name = entry_name(cfg)
+    workdir = os.path.abspath(FLAGS.workdir or os.path.join("runs", "attack", name))
+    zoo_dir = os.path.abspath(FLAGS.zoo_dir)
+    pgd_examples = min(FLAGS.pgd_examples, QUICK_PGD_EXAMPLES) if FLAGS.quick else FLAGS.pgd_examples
+    started = time.time()
+
+    spec = data_lib.get_spec(cfg.data.dataset)
+    if is_file_target(cfg.target):
+        target_fn = evaluation.predictor(evaluation.load_target(cfg.target))
+    else:  # the zoo classifier goes into the working zoo too, so the exported attack's entry is complete there
+        if zoo.entry(cfg.target)["dataset"] != cfg.data.dataset:
+            raise cli.ConfigError(f"Zoo classifier {cfg.target!r} is for {zoo.entry(cfg.target)['dataset']}, "
+                                  f"the experiment for {cfg.data.dataset}.")
+        copy_zoo_entry(cfg.target, zoo.default_zoo_dir(), zoo_dir)
+        served = zoo.load(cfg.target, zoo_dir)  # checksum verified; keep it referenced while serving
+        target_fn = served.saved_model.serve  # traced inside PGD's tf.function: the plain endpoint
+    warnings = check_target(cfg, target_fn, spec)
+    for warning in warnings:
+        print(f"Warning: {warning}")
+
+    run_metrics = train(cfg, workdir)
+    _, attacker = evaluation.load_run(workdir)
+    generator_fn = evaluation.predictor(attacker)
+
+    ds, info = data_lib.load(cfg.data.dataset, cfg.data.eval_split, batch_size=FLAGS.batch_size,
+                             source=cfg.data.source, idx_dir=cfg.data.idx_dir, tfds_data_dir=cfg.data.tfds_data_dir)
+    data_source = f"{cfg.data.dataset}[{cfg.data.eval_split}] from {info.source}:{info.location}"
+    print(f"Measuring the generator on {data_source} ...", flush=True)
+    gen = Sweep(lambda x, y: generator_fn(x), target_fn, ds, keep_first=max(pgd_examples, FLAGS.figure_examples),
+                keep_failed=FAILED_SHOWN)
+    n_all = len(gen.labels)
+    pgd_n = min(pgd_examples, n_all)
+    print(f"Running PGD-{FLAGS.pgd_steps} on the first {pgd_n} images ...", flush=True)
+    pgd_ds = ds.unbatch().take(pgd_n).batch(min(100, pgd_n))
+    pgd_sweep = Sweep(lambda x, y: pgd(target_fn, x, y, eps=cfg.eps, norm=cfg.norm, steps=FLAGS.pgd_steps,
+                                       loss="targeted" if cfg.target_class is not None else "untargeted",
+                                       target_class=cfg.target_class),
+                      target_fn, pgd_ds, keep_first=FLAGS.figure_examples)
+
+    gen_all, gen_sub, pgd_sub = gen.summary(), gen.summary(pgd_n), pgd_sweep.summary()
+    clean = {"attack": "none (clean images)", "images": n_all, "adv_accuracy": gen_all["clean_accuracy"]}
+    rows = [clean,
+            {"attack": f"generator ({cfg.generator}, {cfg.mode})", **gen_all, "images_per_s": gen.images_per_s},
+            {"attack": f"generator, first {pgd_n}", **gen_sub, "images_per_s": gen.images_per_s},
+            {"attack": f"PGD-{FLAGS.pgd_steps}, first {pgd_n}", **pgd_sub, "images_per_s": pgd_sweep.images_per_s}]
+
+    print(f"Exporting the generator to the working zoo {zoo_dir} as {name!r} ...", flush=True)
+    entry = export.export_run(workdir, name, zoo_dir=zoo_dir, overwrite=True)
+    saved_model_dir = os.path.join(zoo_dir, entry["path"])
+    checked = plain_check(saved_model_dir, target_fn, ds, gen_all["adv_accuracy"], n_all)
+
+    names = spec.class_names
+    budget = f"{cfg.norm.upper().replace('LINF', 'L-inf')} <= {cfg.eps:g}"
+    figs = {
+        "attack_generator": attack_figures(cfg, gen, names, f"{name} vs {os.path.basename(cfg.target)}, {budget}",
+                                           FLAGS.figure_examples, failed=True),
+        "attack_pgd": attack_figures(cfg, pgd_sweep, names, f"PGD-{FLAGS.pgd_steps} vs "
+                                     f"{os.path.basename(cfg.target)}, {budget}", FLAGS.figure_examples, failed=False),
+        "target_misclassified": figures.misclassified_figure(gen.x, gen.labels[: len(gen.x)], gen.clean[: len(gen.x)],
+                                                             names, title=f"target's mistakes on clean images "
+                                                             f"(first {len(gen.x)})"),
+    }
+    if cfg.mode == "universal":
+        figs["universal_perturbation"] = figures.perturbation_figure(attacker.perturbation(training=False).numpy())
+        confusion = tf.math.confusion_matrix(gen.labels, gen.adv, num_classes=spec.num_classes).numpy()
+        figs["confusion_on_x_hat"] = figures.confusion_figure(confusion, names)
+    report_dir = os.path.join(workdir, "report")
+    notes = [f"Budget judged against: {budget} per image (mode {cfg.mode}); measured norms are of x_hat - x.",
+             f"The generator ran on all {n_all} images, PGD-{FLAGS.pgd_steps} (random start) on the first {pgd_n}; "
+             "images/s excludes the first batch (tracing).",
+             f"Training: {run_metrics.get('epochs_run')} epoch(s) in {run_metrics.get('train_seconds')} s; "
+             f"run folder {workdir}.",
+             f"Exported to {saved_model_dir} (entry {name!r} of the working zoo {zoo_dir}); "
+             f"tf.saved_model.load of it gives adversarial accuracy {checked:.4f} "
+             f"(before export: {gen_all['adv_accuracy']:.4f}; the export's own measurement: "
+             f"{entry['metrics']['adv_accuracy']:.4f}).",
+             f"Re-measure: `tfadv-evaluate --zoo_name={name} --zoo_dir={zoo_dir}`."] + warnings
+    captions = {"attack_generator": "Per row: x, the perturbation amplified (grey = 0), x_hat; the true class and "
+                "the prediction on x and x_hat. Red frame: the attack failed (still correct on x_hat).",
+                "attack_pgd": "The same images under PGD at the same budget.",
+                "target_misclassified": "Clean images the target already gets wrong (true class, prediction)."}
+    path = report.write_report(report_dir, f"Attack on {os.path.basename(cfg.target)}: {name}",
+                               tables=[(f"Attacks at {budget} ({cfg.data.dataset} {cfg.data.eval_split})",
+                                        COLUMNS, rows)],
+                               figures=figs, command=report.command_line(), data_source=data_source, notes=notes,
+                               captions=captions)
+    figures.log_to_tensorboard(os.path.join(workdir, "logs", "report"), {k: v for k, v in figs.items() if v is not None})
+
+    print()
+    print(f"target {cfg.target}: clean accuracy {gen_all['clean_accuracy']:.4f} on {n_all} images ({data_source})")
+    print(report.markdown_table(COLUMNS, rows[1:]))
+    print(f"\nexported: {saved_model_dir}; tf.saved_model.load check: adv accuracy {checked:.4f} "
+          f"(before export {gen_all['adv_accuracy']:.4f})")
+    print(f"report:      {path}")
+    print(f"figures:     {report_dir}/*.png (training grids: {os.path.join(workdir, 'images')})")
+    print(f"TensorBoard: tensorboard --logdir {os.path.join(workdir, 'logs')}")
+    print(f"total time:  {time.time() - started:.0f} s")
+
+
+def run():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    run()
