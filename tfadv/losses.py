@@ -28,6 +28,18 @@ def _cross_entropy(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
 
 
+def log_not_class(logits, labels):
+    """``log(1 - p_y)`` per example: log-sum-exp of the other classes' logits minus that of all logits.
+
+    Exact at any margin: computing it from ``p_y`` (or clamping ``log p_y``)
+    rounds 1 - p_y to 0 once the classifier is confident, where the gradient
+    then vanishes (float32: margins above ~16).
+    """
+    others = tf.where(tf.one_hot(labels, tf.shape(logits)[-1], on_value=True, off_value=False),
+                      tf.constant(-float("inf"), logits.dtype), logits)
+    return tf.reduce_logsumexp(others, axis=-1) - tf.reduce_logsumexp(logits, axis=-1)
+
+
 def adversarial_loss(kind: str, logits, labels, clean_logits=None, target_class: int | None = None,
                      kappa: float = 0.0):
     """Per-example loss [B] to minimise.
@@ -43,10 +55,7 @@ def adversarial_loss(kind: str, logits, labels, clean_logits=None, target_class:
     check_loss(kind, target_class)
     labels = tf.cast(labels, tf.int32)
     if kind == "untargeted":
-        log_p = tf.nn.log_softmax(logits)
-        log_p_y = tf.gather(log_p, labels, batch_dims=1)
-        # log(1 - p_y) computed stably from log p_y.
-        return -tf.math.log(-tf.math.expm1(tf.minimum(log_p_y, -1e-7)))
+        return -log_not_class(logits, labels)
     if kind == "least_likely":
         if clean_logits is None:
             raise ConfigError("loss='least_likely' needs the classifier's logits on the clean images.")
