@@ -1,11 +1,68 @@
-"""Keras callbacks shared by tfadv's training runs: image grids for TensorBoard and PNG."""
+"""Keras callbacks shared by tfadv's training runs: TensorBoard, image grids (TensorBoard and PNG), divergence."""
 
+import math
 import os
 from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfadv.errors import TrainingDivergedError
+
+NONFINITE_METRIC = "generator_nonfinite"  # trainers with a generator report the non-finite entries of its raw output
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback whose epoch summaries always land.
+
+    With an integer ``update_freq`` Keras gates every summary written during
+    ``fit`` with ``record_if(step % update_freq == 0)`` of the last batch, so the
+    epoch scalars (train and validation), and the image grids other callbacks
+    write, were recorded only when an epoch ended on a multiple of it.
+    Batch-level scalars keep their frequency.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        with tf.summary.record_if(True):
+            super().on_epoch_end(epoch, logs)
+
+    def on_test_end(self, logs=None):
+        with tf.summary.record_if(True):
+            super().on_test_end(logs)
+
+
+class FailOnNonFinite(keras.callbacks.TerminateOnNaN):
+    """Stops ``fit`` with :class:`TrainingDivergedError` when a loss or a generator's raw output is NaN or Inf.
+
+    A generator gone NaN is invisible in the loss of a budgeted attack: the
+    budget zeroes non-finite deltas, so x_hat = x and training would go on
+    (and export) an identity map. Trainers with a generator report the count
+    of its non-finite outputs as ``generator_nonfinite``. Raising (rather than
+    Keras' quiet stop) keeps the run from saving a model or metrics.json; the
+    run folder keeps its last epoch's backup.
+    """
+
+    def __init__(self):
+        super().__init__(raise_error=True)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        where = f"epoch {self._epoch + 1}, batch {batch + 1}"
+        nonfinite = logs.get(NONFINITE_METRIC)
+        if nonfinite is not None and float(np.max(nonfinite)) > 0:
+            raise TrainingDivergedError(
+                f"Training diverged at {where}: the generator's raw output holds {int(np.max(nonfinite))} NaN/Inf "
+                "values (its budget would turn them into a zero perturbation). Nothing was saved; lower the "
+                "learning rate.")
+        for name, value in logs.items():
+            if name.endswith("loss") and not math.isfinite(float(np.max(value))):
+                raise TrainingDivergedError(f"Training diverged at {where}: {name} is {float(np.max(value))}. "
+                                            "Nothing was saved; lower the learning rate.")
 
 
 def image_grid(images, cols: int = 8) -> np.ndarray:
@@ -51,7 +108,7 @@ class ImageGridLogger(keras.callbacks.Callback):
 
     def write(self, step: int):
         grids = {name: image_grid(images) for name, images in self.grids_fn(self.model).items()}
-        with self._writer.as_default():
+        with self._writer.as_default(), tf.summary.record_if(True):  # not gated by TensorBoard's update_freq
             for name, grid in grids.items():
                 tf.summary.image(name, grid[None], step=step)
         self._writer.flush()

@@ -23,3 +23,7 @@ class ZooError(TfadvError, RuntimeError):
 
 class InputError(TfadvError, ValueError):
     """Images handed to a model or attack break the contract: float NHWC batch of the right shape, finite, in [0, 1]."""
+
+
+class TrainingDivergedError(TfadvError, RuntimeError):
+    """Training produced NaN or Inf (a loss, or a generator's raw output): the run stops before saving anything."""

@@ -23,7 +23,7 @@ import tensorflow as tf
 from tfadv import config as config_lib
 from tfadv import data as data_lib
 from tfadv import distribute
-from tfadv.callbacks import ImageGridLogger
+from tfadv.callbacks import FailOnNonFinite, ImageGridLogger, TensorBoard
 from tfadv.data.images import image_pairs
 from tfadv.errors import ConfigError
 from tfadv.evaluation import evaluate_classifier, load_target
@@ -74,9 +74,11 @@ def steps_in(dataset: tf.data.Dataset, cap: int | None = None) -> int:
 
 
 def standard_callbacks(workdir: str, backup_every_steps: int | None = None) -> list:
-    """TensorBoard logging and BackupAndRestore (resume a killed run by rerunning it)."""
+    """Fail on NaN/Inf, TensorBoard logging (epoch scalars every epoch, batch ones every 50 steps), and
+    BackupAndRestore (resume a killed run by rerunning it)."""
     return [
-        keras.callbacks.TensorBoard(log_dir=os.path.join(workdir, "logs"), update_freq=50),
+        FailOnNonFinite(),
+        TensorBoard(log_dir=os.path.join(workdir, "logs"), update_freq=50),
         keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"),
                                          save_freq=backup_every_steps or "epoch"),
     ]

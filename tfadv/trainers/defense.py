@@ -3,8 +3,9 @@
 ``JointAdversarialTrainer``: classifier and perturbation generator trained
 together, two optimizers in one ``train_step``. Each step the generator is
 updated to fool the *current* classifier within its budget, then the
-classifier is updated on a mix of clean images and the generator's fresh
-adversarial images. With ``refine_steps`` > 0 those images are first pushed
+classifier is updated on a mix of clean images and the images that generator
+step produced (the generator's BatchNorm in training mode, as it was
+optimised). With ``refine_steps`` > 0 those images are first pushed
 further by a few PGD steps that start from the generator's x_hat: the
 generator supplies the starting point a multi-step PGD would have to find,
 at a fraction of PGD's cost.
@@ -12,7 +13,9 @@ at a fraction of PGD's cost.
 ``PGDAdversarialTrainer``: Madry et al.'s reference defence: the classifier is
 trained on PGD adversarial examples (optionally mixed with clean images).
 
-Both expose the classifier as ``.classifier`` (what the zoo exports).
+Both expose the classifier as ``.classifier`` (what the zoo exports). Clean
+and adversarial images go through the classifier as one batch, so its
+BatchNorm normalises (and tracks) the statistics of the mix it is trained on.
 """
 
 import keras
@@ -25,6 +28,7 @@ from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss
 from tfadv.metrics import AttackMetrics
 from tfadv.serialization import NestedModels
+from tfadv.trainers.perturbation import generator_check, nonfinite_count, raw_output_attack
 from tfadv.trainers.two_player import SecondOptimizerMixin
 
 
@@ -73,9 +77,11 @@ class _DefenseBase(NestedModels, keras.Model):
         return synced_results(self.metrics)
 
     def _classifier_step(self, x, x_adv, labels):
+        """One classifier update on clean and adversarial images as one batch (one set of BatchNorm statistics)."""
+        batch = tf.shape(x)[0]
         with tf.GradientTape() as tape:
-            clean_logits = self.classifier(x, training=True)
-            adv_logits = self.classifier(x_adv, training=True)
+            logits = self.classifier(tf.concat([x, tf.cast(x_adv, x.dtype)], 0), training=True)
+            clean_logits, adv_logits = logits[:batch], logits[batch:]
             loss = _mixed_cross_entropy(clean_logits, adv_logits, labels, self.adversarial_fraction)
         minimize(self.optimizer, tape, loss, self.classifier.trainable_variables)
         self.loss_tracker.update_state(loss)
@@ -118,12 +124,14 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
                 raise ConfigError("refine_steps > 0 needs the budget of its PGD steps: pass norm= and eps=.")
             eps = check_budget(norm, eps)
         self.attacker, self.generator_steps, self.attack_loss = attacker, generator_steps, attack_loss
+        self._attack = raw_output_attack(attacker)  # (x_hat, the generator's raw output); not tracked
         self.refine_steps, self.norm, self.eps = refine_steps, norm, eps
         self.g_loss_tracker = keras.metrics.Mean(name="generator_loss")
+        self.nonfinite_tracker = generator_check()
 
     @property
     def metrics(self):
-        return super().metrics + [self.g_loss_tracker]
+        return super().metrics + [self.g_loss_tracker, self.nonfinite_tracker]
 
     def first_player_variables(self):
         return self.classifier.trainable_variables
@@ -132,30 +140,44 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
         return self.attacker.trainable_variables
 
     def adversarial(self, x, labels):
-        x_hat = self.attacker(x, training=False)
+        """The training attack with the generator in inference mode (evaluation, image grids)."""
+        return self._refined(x, self.attacker(x, training=False), labels)
+
+    def _refined(self, x, x_hat, labels):
+        """The generator's images, pushed ``refine_steps`` PGD steps further; no gradient to the generator."""
+        x_hat = tf.stop_gradient(x_hat)
         if not self.refine_steps:
-            return tf.stop_gradient(x_hat)
+            return x_hat
         frozen = lambda images: self.classifier(images, training=False)  # noqa: E731
         return tf.stop_gradient(pgd(frozen, x, labels, eps=self.eps, norm=self.norm, steps=self.refine_steps,
                                     random_start=False, start=x_hat))
 
     def generator_loss(self, x, labels, training=False):
         """The generator's objective on a batch: its adversarial loss against the current classifier."""
-        logits = self.classifier(self.attacker(x, training=training), training=False)
-        return tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=2.0))
+        return self._generator_objective(x, labels, training)[0]
+
+    def _generator_objective(self, x, labels, training):
+        """(loss, x_hat, the generator's raw output) on a batch."""
+        x_hat, raw = self._attack(x, training=training)
+        logits = self.classifier(x_hat, training=False)
+        return tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=2.0)), x_hat, raw
 
     def train_step(self, data):
         x, labels = data
         for _ in range(self.generator_steps):
             with tf.GradientTape() as tape:
-                g_loss = self.generator_loss(x, labels, training=True)
+                g_loss, x_hat, raw = self._generator_objective(x, labels, training=True)
             minimize(self.g_optimizer, tape, g_loss, self.second_player_variables())
         self.g_loss_tracker.update_state(g_loss)
-        self._classifier_step(x, self.adversarial(x, labels), labels)
+        self.nonfinite_tracker.update_state(nonfinite_count(raw))
+        # The classifier trains on the images the (last) generator step optimised, BatchNorm in training mode.
+        self._classifier_step(x, self._refined(x, x_hat, labels), labels)
         return synced_results(self.metrics)
 
     def test_step(self, data):
-        self.g_loss_tracker.update_state(self.generator_loss(*data))  # else val_generator_loss reads 0
+        g_loss, _, raw = self._generator_objective(*data, training=False)
+        self.g_loss_tracker.update_state(g_loss)  # else val_generator_loss reads 0
+        self.nonfinite_tracker.update_state(nonfinite_count(raw))
         return super().test_step(data)
 
     def get_config(self):

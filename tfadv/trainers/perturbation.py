@@ -24,10 +24,12 @@ import keras
 import tensorflow as tf
 
 from tfadv.budgets import NORMS, per_example_norm
+from tfadv.callbacks import NONFINITE_METRIC
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss, check_loss
-from tfadv.metrics import AttackMetrics
+from tfadv.metrics import AttackMetrics, MaxMetric
+from tfadv.models.universal import UniversalPerturbation
 from tfadv.serialization import NestedModels
 from tfadv.trainers.two_player import SecondOptimizerMixin
 
@@ -35,6 +37,54 @@ from tfadv.trainers.two_player import SecondOptimizerMixin
 def _freeze(classifier):
     classifier.trainable = False
     return classifier
+
+
+def _generator_view(attacker):
+    """x -> [x_hat, the generator's raw output] sharing the attacker's layers, or None.
+
+    For a functional attacker with one nested generator (what
+    tfadv.models.perturbation_model builds): one pass gives both.
+    """
+    nested = [layer for layer in getattr(attacker, "layers", []) if isinstance(layer, keras.Model)]
+    if len(nested) != 1 or not getattr(attacker, "outputs", None):
+        return None
+    for node in nested[0]._inbound_nodes:  # noqa: SLF001 - the generator's calls; one lies in this graph
+        try:
+            return keras.Model(attacker.inputs, [attacker.outputs[0], node.output_tensors[0]])
+        except ValueError:  # a call in another model's graph
+            continue
+    return None
+
+
+def raw_output_attack(attacker):
+    """``attack(x, training) -> (x_hat, raw)``: the attacker's images and its generator's raw output.
+
+    The budget turns a non-finite raw output into a zero perturbation, so a
+    generator gone NaN shows only in ``raw``. A universal perturbation's raw
+    output is its generator on the fixed noise; an attacker of another shape
+    is checked on x_hat itself.
+    """
+    if isinstance(attacker, UniversalPerturbation):
+        return lambda x, training=False: (attacker(x, training=training),
+                                          attacker.generator(attacker.noise, training=False))
+    view = _generator_view(attacker)
+    if view is None:
+        def attack(x, training=False):
+            x_hat = attacker(x, training=training)
+            return x_hat, x_hat
+
+        return attack
+    return lambda x, training=False: tuple(view(x, training=training))
+
+
+def nonfinite_count(raw):
+    """Number of NaN / Inf entries of ``raw``, as float32."""
+    return tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(raw)), tf.float32))
+
+
+def generator_check():
+    """The tracker of :func:`nonfinite_count` that tfadv.callbacks.FailOnNonFinite watches."""
+    return MaxMetric(name=NONFINITE_METRIC)
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
@@ -63,18 +113,20 @@ class PerturbationTrainer(NestedModels, keras.Model):
         if not magnitude_weight >= 0:
             raise ConfigError(f"magnitude_weight must be >= 0. Received: {magnitude_weight!r}")
         self.attacker = attacker
+        self._attack = raw_output_attack(attacker)  # a plain function: not tracked, not saved
         self.classifier = _freeze(classifier)
         self.loss_kind, self.target_class = loss, target_class
         self.magnitude_weight, self.magnitude_norm, self.kappa = float(magnitude_weight), magnitude_norm, kappa
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.attack_metrics = AttackMetrics(targeted=target_class is not None)
+        self.nonfinite_tracker = generator_check()
 
     def call(self, images, training=False):
         return self.attacker(images, training=training)
 
     @property
     def metrics(self):
-        return [self.loss_tracker] + self.attack_metrics.trackers
+        return [self.loss_tracker] + self.attack_metrics.trackers + [self.nonfinite_tracker]
 
     def generator_loss(self, x, x_hat, labels, clean_logits):
         """(total loss, adversarial logits): classification term plus the weighted magnitude term."""
@@ -89,20 +141,21 @@ class PerturbationTrainer(NestedModels, keras.Model):
         x, labels = data
         clean_logits = self.classifier(x, training=False)
         with tf.GradientTape() as tape:
-            x_hat = self.attacker(x, training=True)
+            x_hat, raw = self._attack(x, training=True)
             loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
         minimize(self.optimizer, tape, loss, self.attacker.trainable_variables)
-        return self._update_metrics(loss, x, x_hat, labels, clean_logits, logits)
+        return self._update_metrics(loss, x, x_hat, raw, labels, clean_logits, logits)
 
     def test_step(self, data):
         x, labels = data
         clean_logits = self.classifier(x, training=False)
-        x_hat = self.attacker(x, training=False)
+        x_hat, raw = self._attack(x, training=False)
         loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
-        return self._update_metrics(loss, x, x_hat, labels, clean_logits, logits)
+        return self._update_metrics(loss, x, x_hat, raw, labels, clean_logits, logits)
 
-    def _update_metrics(self, loss, x, x_hat, labels, clean_logits, logits, **extra):
+    def _update_metrics(self, loss, x, x_hat, raw, labels, clean_logits, logits, **extra):
         self.loss_tracker.update_state(loss)
+        self.nonfinite_tracker.update_state(nonfinite_count(raw))
         self.attack_metrics.update(x, x_hat, labels, clean_logits, logits, self.target_class)
         return {**synced_results(self.metrics), **extra}
 
@@ -164,7 +217,7 @@ class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
         x, labels = data
         clean_logits = self.classifier(x, training=False)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            x_hat = self.attacker(x, training=True)
+            x_hat, raw = self._attack(x, training=True)
             d_real = self.discriminator(x, training=True)
             d_fake = self.discriminator(x_hat, training=True)
             d_loss = self._bce(d_real, True) + self._bce(d_fake, False)
@@ -173,7 +226,7 @@ class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
         minimize(self.optimizer, g_tape, loss, self.first_player_variables())
         minimize(self.d_optimizer, d_tape, d_loss, self.second_player_variables())
         self.d_loss_tracker.update_state(d_loss)
-        return self._update_metrics(loss, x, x_hat, labels, clean_logits, logits)
+        return self._update_metrics(loss, x, x_hat, raw, labels, clean_logits, logits)
 
     def test_step(self, data):
         x, _ = data
