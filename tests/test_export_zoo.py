@@ -267,6 +267,16 @@ def test_selection_names_the_split_that_chose_the_recipe():
     assert export.selection(SimpleNamespace(kind="style"))["split"] is None
 
 
+def test_selection_of_a_run_that_validated_on_nothing(tmp_path):
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(kind="classifier", data=SimpleNamespace(validation_split=None))
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"validation_split": None}}))
+    assert export.selection(cfg, str(tmp_path))["split"] is None  # said so: nothing was validated on
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"eval_split": "test"}}))
+    assert export.selection(cfg, str(tmp_path)) == export.TEST_SELECTED  # written before the field existed
+
+
 def test_export_run_records_selection(model, tmp_path, idx_dir):
     from tfadv import config as config_lib
     from tfadv import experiments
@@ -278,6 +288,5 @@ def test_export_run_records_selection(model, tmp_path, idx_dir):
     config_lib.save_json(cfg, str(workdir / "config.json"))
     model.save(str(workdir / "model.keras"))
     entry = export.export_run(str(workdir), "run_entry", zoo_dir=str(tmp_path / "zoo"))
-    assert entry["selection"] == export.selection(cfg)
-    split = getattr(cfg.data, "validation_split", None)
-    assert entry["selection"]["split"] == (split or "test")
+    assert entry["selection"] == {"split": "train[90%:]",
+                                  "what": "validation during training, recipe and epoch choice"}

@@ -140,7 +140,7 @@ def _export_measured(workdir, name, cfg, model, ds, info, common, zoo_dir, overw
         metrics.update(_training_figures(workdir))
         input_shape = list(info.spec.image_shape)
         return stage.commit(kind=kind, dataset=data_cfg.dataset, metrics={**metrics, **common},
-                            config=to_dict(cfg), input_shape=input_shape, selection=selection(cfg),
+                            config=to_dict(cfg), input_shape=input_shape, selection=selection(cfg, workdir),
                             params=model.count_params(), tfadv_version=__version__, **extra)
 
 
@@ -153,7 +153,7 @@ TEST_SELECTED = {"split": "test", "note": "trained before held-out validation: r
                  "the test split as validation data; figures kept"}
 
 
-def selection(cfg) -> dict:
+def selection(cfg, workdir: str | None = None) -> dict:
     """The registry's ``selection`` field: which split chose the recipe and epochs (and so, which figures are
     held out). Configs with ``data.validation_split`` validate on it; older ones validated on the test split."""
     if cfg.kind == "style":
@@ -161,7 +161,20 @@ def selection(cfg) -> dict:
     split = getattr(cfg.data, "validation_split", None)
     if split:
         return {"split": split, "what": "validation during training, recipe and epoch choice"}
+    if workdir and _declares_no_validation(workdir):
+        return {"split": None, "what": "no validation during training (data.validation_split: null); the test "
+                                       "split was measured once, at the end"}
     return dict(TEST_SELECTED)
+
+
+def _declares_no_validation(workdir: str) -> bool:
+    """Whether the run's config.json says ``validation_split: null`` (older configs lack the field)."""
+    try:
+        with open(os.path.join(workdir, "config.json")) as f:
+            data = json.load(f).get("data", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return "validation_split" in data and data["validation_split"] is None
 
 
 def co_trained_name(defended_name: str) -> str:
@@ -192,7 +205,7 @@ def _export_co_trained_generator(workdir, name, cfg, ds, info, zoo_dir, overwrit
         return stage.commit(kind="perturbation", dataset=cfg.data.dataset, metrics=metrics, config=to_dict(cfg),
                             input_shape=list(info.spec.image_shape), params=attacker.count_params(),
                             tfadv_version=__version__, target=name, output="x_hat", co_trained=True,
-                            selection=selection(cfg),
+                            selection=selection(cfg, workdir),
                             budget={"norm": cfg.norm, "eps": cfg.eps})
 
 
@@ -209,7 +222,7 @@ def _export_style_run(workdir, name, cfg, network, zoo_dir, overwrite):
         return stage.commit(kind="style", dataset=f"folders:{cfg.content_dir}|{cfg.style_dir}", metrics=metrics,
                             config=to_dict(cfg), input_shape=list(network.output_shape[1:]),
                             output="stylised image", params=network.count_params(), tfadv_version=__version__,
-                            selection=selection(cfg),
+                            selection=selection(cfg, workdir),
                             endpoints={"serve": "(content, style) -> image"})
 
 
