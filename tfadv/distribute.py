@@ -110,10 +110,12 @@ def minimize(optimizer, tape: tf.GradientTape, loss, variables) -> None:
     replicas' gradients, so N replicas step like one device on the global
     batch) and by the optimizer's loss scale, which ``apply`` undoes.
     """
+    if loss.dtype != tf.float32:  # a cast here, outside the tape, would cut the gradient path
+        raise TypeError(f"minimize needs a float32 loss computed inside the tape; got {loss.dtype.name}. "
+                        "Cast logits / features to float32 before the loss (mixed precision).")
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    loss = tf.cast(loss, tf.float32)
     factor = optimizer.scale_loss(tf.constant(1.0 / replicas, tf.float32))
-    gradients = tape.gradient(loss, variables, output_gradients=tf.cast(factor, loss.dtype))
+    gradients = tape.gradient(loss, variables, output_gradients=factor)
     optimizer.apply(gradients, variables)
 
 

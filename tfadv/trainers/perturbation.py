@@ -177,7 +177,8 @@ def discriminator(input_shape=(28, 28, 1), filters=32, name="discriminator") -> 
         x = keras.layers.Conv2D(width, 4, strides=2, padding="same", name=f"conv{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inputs, keras.layers.Dense(1, name="logit")(x), name=name)
+    logit = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # float32 under mixed precision, like logits
+    return keras.Model(inputs, logit, name=name)
 
 
 @keras.saving.register_keras_serializable(package="tfadv")

@@ -83,16 +83,19 @@ class StyleTransferTrainer(NestedModels, keras.Model):
 
     def losses_of(self, content, style, output):
         """(content_loss, style_loss, tv_loss) for one batch."""
-        out_feats, style_feats = self.loss_net(output), self.loss_net(style)
-        content_feats = self.loss_net(content)
+        out_feats, style_feats, content_feats = (self._features(images) for images in (output, style, content))
         if self.method == "gram":
             content_loss = _mse(out_feats[self.content_layer], content_feats[self.content_layer])
             style_loss = gram_style_loss(out_feats, style_feats)
         else:
-            target = AdaIN(1.0)([content_feats["block4_conv1"], style_feats["block4_conv1"]])
+            target = AdaIN(1.0, dtype="float32")([content_feats["block4_conv1"], style_feats["block4_conv1"]])
             content_loss = _mse(out_feats["block4_conv1"], tf.stop_gradient(target))
             style_loss = statistics_style_loss(out_feats, style_feats)
-        return content_loss, style_loss, total_variation(output)
+        return content_loss, style_loss, total_variation(tf.cast(output, tf.float32))
+
+    def _features(self, images):
+        """The loss network's features in float32: Gram matrices and squared errors overflow float16."""
+        return {name: tf.cast(value, tf.float32) for name, value in self.loss_net(images).items()}
 
     def _step(self, data, training):
         content, style = data
