@@ -36,7 +36,8 @@ data:
 # classifier, or your own .keras file: [0, 1] images in, logits out) for DEMO_EPOCHS epochs, measure it on the
 # full test set beside the clean accuracy and PGD-40 at the same budget on the first 500 images, write a report
 # with figures, export the generator to the working zoo $(DEMO_ZOO) and check that copy with tf.saved_model.load.
-# QUICK=1: one 300-step epoch, PGD on 200 images (about 3 minutes). A finished run is reused; a killed one resumes.
+# QUICK=1: one 200-step epoch without BatchNorm, PGD on 200 images (about 3 minutes). A finished run is reused,
+# a killed one resumes.
 demo: install data
 	$(PY) tools/attack.py --target=$(TARGET) --zoo_dir=$(DEMO_ZOO) \
 		$(if $(QUICK),--quick,--set=epochs=$(DEMO_EPOCHS)) $(ATTACK_FLAGS)
@@ -45,7 +46,7 @@ demo: install data
 # it, export it to the working zoo ($(DEMO_ZOO)), check the exported copy with plain tf.saved_model.load, and check
 # the committed zoo entry too. EPOCHS=1 (or QUICK=1) is a two-minute version: it says how far it is from the recipe.
 classifier: install data
-	@if [ -f $(RUN)/metrics.json ]; then echo "classifier: $(RUN) holds a finished run; reusing it (delete it to retrain)"; \
+	@if [ -f $(RUN)/metrics.json ]; then echo "classifier: $(RUN) holds a finished run; reusing it (delete to retrain)"; \
 	else $(PY) tools/train.py --experiment=fashion_mnist_cnn --workdir=$(RUN) $(if $(EPOCHS),--set=epochs=$(EPOCHS)); fi
 	$(PY) tools/evaluate.py --workdir=$(RUN)
 	$(PY) tools/export.py --workdir=$(RUN) --name=fashion_mnist_small_cnn --zoo_dir=$(DEMO_ZOO) --overwrite

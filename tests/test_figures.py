@@ -1,5 +1,6 @@
 """Figures (tfadv.figures) and reports (tfadv.report): layout, labels, failure marks, links."""
 
+import json
 import os
 import re
 
@@ -147,3 +148,18 @@ def test_report_has_table_links_existing_pngs_and_provenance(tmp_path):
     assert links == ["attack.png"] and os.path.isfile(tmp_path / "rep" / "attack.png")
     assert "`tfadv-attack --quick`" in text and "idx:/x" in text and "- PGD ran on the first 500" in text
     assert f"tensorflow {tf.__version__}" in text and "keras " in text and "tfadv 0.1.0" in text
+
+
+def test_epochs_note_explains_a_short_classifier_run(tmp_path):
+    zoo_dir = tmp_path / "zoo"
+    zoo_dir.mkdir()
+    entry = {"kind": "classifier", "dataset": "fashion_mnist", "path": "c", "sha256": "0", "config": {"epochs": 30},
+             "metrics": {"accuracy": 0.9397}}
+    (zoo_dir / "registry.json").write_text(json.dumps({"cnn": entry}))
+    for epochs, accuracy in ((1, 0.577), (30, 0.9391)):
+        run = tmp_path / f"run{epochs}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "epochs_run": epochs}))
+        note = report.epochs_note(str(run), "cnn", str(zoo_dir))
+        assert f"This run: {epochs} epoch(s) -> {accuracy:.2%} test accuracy. Zoo entry cnn: 30 epochs -> 93.97%." in note
+        assert ("tuned for 30 epochs: a 1-epoch run is a smoke test" in note) == (epochs == 1)
