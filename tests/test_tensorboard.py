@@ -72,15 +72,15 @@ def test_classifier_run(classifier_run):
     assert_images(events, ["eval_images"])
 
 
-@pytest.mark.parametrize("mode", ["thresholded", "universal"])
-def test_perturbation_run_with_a_keras_target(mode, classifier_run, idx_dir, tmp_path):
+@pytest.mark.parametrize("name", ["fashion_mnist_unet_l2", "fashion_mnist_universal_l2", "fashion_mnist_unet_gan"])
+def test_perturbation_run_with_a_keras_target(name, classifier_run, idx_dir, tmp_path):
     _, target = classifier_run
-    name = "fashion_mnist_universal_l2" if mode == "universal" else "fashion_mnist_unet_l2"
     overrides = perturbation_overrides(target)
-    if mode == "universal":
+    if "universal" in name:
         overrides["generator_kwargs"]["batch_norm"] = False
     events = run(*labelled(name, idx_dir, **overrides), tmp_path / "run")
-    assert_epoch_scalars(events, ["loss", "adv_accuracy", "fooling_rate", "l2_max"])
+    assert_epoch_scalars(events, ["loss", "adv_accuracy", "fooling_rate", "l2_max", "generator_nonfinite"]
+                         + (["d_loss"] if "gan" in name else []))
     assert_images(events, ["x", "delta_amplified", "x_hat"])
 
 
