@@ -161,5 +161,6 @@ def test_epochs_note_explains_a_short_classifier_run(tmp_path):
         run.mkdir()
         (run / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "epochs_run": epochs}))
         note = report.epochs_note(str(run), "cnn", str(zoo_dir))
-        assert f"This run: {epochs} epoch(s) -> {accuracy:.2%} test accuracy. Zoo entry cnn: 30 epochs -> 93.97%." in note
+        assert f"This run: {epochs} epoch(s) -> {accuracy:.2%} test accuracy. Zoo entry cnn: 30 epochs -> 93.97%." \
+            in note
         assert ("tuned for 30 epochs: a 1-epoch run is a smoke test" in note) == (epochs == 1)

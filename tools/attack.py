@@ -262,7 +262,13 @@ def main(argv):
     from tfadv import evaluation, export, figures, report, zoo
     from tfadv.attacks import pgd
 
+    if "list_experiments" in FLAGS and FLAGS.list_experiments:  # the shared experiment flags' own exits
+        print(cli.experiment_list())
+        return
     cfg = resolve_config()
+    if "print_config" in FLAGS and FLAGS.print_config:
+        print(cli.config_json(cfg))
+        return
     name = entry_name(cfg)
     workdir = os.path.abspath(FLAGS.workdir or os.path.join("runs", "attack", name))
     zoo_dir = os.path.abspath(FLAGS.zoo_dir)
@@ -297,9 +303,9 @@ def main(argv):
     pgd_n = min(pgd_examples, n_all)
     print(f"Running PGD-{FLAGS.pgd_steps} on the first {pgd_n} images ...", flush=True)
     pgd_ds = ds.unbatch().take(pgd_n).batch(min(100, pgd_n))
+    pgd_loss = "targeted" if cfg.target_class is not None else "untargeted"
     pgd_sweep = Sweep(lambda x, y: pgd(target_fn, x, y, eps=cfg.eps, norm=cfg.norm, steps=FLAGS.pgd_steps,
-                                       loss="targeted" if cfg.target_class is not None else "untargeted",
-                                       target_class=cfg.target_class),
+                                       loss=pgd_loss, target_class=cfg.target_class),
                       target_fn, pgd_ds, keep_first=FLAGS.figure_examples)
 
     gen_all, gen_sub, pgd_sub = gen.summary(), gen.summary(pgd_n), pgd_sweep.summary()
@@ -332,7 +338,8 @@ def main(argv):
             confusion, names, title="true class (rows) -> prediction on x_hat (columns)")
     report_dir = os.path.join(workdir, "report")
     notes = [f"Budget judged against: {budget} per image (mode {cfg.mode}); measured norms are of x_hat - x.",
-             f"The generator ran on all {n_all} images, PGD-{FLAGS.pgd_steps} (random start) on the first {pgd_n}; "
+             f"The generator ran on all {n_all} images, PGD-{FLAGS.pgd_steps} (random start, step 2.5 eps / steps, "
+             f"loss {pgd_loss}) on the first {pgd_n}; "
              "images/s excludes the first batch (tracing).",
              f"Training: {run_metrics.get('epochs_run')} epoch(s) in {run_metrics.get('train_seconds')} s; "
              f"run folder {workdir}.",
