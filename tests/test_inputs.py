@@ -66,7 +66,8 @@ def test_zoo_models_refuse_bad_batches_before_tensorflow_sees_them(served, image
 
 @pytest.mark.parametrize("images,message", [(np.zeros((0, 28, 28, 1), np.float32), "empty batch"),
                                             (NAN, "NaN or infinite"), (GOOD * 255, "values above 1"),
-                                            (GOOD - 1, "values below 0")])
+                                            (GOOD - 1, "values below 0"),
+                                            (np.where(np.isnan(NAN), np.nan, GOOD * 255), "NaN or infinite")])
 def test_plain_tensorflow_serving_refuses_bad_values_in_graph(served, images, message):
     loaded = tf.saved_model.load(zoo.path_of("tiny", served[0]))
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):

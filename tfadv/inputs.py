@@ -67,16 +67,18 @@ def check_images(images, shape=None, name: str = "images") -> tf.Tensor:
 
 
 def _asserted(images, name):
-    checks = [
-        tf.debugging.assert_positive(tf.shape(images)[0], message=f"{name} is an empty batch."),
-        tf.debugging.assert_all_finite(images, message=f"{name} contain NaN or infinite values."),
+    """``images`` behind the in-graph checks, run in order: a NaN batch is reported as NaN, not as out of range."""
+    with tf.control_dependencies([tf.debugging.assert_positive(tf.shape(images)[0],
+                                                               message=f"{name} is an empty batch.")]):
+        images = tf.debugging.assert_all_finite(images, message=f"{name} contain NaN or infinite values.")
+    range_checks = [
         tf.debugging.assert_greater_equal(images, 0.0, message=f"{name} must lie in [0, 1]: values below 0.",
                                           summarize=3),
         tf.debugging.assert_less_equal(images, 1.0, message=f"{name} must lie in [0, 1]: values above 1 "
                                        "(0-255 pixels: divide by 255; resized images: clip to [0, 1]).",
                                        summarize=3),
     ]
-    with tf.control_dependencies(checks):
+    with tf.control_dependencies(range_checks):
         return tf.identity(images)
 
 
