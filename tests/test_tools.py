@@ -35,8 +35,9 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     run_metrics = json.load(open(os.path.join(workdir, "metrics.json")))
     assert entry["metrics"]["accuracy"] == pytest.approx(run_metrics["accuracy"], abs=1e-6)
     assert entry["config"]["data"]["idx_dir"] == idx_dir
-    evaluated = json.loads(tool("evaluate", "--zoo_name=tiny_cnn", f"--zoo_dir={zoo_dir}",
-                                f"--idx_dir={idx_dir}").stdout)
+    proc = tool("evaluate", "--zoo_name=tiny_cnn", f"--zoo_dir={zoo_dir}", f"--idx_dir={idx_dir}", CI="")
+    assert "Evaluating the classifier\n1/1 - " in proc.stderr  # 48 test images: one batch of 256
+    evaluated = json.loads(proc.stdout)
     assert evaluated["accuracy"] == pytest.approx(entry["metrics"]["accuracy"], abs=1e-6)
     assert evaluated["zoo_dir"] == zoo_dir and "budget" not in evaluated  # a classifier has no budget
     loaded = tf.saved_model.load(os.path.join(zoo_dir, entry["path"]))
@@ -57,7 +58,9 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     assert entry["kind"] == "perturbation" and entry["target"] == "tiny_cnn"
     assert entry["budget"] == {"norm": "l2", "eps": 2.4}
     assert entry["metrics"]["l2_max"] <= 2.4 and entry["metrics"]["x_hat_range"][0] >= 0
-    evaluated = json.loads(tool("evaluate", "--zoo_name=tiny_unet", f"--zoo_dir={zoo_dir}", f"--idx_dir={idx_dir}").stdout)
+    proc = tool("evaluate", "--zoo_name=tiny_unet", f"--zoo_dir={zoo_dir}", f"--idx_dir={idx_dir}", "--verbose=0", CI="")
+    assert "Measuring the attack" not in proc.stderr
+    evaluated = json.loads(proc.stdout)
     assert evaluated["adv_accuracy"] == pytest.approx(entry["metrics"]["adv_accuracy"], abs=1e-6)
     assert evaluated["zoo_dir"] == zoo_dir and evaluated["budget"] == {"norm": "l2", "eps": 2.4}
     from_run = json.loads(tool("evaluate", f"--workdir={attack_dir}", f"--idx_dir={idx_dir}", "--split=test[:8]",
@@ -155,6 +158,24 @@ def test_print_config_and_list_experiments(tmp_path):
     rows = {line.split()[0]: line.split()[1] for line in listed}
     assert rows["fashion_mnist_cnn"] == "classifier" and rows["fashion_mnist_unet_l2"] == "perturbation"
     assert rows["style_adain"] == "style" and len(rows) == len(listed)
+
+
+def test_progress_bars_write_to_stderr_and_stay_quiet_in_ci_or_at_verbose_0(monkeypatch, capsys):
+    from tfadv import progress
+
+    monkeypatch.delenv("CI", raising=False)
+    assert len(list(progress.bar(tf.data.Dataset.range(10).batch(3), label="Summing"))) == 4
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Summing" in captured.err and "4/4" in captured.err
+    monkeypatch.setenv("CI", "true")
+    assert [int(x) for x in progress.bar(range(3), label="Quiet")] == [0, 1, 2]
+    monkeypatch.setenv("CI", "")
+    progress.set_verbosity(0)
+    try:
+        assert len(list(progress.bar(range(3), label="Quiet"))) == 3
+    finally:
+        progress.set_verbosity(1)
+    assert "Quiet" not in capsys.readouterr().err
 
 
 def test_defence_benchmark_prints_a_row_per_experiment():

@@ -14,13 +14,17 @@ import sys
 from absl import app, flags
 
 from tfadv import config as config_lib
-from tfadv import experiments
+from tfadv import experiments, progress
 from tfadv.distribute import STRATEGIES
 from tfadv.errors import ConfigError, TfadvError
 
 RUNTIME_FLAGS = ("strategy", "jit_compile", "mixed_precision")  # shortcuts for --set FIELD=value
 SCHEDULE_FLAGS = ("epochs", "steps_per_epoch")  # shortcuts for a quick run
 USAGE_STATUS = 2  # what every tool exits with on a bad flag, config or input
+
+VERBOSE = flags.DEFINE_integer("verbose", 1, "0: no progress bars (nor Keras' per-step bars when training); 1: "
+                               "progress bars on stderr. Bars are also off when the environment sets CI.",
+                               lower_bound=0)
 
 
 def define_experiment_flags() -> None:
@@ -55,6 +59,13 @@ def define_experiment_flags() -> None:
         message="Give exactly one of --experiment or --config (--list_experiments lists the experiments).")
     flags.register_validator("set", lambda values: all("=" in v for v in values),
                              message="--set values must look like key=value, e.g. --set epochs=3.")
+
+
+def fit_verbosity():
+    """Keras ``fit(verbose=...)`` for --verbose and CI: 0 silent, 2 one line per epoch (CI), "auto" bars."""
+    if VERBOSE.value == 0:
+        return 0
+    return "auto" if progress.enabled() else 2
 
 
 def resolve_experiment(FLAGS):
@@ -121,7 +132,7 @@ def _adopt_tool_flags(main) -> None:
     flags (and its docstring) for that name too.
     """
     module = main.__module__
-    for flag in flags.FLAGS.get_key_flags_for_module(module):
+    for flag in flags.FLAGS.get_key_flags_for_module(module) + [flags.FLAGS["verbose"]]:
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     main_module = sys.modules["__main__"]
     if not main_module.__doc__:
@@ -135,6 +146,7 @@ def run(main) -> None:
         if len(argv) > 1:
             fail(f"Unexpected positional arguments: {' '.join(argv[1:])} (flags look like --name=value).")
         setup_logging()
+        progress.set_verbosity(VERBOSE.value)
         try:
             return main(argv)
         except (TfadvError, app.UsageError) as e:
@@ -144,5 +156,5 @@ def run(main) -> None:
     app.run(guarded, flags_parser=_parse_flags)
 
 
-__all__ = ["ConfigError", "config_json", "define_experiment_flags", "experiment_list", "fail", "resolve_experiment",
-           "run", "setup_logging"]
+__all__ = ["ConfigError", "config_json", "define_experiment_flags", "experiment_list", "fail", "fit_verbosity",
+           "resolve_experiment", "run", "setup_logging"]

@@ -16,14 +16,14 @@ import time
 import tensorflow as tf
 
 from tfadv import data as data_lib
-from tfadv import evaluation, experiments, zoo
+from tfadv import evaluation, experiments, progress, zoo
 from tfadv.attacks import pgd
 from tfadv.budgets import bounded_perturbation
 
 
-def _accuracy_under(classifier, ds, attack=None) -> float:
+def _accuracy_under(classifier, ds, attack=None, label=None) -> float:
     correct = total = 0
-    for x, y in ds:
+    for x, y in progress.bar(ds, label=label):
         x_in = attack(x, y) if attack else x
         correct += int(tf.reduce_sum(tf.cast(tf.argmax(classifier(x_in), -1, output_type=tf.int32) == y, tf.int32)))
         total += int(y.shape[0])
@@ -109,7 +109,7 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, pgd_s
     rows = []
     for name in [undefended] + list(defended):
         classifier = zoo.load(name, zoo_dir).serve
-        row = {"classifier": name, "clean": _accuracy_under(classifier, test_ds)}
+        row = {"classifier": name, "clean": _accuracy_under(classifier, test_ds, label=f"{name}: clean")}
         co_trained = co_trained_generator(name, registry, zoo_dir)
         if co_trained is not None:
             row["co_trained_generator"] = _accuracy_under(classifier, test_ds, lambda x, y: co_trained(x))
@@ -117,7 +117,7 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, pgd_s
                                                            fresh_epochs, fresh_steps_per_epoch)
         row[f"pgd{pgd_steps}x{pgd_restarts}"] = _accuracy_under(
             classifier, pgd_ds, lambda x, y: pgd(classifier, x, y, eps=eps, norm=norm, steps=pgd_steps,
-                                                 restarts=pgd_restarts))
+                                                 restarts=pgd_restarts), label=f"{name}: PGD-{pgd_steps}")
         for column, attack in transfer.items():
             row[column] = _accuracy_under(classifier, test_ds, lambda x, y: attack(x))
         row["seconds"] = round(time.time() - started, 1)

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfadv import data as data_lib
 from tfadv import experiments
 from tfadv import models  # noqa: F401 - registers the serializable layers load_model needs
-from tfadv import zoo
+from tfadv import progress, zoo
 from tfadv.errors import ConfigError, ZooError
 from tfadv.metrics import AttackMetrics
 
@@ -24,7 +24,7 @@ def evaluate_classifier(model_or_fn, dataset: tf.data.Dataset) -> dict:
     """Top-1 accuracy of a classifier (Keras model or a SavedModel's ``serve``) over ``dataset``."""
     predict = predictor(model_or_fn)
     correct = total = 0
-    for images, labels in dataset:
+    for images, labels in progress.bar(dataset, label="Evaluating the classifier"):
         logits = predict(images)
         correct += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) == labels, tf.int32)))
         total += int(labels.shape[0])
@@ -47,7 +47,7 @@ def measure_attack(attack, classifier, dataset: tf.data.Dataset, target_class: i
     attack, classifier = predictor(attack), predictor(classifier)
     metrics = AttackMetrics(targeted=target_class is not None)
     total, low, high, pairs = 0, float("inf"), float("-inf"), []
-    for images, labels in dataset:
+    for images, labels in progress.bar(dataset, label="Measuring the attack"):
         x_hat = attack(images)
         adv_logits = classifier(x_hat)
         metrics.update(images, x_hat, labels, classifier(images), adv_logits, target_class)

@@ -34,7 +34,7 @@ def main(argv):
         return
     from tfadv import training
 
-    _, metrics = training.run_experiment(cfg, FLAGS.workdir)
+    _, metrics = training.run_experiment(cfg, FLAGS.workdir, verbose=cli.fit_verbosity())
     workdir = os.path.abspath(FLAGS.workdir)
     print(f"metrics: {metrics}")
     print(f"run folder: {workdir} (config.json, metrics.json, the trained model)")
