@@ -28,7 +28,7 @@ from tfadv.errors import ConfigError
 from tfadv.losses import adversarial_loss
 from tfadv.metrics import AttackMetrics
 from tfadv.serialization import NestedModels
-from tfadv.trainers.perturbation import generator_check, nonfinite_count, raw_output_attack
+from tfadv.trainers.perturbation import batch_of, generator_check, nonfinite_count, raw_output_attack
 from tfadv.trainers.two_player import SecondOptimizerMixin
 
 
@@ -67,7 +67,7 @@ class _DefenseBase(NestedModels, keras.Model):
         raise NotImplementedError
 
     def test_step(self, data):
-        x, labels = data
+        x, labels = batch_of(data)
         x_adv = self.adversarial(x, labels)
         clean_logits = self.classifier(x, training=False)
         adv_logits = self.classifier(x_adv, training=False)
@@ -163,7 +163,7 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
         return tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=2.0)), x_hat, raw
 
     def train_step(self, data):
-        x, labels = data
+        x, labels = batch_of(data)
         for _ in range(self.generator_steps):
             with tf.GradientTape() as tape:
                 g_loss, x_hat, raw = self._generator_objective(x, labels, training=True)
@@ -175,7 +175,7 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
         return synced_results(self.metrics)
 
     def test_step(self, data):
-        g_loss, _, raw = self._generator_objective(*data, training=False)
+        g_loss, _, raw = self._generator_objective(*batch_of(data), training=False)
         self.g_loss_tracker.update_state(g_loss)  # else val_generator_loss reads 0
         self.nonfinite_tracker.update_state(nonfinite_count(raw))
         return super().test_step(data)
@@ -208,7 +208,7 @@ class PGDAdversarialTrainer(_DefenseBase):
                                     random_start=self.random_start))
 
     def train_step(self, data):
-        x, labels = data
+        x, labels = batch_of(data)
         self._classifier_step(x, self.adversarial(x, labels), labels)
         return synced_results(self.metrics)
 

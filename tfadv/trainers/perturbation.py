@@ -34,6 +34,12 @@ from tfadv.serialization import NestedModels
 from tfadv.trainers.two_player import SecondOptimizerMixin
 
 
+def batch_of(data):
+    """(images, labels) of a step's data: ``fit`` passes (x, y), ``train_on_batch`` (x, y, sample_weight)."""
+    x, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return x, labels
+
+
 def _freeze(classifier):
     classifier.trainable = False
     return classifier
@@ -138,7 +144,7 @@ class PerturbationTrainer(NestedModels, keras.Model):
         return tf.reduce_mean(per_example), logits
 
     def train_step(self, data):
-        x, labels = data
+        x, labels = batch_of(data)
         clean_logits = self.classifier(x, training=False)
         with tf.GradientTape() as tape:
             x_hat, raw = self._attack(x, training=True)
@@ -147,7 +153,7 @@ class PerturbationTrainer(NestedModels, keras.Model):
         return self._update_metrics(loss, x, x_hat, raw, labels, clean_logits, logits)
 
     def test_step(self, data):
-        x, labels = data
+        x, labels = batch_of(data)
         clean_logits = self.classifier(x, training=False)
         x_hat, raw = self._attack(x, training=False)
         loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
@@ -215,7 +221,7 @@ class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
     def train_step(self, data):
-        x, labels = data
+        x, labels = batch_of(data)
         clean_logits = self.classifier(x, training=False)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             x_hat, raw = self._attack(x, training=True)
@@ -230,7 +236,7 @@ class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
         return self._update_metrics(loss, x, x_hat, raw, labels, clean_logits, logits)
 
     def test_step(self, data):
-        x, _ = data
+        x, _ = batch_of(data)
         x_hat = self.attacker(x, training=False)
         d_real, d_fake = self.discriminator(x, training=False), self.discriminator(x_hat, training=False)
         self.d_loss_tracker.update_state(self._bce(d_real, True) + self._bce(d_fake, False))
