@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,eval]'
 	touch $@
 
 install: $(STAMP)
