@@ -59,6 +59,13 @@ def test_validate_rejects_bad_values_with_the_value_named(key, value, message):
         cfg.validate()
 
 
+def test_flag_combinations_that_cannot_work_are_refused_before_any_device_is_looked_for():
+    cfg = config_lib.override(experiments.get_experiment("fashion_mnist_cnn"),
+                              {"strategy": "tpu", "mixed_precision": True})
+    with pytest.raises(ConfigError, match="drop --mixed_precision for strategy=tpu"):
+        cfg.validate()
+
+
 def test_unreadable_or_invalid_config_files_are_named(tmp_path):
     with pytest.raises(ConfigError, match="Cannot read config file"):
         experiments.load_json(str(tmp_path / "missing.json"))
@@ -72,3 +79,89 @@ def test_unreadable_or_invalid_config_files_are_named(tmp_path):
     bad.write_text('{"kind": "gan"}')
     with pytest.raises(ConfigError, match="Unknown experiment kind 'gan'"):
         experiments.load_json(str(bad))
+
+
+def _stand_in_classifier(spec):
+    """A tiny classifier of the dataset's shape: perturbation recipes whose target is not here still build."""
+    import keras
+
+    return keras.Sequential([keras.Input(spec.image_shape), keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(spec.num_classes)])
+
+
+def _without_downloads(cfg):
+    """The same recipe with ImageNet weights off: nothing here can download them."""
+    if getattr(cfg, "model_kwargs", {}).get("weights") == "imagenet":
+        cfg.model_kwargs["weights"] = None
+    if getattr(cfg, "vgg_weights", None) == "imagenet":
+        cfg.vgg_weights = None
+    return cfg
+
+
+@pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
+def test_every_experiment_validates_and_builds(name):
+    """Each recipe passes its own validation and builds its model or trainer at its real input shape."""
+    import tensorflow as tf
+
+    from tfadv import training
+    from tfadv.data import get_spec
+    from tfadv.models import build_classifier
+
+    cfg = _without_downloads(experiments.get_experiment(name)).validate()
+    if cfg.kind == "style":
+        model = training.build_style_network(cfg)
+        assert model.output_shape[1:] == (cfg.size, cfg.size, 3)
+        return
+    spec = get_spec(cfg.data.dataset)
+    batch = tf.zeros((1,) + tuple(spec.image_shape))
+    if cfg.kind == "classifier":
+        model = build_classifier(cfg.model, **{"input_shape": list(spec.image_shape),
+                                               "num_classes": spec.num_classes, **cfg.model_kwargs})
+        assert model(batch).shape == (1, spec.num_classes)
+    elif cfg.kind == "perturbation":
+        trainer = training.build_perturbation_trainer(cfg, _stand_in_classifier(spec), spec.image_shape)
+        assert trainer(batch).shape == batch.shape
+    else:
+        trainer = training.build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
+        assert trainer(batch).shape == (1, spec.num_classes)
+
+
+@pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
+def test_every_labelled_experiment_holds_out_validation_and_test_data(name):
+    cfg = experiments.get_experiment(name)
+    if cfg.kind == "style":
+        return
+    data = cfg.data
+    assert data.validation_split is not None, "validation during training must use held-out data"
+    assert not experiments.splits_overlap(data.train_split, data.validation_split)
+    assert not experiments.splits_overlap(data.validation_split, data.eval_split)
+
+
+@pytest.mark.parametrize("a,b,overlap", [
+    ("train", "test", False), ("train", "train[90%:]", True), ("train[:90%]", "train[90%:]", False),
+    ("train[:91%]", "train[90%:]", True), ("train[:1000]", "train[1000:]", True), ("test[:10%]", "test", True),
+])
+def test_splits_overlap(a, b, overlap):
+    assert experiments.splits_overlap(a, b) is overlap
+    assert experiments.splits_overlap(b, a) is overlap
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("data.validation_split", "train[85%:]", "overlaps data.train_split"),
+    ("data.validation_split", "test[:10%]", "the test split is measured once"),
+    ("data.train_split", "train", "overlaps data.train_split"),
+    ("data.eval_split", "train[:5%]", "data.eval_split='train\\[:5%\\]' overlaps data.train_split"),
+])
+def test_held_out_splits_are_refused_when_they_overlap(key, value, message):
+    cfg = config_lib.override(experiments.get_experiment("fashion_mnist_cnn"), {key: value})
+    with pytest.raises(ConfigError, match=message):
+        cfg.validate()
+
+
+def test_configs_written_before_held_out_validation_read_back_without_one():
+    old = config_lib.to_dict(experiments.get_experiment("fashion_mnist_cnn"))
+    old["data"] = {**old["data"], "train_split": "train"}
+    del old["data"]["validation_split"]
+    cfg = experiments.from_dict(old)
+    assert cfg.data.validation_split is None and cfg.data.train_split == "train"
+    cfg.validate()

@@ -55,8 +55,9 @@ def test_sigkilled_run_resumes_from_its_last_epoch_and_ends_like_an_unbroken_run
     resumed = json.loads((broken_dir / "metrics.json").read_text())
     assert 1 <= resumed["epochs_run"] < 4  # it did not start over
     # Both players' optimizers continued from the checkpoint: the step counts add up to an unbroken run's.
-    assert resumed["optimizer_steps"] == unbroken["optimizer_steps"] == 4 * 40
-    assert resumed["g_optimizer_steps"] == unbroken["g_optimizer_steps"] == 4 * 40
+    steps = 576 // 16  # it trains on train[:90%] of the 640 images, 16 a batch
+    assert resumed["optimizer_steps"] == unbroken["optimizer_steps"] == 4 * steps
+    assert resumed["g_optimizer_steps"] == unbroken["g_optimizer_steps"] == 4 * steps
     # Resumed epochs see a different shuffle order (tf.data restarts its reshuffling), hence a tolerance.
     assert resumed["clean_accuracy"] == pytest.approx(unbroken["clean_accuracy"], abs=0.1)
     assert resumed["adv_accuracy"] == pytest.approx(unbroken["adv_accuracy"], abs=0.15)

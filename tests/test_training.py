@@ -5,7 +5,7 @@ import keras
 import numpy as np
 
 from tfadv import config as config_lib
-from tfadv import experiments, training
+from tfadv import data, evaluation, experiments, training
 
 from conftest import make_idx_dataset
 
@@ -24,7 +24,13 @@ def test_train_classifier_writes_a_complete_run_folder(idx_dir, tmp_path):
     assert experiments.load_json(os.path.join(workdir, "config.json")) == tiny_config(idx_dir)
     saved = json.load(open(os.path.join(workdir, "metrics.json")))
     assert saved == metrics and saved["num_examples"] == 48 and saved["data_source"] == f"idx:{idx_dir}"
-    assert 0.0 <= saved["accuracy"] <= 1.0 and saved["epochs_run"] == 2
+    assert saved["epochs_run"] == 2
+    # The test figure is measured once, at the end, on the test split; validation ran on held-out train data.
+    assert (saved["split"], saved["validation_split"]) == ("test", "train[90%:]")
+    assert "val_accuracy" in saved and "val_loss" in saved
+    assert saved["accuracy"] == evaluation.evaluate_classifier(
+        keras.saving.load_model(os.path.join(workdir, "model.keras")),
+        data.load("fashion_mnist", "test", idx_dir=idx_dir)[0])["accuracy"]
     assert {"train", "validation", "images"} <= set(os.listdir(os.path.join(workdir, "logs")))
     assert "eval_images_epoch002.png" in os.listdir(os.path.join(workdir, "images"))
     reloaded = keras.saving.load_model(os.path.join(workdir, "model.keras"))
@@ -53,3 +59,18 @@ def test_test_time_flip_wraps_the_saved_model(idx_dir, tmp_path):
     assert "flip_average" in [layer.name for layer in reloaded.layers]
     x = np.random.default_rng(1).uniform(size=(3, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(reloaded(x), reloaded(x[:, :, ::-1]), atol=1e-5)
+
+
+def test_validation_uses_held_out_training_images_and_never_the_test_split(idx_dir, tmp_path):
+    """fit's validation data is train[90%:] (here 10 of 96 images), disjoint from the train[:90%] it trains on."""
+    cfg = tiny_config(idx_dir, epochs=1)
+    splits = training.labelled_splits(cfg)
+    count = lambda ds: sum(int(x.shape[0]) for x, _ in ds)  # noqa: E731
+    assert (count(splits.train), count(splits.validation), count(splits.test)) == (86, 10, 48)
+    train_images = np.concatenate([x.numpy() for x, _ in data.load("fashion_mnist", "train[:90%]",
+                                                                     idx_dir=idx_dir)[0]])
+    held_out = np.concatenate([x.numpy() for x, _ in splits.validation])
+    assert not any(np.array_equal(h, t) for h in held_out for t in train_images)
+    no_validation = config_lib.override(cfg, {"data.validation_split": None})
+    _, metrics = training.train_classifier(no_validation, str(tmp_path / "run"), verbose=0)
+    assert "val_accuracy" not in metrics and metrics["split"] == "test"

@@ -10,6 +10,7 @@ A run lives in one work directory::
     WORKDIR/metrics.json     evaluation on the eval split, with the data source used
 """
 
+import dataclasses
 import functools
 import json
 import logging
@@ -84,9 +85,9 @@ def standard_callbacks(workdir: str, backup_every_steps: int | None = None) -> l
     ]
 
 
-def _classifier_grids(eval_ds: tf.data.Dataset):
+def _classifier_grids(panel_ds: tf.data.Dataset):
     """grids_fn for ImageGridLogger: a fixed batch of eval images, and the misclassified ones among them."""
-    images, labels = next(iter(eval_ds.unbatch().batch(256)))
+    images, labels = next(iter(panel_ds.unbatch().batch(256)))
 
     def grids(model):
         pred = np.argmax(model(images, training=False), -1)
@@ -153,12 +154,46 @@ def start_run(cfg, workdir: str) -> None:
     keras.utils.set_random_seed(cfg.seed)
 
 
-def labelled_splits(cfg):
-    """(train_ds capped at steps_per_epoch, eval_ds, train_info, eval_info, steps per epoch) of a config."""
+@dataclasses.dataclass
+class Splits:
+    """The datasets of a labelled run (see ``DataConfig``): ``train`` capped at ``steps`` batches per epoch,
+    ``validation`` (held out of the training split, None when the config has none) for ``fit`` and the image
+    panels, ``test`` (``eval_split``) measured once at the end."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset
+    train_info: data_lib.LoadInfo
+    test_info: data_lib.LoadInfo
+    steps: int
+
+    @property
+    def panels(self) -> tf.data.Dataset:
+        """What the image panels show during training: held-out images, never the test split."""
+        return self.validation if self.validation is not None else self.train
+
+    def final_metrics(self, cfg) -> dict:
+        """The split facts every labelled run records beside its test figures."""
+        return {"num_examples": self.test_info.num_examples, "split": cfg.data.eval_split,
+                "validation_split": cfg.data.validation_split,
+                "data_source": f"{self.test_info.source}:{self.test_info.location}"}
+
+
+def labelled_splits(cfg) -> Splits:
+    """Loads the train, validation and test splits of a config."""
     train_ds, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed)
-    eval_ds, eval_info = load_split(cfg.data, cfg.data.eval_split, training=False)
+    validation = None
+    if cfg.data.validation_split is not None:
+        validation = shard_by_data(load_split(cfg.data, cfg.data.validation_split, training=False)[0])
+    test_ds, test_info = load_split(cfg.data, cfg.data.eval_split, training=False)
     steps = steps_in(train_ds, cfg.steps_per_epoch)
-    return shard_by_data(train_ds.take(steps)), shard_by_data(eval_ds), train_info, eval_info, steps
+    return Splits(shard_by_data(train_ds.take(steps)), validation, shard_by_data(test_ds), train_info, test_info,
+                  steps)
+
+
+def last_validation(history) -> dict:
+    """The last epoch's validation figures of a ``fit`` history (``val_*`` keys), as floats."""
+    return {key: float(values[-1]) for key, values in history.history.items() if key.startswith("val_")}
 
 
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -197,39 +232,37 @@ def train_classifier(cfg: ClassifierExperiment, workdir: str, verbose="auto") ->
     is served (wrapped in the flip average when ``test_time_flip``).
     """
     start_run(cfg, workdir)
-    train_ds, eval_ds, train_info, eval_info, steps = labelled_splits(cfg)
-    spec = train_info.spec
+    splits = labelled_splits(cfg)
+    spec = splits.train_info.spec
     kwargs = {"input_shape": list(spec.image_shape), "num_classes": spec.num_classes, **cfg.model_kwargs}
     trainer = ClassifierTrainer(build_classifier(cfg.model, **kwargs), label_smoothing=cfg.label_smoothing)
     trainer(tf.zeros((1,) + tuple(spec.image_shape)))  # build: a custom train_step never calls the model
-    trainer.compile(optimizer=make_optimizer(cfg.optimizer, steps, cfg.epochs), jit_compile=cfg.jit_compile)
-    grids = ImageGridLogger(os.path.join(workdir, "logs"), _classifier_grids(eval_ds),
+    trainer.compile(optimizer=make_optimizer(cfg.optimizer, splits.steps, cfg.epochs), jit_compile=cfg.jit_compile)
+    grids = ImageGridLogger(os.path.join(workdir, "logs"), _classifier_grids(splits.panels),
                             png_dir=os.path.join(workdir, "images"))
     start = time.time()
-    history = distribute.ready_to_fit(trainer).fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs,
-                                                   callbacks=standard_callbacks(workdir) + [grids], shuffle=False,
-                                                   verbose=verbose)
+    history = distribute.ready_to_fit(trainer).fit(splits.train, validation_data=splits.validation,
+                                                   epochs=cfg.epochs, callbacks=standard_callbacks(workdir) + [grids],
+                                                   shuffle=False, verbose=verbose)
     train_seconds = time.time() - start
     model = flip_average(trainer.classifier) if cfg.test_time_flip else trainer.classifier
     model.save(os.path.join(workdir, "model.keras"))
 
-    metrics = evaluate_classifier(model, eval_ds)
     metrics = {
-        "accuracy": metrics["accuracy"], "num_examples": metrics["num_examples"],
-        "split": cfg.data.eval_split, "data_source": f"{eval_info.source}:{eval_info.location}",
-        "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
+        "accuracy": evaluate_classifier(model, splits.test)["accuracy"], **splits.final_metrics(cfg),
+        **last_validation(history), "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
         "params": model.count_params(),
     }
     return trainer, finish_run(workdir, metrics, trainer)
 
 
-def _perturbation_grids(eval_ds: tf.data.Dataset, attack=None):
+def _perturbation_grids(panel_ds: tf.data.Dataset, attack=None):
     """grids_fn for ImageGridLogger: clean x, the amplified delta (grey = 0), and x_hat.
 
     ``attack(trainer, images, labels)`` makes x_hat (default: the trainer itself, an x -> x_hat model;
     defences pass their training attack, so TensorBoard shows what the classifier is being trained on).
     """
-    images, labels = next(iter(eval_ds.unbatch().batch(32)))
+    images, labels = next(iter(panel_ds.unbatch().batch(32)))
 
     def grids(trainer):
         x_hat = attack(trainer, images, labels) if attack else trainer(images, training=False)
@@ -270,25 +303,24 @@ def train_perturbation(cfg: PerturbationExperiment, workdir: str, verbose="auto"
     turns into the zoo's SavedModel) instead of model.keras.
     """
     start_run(cfg, workdir)
-    train_ds, eval_ds, train_info, eval_info, steps = labelled_splits(cfg)
-    trainer = build_perturbation_trainer(cfg, load_target(cfg.target), train_info.spec.image_shape)
-    optimizer = make_optimizer(cfg.optimizer, steps, cfg.epochs)
+    splits = labelled_splits(cfg)
+    trainer = build_perturbation_trainer(cfg, load_target(cfg.target), splits.train_info.spec.image_shape)
+    optimizer = make_optimizer(cfg.optimizer, splits.steps, cfg.epochs)
     if cfg.gan:
         trainer.compile(optimizer=optimizer, d_optimizer=keras.optimizers.Adam(cfg.d_learning_rate, beta_1=0.5),
                         jit_compile=cfg.jit_compile)
     else:
         trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
-    grids = ImageGridLogger(os.path.join(workdir, "logs"), _perturbation_grids(eval_ds),
+    grids = ImageGridLogger(os.path.join(workdir, "logs"), _perturbation_grids(splits.panels),
                             png_dir=os.path.join(workdir, "images"))
     start = time.time()
-    history = distribute.ready_to_fit(trainer).fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs,
-                                                   shuffle=False, callbacks=standard_callbacks(workdir) + [grids],
-                                                   verbose=verbose)
+    history = distribute.ready_to_fit(trainer).fit(splits.train, validation_data=splits.validation,
+                                                   epochs=cfg.epochs, shuffle=False,
+                                                   callbacks=standard_callbacks(workdir) + [grids], verbose=verbose)
     train_seconds = time.time() - start
     trainer.attacker.save(os.path.join(workdir, "attacker.keras"))
-    measured = trainer.evaluate(eval_ds, verbose=0, return_dict=True)
-    metrics = {**{k: float(v) for k, v in measured.items()}, "num_examples": eval_info.num_examples,
-               "split": cfg.data.eval_split, "data_source": f"{eval_info.source}:{eval_info.location}",
+    measured = trainer.evaluate(splits.test, verbose=0, return_dict=True)
+    metrics = {**{k: float(v) for k, v in measured.items()}, **splits.final_metrics(cfg), **last_validation(history),
                "train_seconds": round(train_seconds, 1), "epochs_run": len(history.epoch),
                "generator_params": trainer.attacker.count_params()}
     return trainer, finish_run(workdir, metrics, trainer)
@@ -363,30 +395,29 @@ def train_defense(cfg: DefenseExperiment, workdir: str, verbose="auto"):
     publishes) and, for the joint method, ``attacker.keras`` (its co-trained generator).
     """
     start_run(cfg, workdir)
-    train_ds, eval_ds, train_info, eval_info, steps = labelled_splits(cfg)
-    spec = train_info.spec
+    splits = labelled_splits(cfg)
+    spec = splits.train_info.spec
     trainer = build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
-    optimizer = make_optimizer(cfg.optimizer, steps, cfg.epochs)
+    optimizer = make_optimizer(cfg.optimizer, splits.steps, cfg.epochs)
     if cfg.method == "joint":
         trainer.compile(optimizer=optimizer, g_optimizer=keras.optimizers.Adam(cfg.g_learning_rate),
                         jit_compile=cfg.jit_compile)
     else:
         trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
     grids = ImageGridLogger(os.path.join(workdir, "logs"),
-                            _perturbation_grids(eval_ds, lambda t, x, y: t.adversarial(x, y)),
+                            _perturbation_grids(splits.panels, lambda t, x, y: t.adversarial(x, y)),
                             png_dir=os.path.join(workdir, "images"))
     start = time.time()
-    history = distribute.ready_to_fit(trainer).fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs,
-                                                   shuffle=False, callbacks=standard_callbacks(workdir) + [grids],
-                                                   verbose=verbose)
+    history = distribute.ready_to_fit(trainer).fit(splits.train, validation_data=splits.validation,
+                                                   epochs=cfg.epochs, shuffle=False,
+                                                   callbacks=standard_callbacks(workdir) + [grids], verbose=verbose)
     train_seconds = time.time() - start
     trainer.classifier.save(os.path.join(workdir, "model.keras"))
     if cfg.method == "joint":
         trainer.attacker.save(os.path.join(workdir, "attacker.keras"))
-    measured = trainer.evaluate(eval_ds, verbose=0, return_dict=True)
+    measured = trainer.evaluate(splits.test, verbose=0, return_dict=True)
     metrics = {**{k: float(v) for k, v in measured.items()}, "accuracy": float(measured["clean_accuracy"]),
-               "num_examples": eval_info.num_examples, "split": cfg.data.eval_split,
-               "data_source": f"{eval_info.source}:{eval_info.location}", "train_seconds": round(train_seconds, 1),
+               **splits.final_metrics(cfg), **last_validation(history), "train_seconds": round(train_seconds, 1),
                "epochs_run": len(history.epoch)}
     return trainer, finish_run(workdir, metrics, trainer)
 

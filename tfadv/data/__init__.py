@@ -5,7 +5,7 @@
 """
 
 from tfadv.data.catalog import DATASETS, DatasetSpec, get_spec
-from tfadv.data.pipeline import SOURCES, LoadInfo, load, load_examples, network_available
+from tfadv.data.pipeline import SOURCES, LoadInfo, load, load_examples, network_available, parse_split
 
 __all__ = ["DATASETS", "DatasetSpec", "LoadInfo", "SOURCES", "get_spec", "load", "load_examples",
-           "network_available"]
+           "network_available", "parse_split"]

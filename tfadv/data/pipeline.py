@@ -66,7 +66,7 @@ def network_available(timeout: float = 2.0) -> bool:
         return False
 
 
-def _parse_split(split: str) -> tuple[str, slice]:
+def parse_split(split: str) -> tuple[str, slice]:
     """Parses "train", "test" or a TFDS-style slice such as "train[:1000]" / "test[50%:]"."""
     m = _SPLIT_RE.match(split) if isinstance(split, str) else None
     if not m:
@@ -90,7 +90,7 @@ def _slice_arrays(images, labels, sl: slice):
 
 
 def _from_idx(spec, directory, split):
-    base, sl = _parse_split(split)
+    base, sl = parse_split(split)
     images, labels = idx.load_idx_split(directory, base)
     if images.shape[1:] != spec.image_shape:
         raise DataUnavailableError(
@@ -102,7 +102,7 @@ def _from_idx(spec, directory, split):
 def _from_keras_cache(spec, split):
     import keras
 
-    base, sl = _parse_split(split)
+    base, sl = parse_split(split)
     if base not in ("train", "test"):
         raise DataUnavailableError(f"keras.datasets.{spec.keras_loader} has no {base!r} split (only train, test).")
     (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, spec.keras_loader).load_data()
@@ -128,7 +128,7 @@ def load_examples(name: str, split: str = "train", *, source: str = "auto", idx_
     spec = get_spec(name)
     if source not in SOURCES:
         raise ConfigError(f"Unknown data source {source!r}. Known sources: {', '.join(SOURCES)}.")
-    _parse_split(split)  # validate early, whatever the source
+    parse_split(split)  # validate early, whatever the source
     tried = []
 
     def arrays(images, labels, src, where):
@@ -138,7 +138,7 @@ def load_examples(name: str, split: str = "train", *, source: str = "auto", idx_
     if source == "idx" or (source == "auto" and idx_dir):
         dirs = [idx_dir] if idx_dir else list(spec.local_idx_dirs)
         for d in dirs:
-            if idx.find_idx_files(d, _parse_split(split)[0]):
+            if idx.find_idx_files(d, parse_split(split)[0]):
                 return arrays(*_from_idx(spec, d, split), "idx", d)
             tried.append(f"IDX files in {d} (not found)")
         if source == "idx" or idx_dir:
@@ -158,7 +158,7 @@ def load_examples(name: str, split: str = "train", *, source: str = "auto", idx_
 
     if source == "auto":
         for d in spec.local_idx_dirs:
-            if idx.find_idx_files(d, _parse_split(split)[0]):
+            if idx.find_idx_files(d, parse_split(split)[0]):
                 return arrays(*_from_idx(spec, d, split), "idx", d)
             tried.append(f"IDX files in {d} (not found)")
 
