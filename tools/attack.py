@@ -239,6 +239,13 @@ COLUMNS = [("attack", "attack"), ("images", "images"), ("adv_accuracy", "adv. ac
            ("linf_mean", "Linf mean"), ("linf_max", "Linf max"), ("images_per_s", "images/s")]
 
 
+def speed(images_per_s) -> str:
+    """images/s as a table cell: one decimal below 100, none above; empty when not measured (one batch only)."""
+    if images_per_s is None:
+        return ""
+    return f"{images_per_s:.1f}" if images_per_s < 100 else f"{images_per_s:.0f}"
+
+
 def attack_figures(cfg, sweep: Sweep, names, title: str, n: int, failed: bool):
     """x | delta | x_hat rows for the first ``n`` images (plus failed ones from anywhere, if asked)."""
     from tfadv import figures
@@ -311,9 +318,10 @@ def main(argv):
     gen_all, gen_sub, pgd_sub = gen.summary(), gen.summary(pgd_n), pgd_sweep.summary()
     clean = {"attack": "none (clean images)", "images": n_all, "adv_accuracy": gen_all["clean_accuracy"]}
     rows = [clean,
-            {"attack": f"generator ({cfg.generator}, {cfg.mode})", **gen_all, "images_per_s": gen.images_per_s},
-            {"attack": f"generator, first {pgd_n}", **gen_sub, "images_per_s": gen.images_per_s},
-            {"attack": f"PGD-{FLAGS.pgd_steps}, first {pgd_n}", **pgd_sub, "images_per_s": pgd_sweep.images_per_s}]
+            {"attack": f"generator ({cfg.generator}, {cfg.mode})", **gen_all, "images_per_s": speed(gen.images_per_s)},
+            {"attack": f"generator, first {pgd_n}", **gen_sub, "images_per_s": speed(gen.images_per_s)},
+            {"attack": f"PGD-{FLAGS.pgd_steps}, first {pgd_n}", **pgd_sub,
+             "images_per_s": speed(pgd_sweep.images_per_s)}]
 
     print(f"Exporting the generator to the working zoo {zoo_dir} as {name!r} ...", flush=True)
     entry = export.export_run(workdir, name, zoo_dir=zoo_dir, overwrite=True)
