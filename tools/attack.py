@@ -102,6 +102,8 @@ def copy_zoo_entry(name: str, source_dir: str, dest_dir: str) -> None:
     try:
         if zoo.entry(name, dest_dir)["sha256"] == source["sha256"] and zoo.verify(name, dest_dir):
             return
+        print(f"Replacing {name!r} in {dest_dir} (another artifact, e.g. from make classifier) with the copy in "
+              f"{source_dir}, the classifier this attack trains against.")
     except ZooError:
         pass
     with zoo.staging(name, dest_dir, overwrite=True) as stage:
