@@ -67,7 +67,10 @@ def resolve_config():
         if cfg.generator in QUICK_NO_BATCH_NORM:
             quick["generator_kwargs.batch_norm"] = False
         overrides.update({k: v for k, v in quick.items() if k not in chosen})
-    return (config_lib.override(cfg, overrides) if overrides else cfg).validate() or cfg
+    if overrides:
+        cfg = config_lib.override(cfg, overrides)
+        cfg.validate()
+    return cfg
 
 
 def entry_name(cfg) -> str:
@@ -113,7 +116,7 @@ def copy_zoo_entry(name: str, source_dir: str, dest_dir: str) -> None:
 
 
 def check_target(cfg, classifier, spec) -> list[str]:
-    """Checks the classifier against the input contract on one zero batch; returns warnings to show."""
+    """Checks the classifier against the input contract on a grey batch; returns warnings to show."""
     import tensorflow as tf
 
     from tfadv.errors import ConfigError
@@ -288,6 +291,9 @@ def main(argv):
     if is_file_target(cfg.target):
         target_fn = evaluation.predictor(evaluation.load_target(cfg.target))
     else:  # the zoo classifier goes into the working zoo too, so the exported attack's entry is complete there
+        if cfg.target not in zoo.names():
+            raise cli.ConfigError(f"Target {cfg.target!r} is neither a .keras file nor an entry of the zoo "
+                                  f"{zoo.default_zoo_dir()} ({', '.join(zoo.names())}).")
         if zoo.entry(cfg.target)["dataset"] != cfg.data.dataset:
             raise cli.ConfigError(f"Zoo classifier {cfg.target!r} is for {zoo.entry(cfg.target)['dataset']}, "
                                   f"the experiment for {cfg.data.dataset}.")
