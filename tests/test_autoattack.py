@@ -110,3 +110,16 @@ def test_record_adds_the_column_and_leaves_the_artifact(tiny_zoo, idx_dir):
     assert column["command"].startswith("python tools/autoattack.py --zoo_name=tiny")
     printed = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert printed["robust_accuracy"] == column["robust_accuracy"]
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.5)])
+def test_into_budget_projects_clips_and_drops_nan_pixels(norm, eps):
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 28, 28, 1)).astype("float32")
+    adv = (x + rng.normal(0, 0.3, x.shape)).astype("float32")  # far outside both the ball and [0, 1]
+    adv[0, 3, 3, 0] = np.nan  # what ART's L2 Square proposed on the zoo models
+    out = autoattack.into_budget(x, adv, norm, eps)
+    assert np.all(autoattack.perturbation_norms(x, out, norm) <= eps) and out.min() >= 0 and out.max() <= 1
+    assert out[0, 3, 3, 0] == x[0, 3, 3, 0] and np.isfinite(out).all()
+    inside = autoattack.into_budget(x, out, norm, eps)
+    np.testing.assert_allclose(inside, out, atol=eps * 2e-5)  # already inside: (almost) unchanged
