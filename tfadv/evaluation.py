@@ -68,14 +68,25 @@ def measure_attack(attack, classifier, dataset: tf.data.Dataset, target_class: i
 
 
 def load_target(target: str, zoo_dir: str | None = None):
-    """The frozen classifier an attack trains against: a zoo entry name, or a path to a .keras model."""
-    if target.endswith(".keras"):
-        if not os.path.isfile(target):
-            raise ConfigError(f"Target classifier file {target!r} does not exist.")
-        model = keras.saving.load_model(target, safe_mode=True)
+    """The frozen classifier an attack trains against: a .keras file, a SavedModel directory or a zoo entry name.
+
+    A ``?pixel_scale=S`` suffix (tfadv.byo.with_pixel_scale) wraps a model that expects pixels in [0, S].
+    """
+    from tfadv import byo
+
+    path, pixel_scale = byo.split_target(target)
+    if path.endswith(".keras"):
+        if not os.path.isfile(path):
+            raise ConfigError(f"Target classifier file {path!r} does not exist.")
+        model = keras.saving.load_model(path, safe_mode=True)
         model.trainable = False
-        return model
-    return zoo.keras_layer(target, zoo_dir)
+    elif byo.is_saved_model_dir(path):
+        model = byo.SavedModelClassifier(path)
+    elif os.path.isdir(path):
+        raise ConfigError(f"Target directory {path!r} holds no saved_model.pb: not a SavedModel.")
+    else:
+        model = zoo.keras_layer(path, zoo_dir)
+    return model if pixel_scale == 1.0 else byo.PixelScale(model, pixel_scale)
 
 
 def load_run(workdir: str):

@@ -3,6 +3,7 @@
     tfadv-attack                                        # U-Net, L2 2.4, vs the zoo's fashion_mnist_small_cnn
     tfadv-attack --quick                                # the same in ~3 minutes (1 short epoch)
     tfadv-attack --target=my_classifier.keras           # your own classifier ([0, 1] images in, logits out)
+    tfadv-attack --target=my_saved_model_dir --pixel_scale=255 --image_dir=my_images   # SavedModel taking 0-255
     tfadv-attack --experiment=fashion_mnist_universal_l2 --set epochs=1
 
 Steps: train the generator against --target (Keras progress bar, TensorBoard
@@ -33,8 +34,12 @@ FAILED_SHOWN = 4  # failed examples added to the attack figure, from anywhere in
 cli.define_experiment_flags()
 flags.adopt_module_key_flags(cli)
 flags.FLAGS.set_default("experiment", "fashion_mnist_unet_l2")
-flags.DEFINE_string("target", None, "Classifier to attack: a zoo entry name or a .keras file taking [0, 1] "
-                    "images and returning logits (default: the experiment's target).")
+flags.DEFINE_string("target", None, "Classifier to attack: a .keras file, a SavedModel directory or a zoo entry "
+                    "name, taking [0, 1] images and returning logits (default: the experiment's target).")
+flags.DEFINE_float("pixel_scale", 1.0, "Your --target expects pixels in [0, pixel_scale] (e.g. 255): it is wrapped to "
+                   "multiply its [0, 1] input inside, so preprocessing lives in the model.", lower_bound=1e-6)
+flags.DEFINE_string("image_dir", None, "Measure (not train) on a folder of labelled images instead of the eval split: "
+                    "one subfolder per class, sorted names = class indices; resized to the dataset's image size.")
 flags.DEFINE_string("zoo_dir", "runs/zoo", "Working zoo the generator is exported to (never the committed zoo/).")
 flags.DEFINE_string("name", None, "Zoo entry name of the exported generator (default: from experiment and target).")
 flags.DEFINE_integer("pgd_examples", 500, "PGD runs on the first N eval images (it is ~100x slower).", lower_bound=1)
@@ -49,6 +54,7 @@ FLAGS = flags.FLAGS
 
 def resolve_config():
     """The experiment config with --target and the quick settings applied."""
+    from tfadv import byo
     from tfadv import config as config_lib
     from tfadv.errors import ConfigError
 
@@ -58,8 +64,13 @@ def resolve_config():
                           f"{cfg.kind} experiment. Try --experiment=fashion_mnist_unet_l2.")
     overrides = {}
     if FLAGS.target:
-        overrides["target"] = (os.path.abspath(FLAGS.target) if FLAGS.target.endswith(".keras")
-                               else FLAGS.target)
+        own = FLAGS.target.endswith(".keras") or os.path.isdir(FLAGS.target)
+        overrides["target"] = os.path.abspath(FLAGS.target) if own else FLAGS.target
+    if FLAGS.pixel_scale != 1.0:
+        if not is_file_target(overrides.get("target", cfg.target)):
+            raise ConfigError(f"--pixel_scale wraps your own .keras or SavedModel --target; the zoo classifier "
+                              f"{overrides.get('target', cfg.target)!r} already takes [0, 1] images.")
+        overrides["target"] = byo.with_pixel_scale(overrides.get("target", cfg.target), FLAGS.pixel_scale)
     if FLAGS.quick:
         chosen = {config_lib.parse_override(s)[0] for s in FLAGS.set}
         chosen |= {name for name in ("epochs", "steps_per_epoch") if name in FLAGS and FLAGS[name].value}
@@ -81,7 +92,11 @@ def entry_name(cfg) -> str:
 
     base = FLAGS.experiment or os.path.splitext(os.path.basename(FLAGS.config))[0]
     own = experiments.get_experiment(FLAGS.experiment) if FLAGS.experiment else cfg
-    name = base if cfg.target == own.target else f"{base}_vs_{os.path.splitext(os.path.basename(cfg.target))[0]}"
+    from tfadv import byo
+
+    target_path, pixel_scale = byo.split_target(cfg.target)
+    target_name = os.path.splitext(os.path.basename(target_path))[0] + ("" if pixel_scale == 1 else f"_x{pixel_scale:g}")
+    name = base if cfg.target == own.target else f"{base}_vs_{target_name}"
     if FLAGS.quick:
         name += "_quick"
     elif cfg.epochs != own.epochs:
@@ -90,7 +105,11 @@ def entry_name(cfg) -> str:
 
 
 def is_file_target(target: str) -> bool:
-    return target.endswith(".keras")
+    """A user's own classifier (a .keras file or a SavedModel directory), not a zoo entry."""
+    from tfadv import byo
+
+    path = byo.split_target(target)[0]
+    return path.endswith(".keras") or os.path.isdir(path)
 
 
 def copy_zoo_entry(name: str, source_dir: str, dest_dir: str) -> None:
@@ -115,25 +134,11 @@ def copy_zoo_entry(name: str, source_dir: str, dest_dir: str) -> None:
         stage.commit(**fields, copied_from=os.path.abspath(source_dir))
 
 
-def check_target(cfg, classifier, spec) -> list[str]:
-    """Checks the classifier against the input contract on a grey batch; returns warnings to show."""
-    import tensorflow as tf
+def check_target(cfg, classifier, images, labels, num_classes: int, data_name: str) -> None:
+    """Checks the classifier against the input contract (tfadv.byo) on a probe batch of the data it is measured on."""
+    from tfadv import byo
 
-    from tfadv.errors import ConfigError
-
-    try:
-        outputs = np.asarray(classifier(tf.fill((2,) + tuple(spec.image_shape), 0.5)))
-    except Exception as e:  # noqa: BLE001 - a model of the wrong input size fails in many ways
-        raise ConfigError(f"Target {cfg.target!r} does not take {cfg.data.dataset} images of shape "
-                          f"{tuple(spec.image_shape)} in [0, 1] ({type(e).__name__}: {str(e).splitlines()[0][:150]})."
-                          ) from None
-    if outputs.shape != (2, spec.num_classes):
-        raise ConfigError(f"Target {cfg.target!r} returns shape {outputs.shape[1:]} per batch; "
-                          f"{cfg.data.dataset} needs one logit per class ({spec.num_classes}).")
-    if np.all(outputs >= 0) and np.allclose(outputs.sum(-1), 1.0, atol=1e-3):
-        return [f"Target {cfg.target!r} seems to return probabilities (rows sum to 1): tfadv's losses expect logits; "
-                "remove the final softmax for a stronger attack."]
-    return []
+    byo.check_classifier(classifier, images, labels, num_classes, name=cfg.target, data_name=data_name)
 
 
 class Sweep:
@@ -268,8 +273,10 @@ def attack_figures(cfg, sweep: Sweep, names, title: str, n: int, failed: bool):
 
 
 def main(argv):
+    import keras
     import tensorflow as tf
 
+    from tfadv import byo
     from tfadv import data as data_lib
     from tfadv import evaluation, export, figures, report, zoo
     from tfadv.attacks import pgd
@@ -289,10 +296,12 @@ def main(argv):
 
     spec = data_lib.get_spec(cfg.data.dataset)
     if is_file_target(cfg.target):
-        target_fn = evaluation.predictor(evaluation.load_target(cfg.target))
+        loaded_target = evaluation.load_target(cfg.target)  # .keras or SavedModel, maybe wrapped by --pixel_scale
+        target_fn = (evaluation.predictor(loaded_target) if isinstance(loaded_target, keras.Model)
+                     else tf.function(loaded_target, reduce_retracing=True))
     else:  # the zoo classifier goes into the working zoo too, so the exported attack's entry is complete there
         if cfg.target not in zoo.names():
-            raise cli.ConfigError(f"Target {cfg.target!r} is neither a .keras file nor an entry of the zoo "
+            raise cli.ConfigError(f"Target {cfg.target!r} is neither a .keras file, a SavedModel directory nor an entry of the zoo "
                                   f"{zoo.default_zoo_dir()} ({', '.join(zoo.names())}).")
         if zoo.entry(cfg.target)["dataset"] != cfg.data.dataset:
             raise cli.ConfigError(f"Zoo classifier {cfg.target!r} is for {zoo.entry(cfg.target)['dataset']}, "
@@ -300,17 +309,29 @@ def main(argv):
         copy_zoo_entry(cfg.target, zoo.default_zoo_dir(), zoo_dir)
         served = zoo.load(cfg.target, zoo_dir)  # checksum verified; keep it referenced while serving
         target_fn = served.saved_model.serve  # traced inside PGD's tf.function: the plain endpoint
-    warnings = check_target(cfg, target_fn, spec)
-    for warning in warnings:
-        print(f"Warning: {warning}")
+    names = spec.class_names
+    if FLAGS.image_dir:  # measured on the user's images; training stays on the experiment's dataset
+        ds, names = byo.image_folder(FLAGS.image_dir, spec.image_shape, FLAGS.batch_size)
+        data_name = f"image folder {os.path.abspath(FLAGS.image_dir)}"
+        data_source, eval_label = data_name, "image folder"
+    else:
+        ds, info = data_lib.load(cfg.data.dataset, cfg.data.eval_split, batch_size=FLAGS.batch_size,
+                                 source=cfg.data.source, idx_dir=cfg.data.idx_dir,
+                                 tfds_data_dir=cfg.data.tfds_data_dir)
+        data_name = cfg.data.dataset
+        data_source = f"{cfg.data.dataset}[{cfg.data.eval_split}] from {info.source}:{info.location}"
+        eval_label = f"{cfg.data.dataset} {cfg.data.eval_split}"
+    probe_images, probe_labels = next(iter(ds))
+    check_target(cfg, target_fn, probe_images, probe_labels, spec.num_classes if not FLAGS.image_dir
+                 else len(names), data_name)
+    if len(names) != spec.num_classes:
+        raise cli.ConfigError(f"{data_name} has {len(names)} classes, {cfg.data.dataset} (the generator's "
+                              f"training data) {spec.num_classes}.")
+    warnings = []
 
     run_metrics = train(cfg, workdir)
     _, attacker = evaluation.load_run(workdir)
     generator_fn = evaluation.predictor(attacker)
-
-    ds, info = data_lib.load(cfg.data.dataset, cfg.data.eval_split, batch_size=FLAGS.batch_size,
-                             source=cfg.data.source, idx_dir=cfg.data.idx_dir, tfds_data_dir=cfg.data.tfds_data_dir)
-    data_source = f"{cfg.data.dataset}[{cfg.data.eval_split}] from {info.source}:{info.location}"
     print(f"Measuring the generator on {data_source} ...", flush=True)
     gen = Sweep(lambda x, y: generator_fn(x), target_fn, ds, keep_first=max(pgd_examples, FLAGS.figure_examples),
                 keep_failed=FAILED_SHOWN)
@@ -336,7 +357,6 @@ def main(argv):
     saved_model_dir = os.path.join(zoo_dir, entry["path"])
     checked = plain_check(saved_model_dir, target_fn, ds, gen_all["adv_accuracy"], n_all)
 
-    names = spec.class_names
     budget = f"{cfg.norm.upper().replace('LINF', 'L-inf')} <= {cfg.eps:g}"
     figs = {
         "attack_generator": attack_figures(cfg, gen, names, f"{name} vs {os.path.basename(cfg.target)}, {budget}",
@@ -371,7 +391,7 @@ def main(argv):
                 "attack_pgd": "The same images under PGD at the same budget.",
                 "target_misclassified": "Clean images the target already gets wrong (true class, prediction)."}
     path = report.write_report(report_dir, f"Attack on {os.path.basename(cfg.target)}: {name}",
-                               tables=[(f"Attacks at {budget} ({cfg.data.dataset} {cfg.data.eval_split})",
+                               tables=[(f"Attacks at {budget} ({eval_label})",
                                         COLUMNS, rows)],
                                figures=figs, command=report.command_line(), data_source=data_source, notes=notes,
                                captions=captions)

@@ -3,6 +3,7 @@
     tfadv-evaluate --zoo_name=fashion_mnist_small_cnn          # checksum-verified zoo SavedModel
     tfadv-evaluate --workdir=runs/fmnist                        # WORKDIR's trained model + its config
     tfadv-evaluate --zoo_name=fashion_mnist_unet_l2 --target=other_classifier   # transfer
+    tfadv-evaluate --zoo_name=fashion_mnist_universal_l2 --figures_dir=runs/figures  # + figures and report.md
 
 Prints the metrics as JSON, led by what was read: the zoo folder (``zoo_dir``) or run folder, and for
 attacks the ``budget`` ({norm, eps}) their norms are judged against (null: the entry guarantees none).
@@ -10,6 +11,7 @@ attacks the ``budget`` ({norm, eps}) their norms are judged against (null: the e
 
 import json
 import os
+import sys
 
 from absl import flags
 
@@ -26,6 +28,11 @@ flags.DEFINE_integer("batch_size", 256, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_string("target", None, "For perturbation entries: evaluate against this zoo classifier instead of "
                     "the entry's own target (transfer to another model).")
 flags.DEFINE_string("output", None, "Also write the metrics as JSON to this file.")
+flags.DEFINE_string("figures_dir", None, "With --zoo_name: write the entry's figures (attacks: x | delta | x_hat on "
+                    "the split's first 8 images, universal ones also U and the confusion heatmap; classifiers: their "
+                    "mistakes) and a report.md beside them to this folder.")
+flags.register_validator("figures_dir", lambda v: v is None or bool(flags.FLAGS["zoo_name"].value),
+                         message="--figures_dir works with --zoo_name (a zoo entry), not --workdir.")
 flags.register_multi_flags_validator(["zoo_name", "workdir"], lambda v: bool(v["zoo_name"]) != bool(v["workdir"]),
                                      message="Give exactly one of --zoo_name or --workdir.")
 FLAGS = flags.FLAGS
@@ -46,6 +53,68 @@ def what_was_read() -> dict:
     return {**read, "budget": None if cfg.mode == "joint" else {"norm": cfg.norm, "eps": cfg.eps}}
 
 
+FIGURE_EXAMPLES = 8
+CAPTIONS = {"attack": "Per row: x, the perturbation amplified (grey = 0), x_hat; the true class and the prediction on x "
+            "and x_hat. Red frame: the attack failed.",
+            "universal_perturbation": "The one perturbation U added to every image, amplified around grey.",
+            "confusion_on_x_hat": "Row: true class; column: the prediction on x_hat; counts over the split.",
+            "misclassified": "The classifier's mistakes in the split's first batch: true class, prediction."}
+
+
+def entry_figures(metrics: dict, split_label: str) -> dict:
+    """The zoo entry's figures, computed on the first batch of --split."""
+    import numpy as np
+
+    from tfadv import data as data_lib
+    from tfadv import evaluation, figures, zoo
+
+    found = zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)
+    names = data_lib.get_spec(found["dataset"]).class_names
+    ds, _ = data_lib.load(found["dataset"], FLAGS.split, batch_size=FLAGS.batch_size, source=FLAGS.source,
+                          idx_dir=FLAGS.idx_dir, tfds_data_dir=FLAGS.tfds_data_dir)
+    x, y = next(iter(ds))
+    loaded = zoo.load(FLAGS.zoo_name, FLAGS.zoo_dir)  # keep it referenced while serving
+    if found["kind"] in ("classifier", "defended_classifier"):
+        predictions = np.argmax(loaded.serve(x), -1)
+        return {"misclassified": figures.misclassified_figure(
+            x.numpy(), y.numpy(), predictions, names, title=f"{FLAGS.zoo_name}: mistakes in {split_label} "
+            f"(first {len(y)})")}
+    target_name = metrics["target"]
+    target = evaluation.predictor(evaluation.load_target(target_name, FLAGS.zoo_dir))
+    x, y = x[:FIGURE_EXAMPLES], y.numpy()[:FIGURE_EXAMPLES]
+    x_hat = loaded.serve(x)
+    clean, adv = np.argmax(target(x), -1), np.argmax(target(x_hat), -1)
+    budget = found.get("budget") or {}
+    title = f"{FLAGS.zoo_name} vs {os.path.basename(target_name)}" + (
+        f", {budget['norm'].upper().replace('LINF', 'L-inf')} <= {budget['eps']:g}" if budget else "")
+    figs = {"attack": figures.attack_figure(x.numpy(), x_hat.numpy(), y, clean, adv, names, title=title,
+                                            target_class=found["config"].get("target_class"),
+                                            indices=np.arange(len(y)))}
+    if found["kind"] == "universal":
+        figs["universal_perturbation"] = figures.perturbation_figure(loaded.perturbation().numpy())
+        figs["confusion_on_x_hat"] = figures.confusion_figure(
+            metrics["confusion"], names, title="true class (rows) -> prediction on x_hat (columns)")
+    return figs
+
+
+def write_figures(metrics: dict) -> str:
+    """Writes the entry's figures and report.md to --figures_dir; returns the report's path."""
+    from tfadv import report
+
+    split_label = f"{metrics.get('dataset')} {FLAGS.split}"
+    skipped = {"confusion", "data_source", "zoo_name", "zoo_dir", "budget", "dataset", "split"}
+    columns = [(k, k.replace("_", " ")) for k, v in metrics.items()
+               if k not in skipped and isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    budget = metrics.get("budget")
+    heading = (f"{FLAGS.zoo_name} on {split_label}" + (f", judged against {budget['norm'].upper()} <= {budget['eps']:g}"
+               if budget else ""))
+    figs = entry_figures(metrics, split_label)
+    return report.write_report(FLAGS.figures_dir, f"Zoo entry {FLAGS.zoo_name}", tables=[(heading, columns, [metrics])],
+                               figures=figs, command=report.command_line(),
+                               data_source=f"{split_label} from {metrics.get('data_source')}",
+                               notes=[f"zoo: {metrics.get('zoo_dir')}"], captions=CAPTIONS)
+
+
 def main(argv):
     from tfadv import evaluation
 
@@ -59,6 +128,8 @@ def main(argv):
     name = {k: metrics[k] for k in ("zoo_name", "workdir") if k in metrics}
     metrics = {**name, **what_was_read(), **metrics}
     print(json.dumps(metrics, indent=2))
+    if FLAGS.figures_dir:
+        print(f"report: {write_figures(metrics)}", file=sys.stderr)  # stdout stays JSON
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump(metrics, f, indent=2)
