@@ -95,7 +95,8 @@ def entry_name(cfg) -> str:
     from tfadv import byo
 
     target_path, pixel_scale = byo.split_target(cfg.target)
-    target_name = os.path.splitext(os.path.basename(target_path))[0] + ("" if pixel_scale == 1 else f"_x{pixel_scale:g}")
+    target_name = os.path.splitext(os.path.basename(target_path))[0]
+    target_name += "" if pixel_scale == 1 else f"_x{pixel_scale:g}"
     name = base if cfg.target == own.target else f"{base}_vs_{target_name}"
     if FLAGS.quick:
         name += "_quick"
@@ -301,14 +302,17 @@ def main(argv):
                      else tf.function(loaded_target, reduce_retracing=True))
     else:  # the zoo classifier goes into the working zoo too, so the exported attack's entry is complete there
         if cfg.target not in zoo.names():
-            raise cli.ConfigError(f"Target {cfg.target!r} is neither a .keras file, a SavedModel directory nor an entry of the zoo "
-                                  f"{zoo.default_zoo_dir()} ({', '.join(zoo.names())}).")
+            raise cli.ConfigError(f"Target {cfg.target!r} is neither a .keras file, a SavedModel directory nor an "
+                                  f"entry of the zoo {zoo.default_zoo_dir()} ({', '.join(zoo.names())}).")
         if zoo.entry(cfg.target)["dataset"] != cfg.data.dataset:
             raise cli.ConfigError(f"Zoo classifier {cfg.target!r} is for {zoo.entry(cfg.target)['dataset']}, "
                                   f"the experiment for {cfg.data.dataset}.")
         copy_zoo_entry(cfg.target, zoo.default_zoo_dir(), zoo_dir)
         served = zoo.load(cfg.target, zoo_dir)  # checksum verified; keep it referenced while serving
         target_fn = served.saved_model.serve  # traced inside PGD's tf.function: the plain endpoint
+    # The contract on a grey batch first (runs, shape, logits), before any data is read.
+    check_target(cfg, target_fn, tf.fill((2,) + tuple(spec.image_shape), 0.5), None, spec.num_classes,
+                 cfg.data.dataset)
     names = spec.class_names
     if FLAGS.image_dir:  # measured on the user's images; training stays on the experiment's dataset
         ds, names = byo.image_folder(FLAGS.image_dir, spec.image_shape, FLAGS.batch_size)
@@ -321,13 +325,11 @@ def main(argv):
         data_name = cfg.data.dataset
         data_source = f"{cfg.data.dataset}[{cfg.data.eval_split}] from {info.source}:{info.location}"
         eval_label = f"{cfg.data.dataset} {cfg.data.eval_split}"
-    probe_images, probe_labels = next(iter(ds))
-    check_target(cfg, target_fn, probe_images, probe_labels, spec.num_classes if not FLAGS.image_dir
-                 else len(names), data_name)
+    probe_images, probe_labels = next(iter(ds))  # then the pixel range, and the classes of the data measured on
+    check_target(cfg, target_fn, probe_images, probe_labels, len(names), data_name)
     if len(names) != spec.num_classes:
         raise cli.ConfigError(f"{data_name} has {len(names)} classes, {cfg.data.dataset} (the generator's "
                               f"training data) {spec.num_classes}.")
-    warnings = []
 
     run_metrics = train(cfg, workdir)
     _, attacker = evaluation.load_run(workdir)
@@ -383,7 +385,7 @@ def main(argv):
              f"tf.saved_model.load of it gives adversarial accuracy {checked:.4f} "
              f"(before export: {gen_all['adv_accuracy']:.4f}; the export's own measurement: "
              f"{entry['metrics']['adv_accuracy']:.4f}).",
-             f"Re-measure: `tfadv-evaluate --zoo_name={name} --zoo_dir={zoo_dir}`."] + warnings
+             f"Re-measure: `tfadv-evaluate --zoo_name={name} --zoo_dir={zoo_dir}`."]
     note = recipe_note(cfg)
     notes += [note] if note else []
     captions = {"attack_generator": "Per row: x, the perturbation amplified (grey = 0), x_hat; the true class and "

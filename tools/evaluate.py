@@ -54,8 +54,8 @@ def what_was_read() -> dict:
 
 
 FIGURE_EXAMPLES = 8
-CAPTIONS = {"attack": "Per row: x, the perturbation amplified (grey = 0), x_hat; the true class and the prediction on x "
-            "and x_hat. Red frame: the attack failed.",
+CAPTIONS = {"attack": "Per row: x, the perturbation amplified (grey = 0), x_hat; the true class and the prediction "
+            "on x and x_hat. Red frame: the attack failed.",
             "universal_perturbation": "The one perturbation U added to every image, amplified around grey.",
             "confusion_on_x_hat": "Row: true class; column: the prediction on x_hat; counts over the split.",
             "misclassified": "The classifier's mistakes in the split's first batch: true class, prediction."}
