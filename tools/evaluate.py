@@ -77,8 +77,8 @@ def entry_figures(metrics: dict, split_label: str) -> dict:
     if found["kind"] in ("classifier", "defended_classifier"):
         predictions = np.argmax(loaded.serve(x), -1)
         return {"misclassified": figures.misclassified_figure(
-            x.numpy(), y.numpy(), predictions, names, title=f"{FLAGS.zoo_name}: mistakes in {split_label} "
-            f"(first {len(y)})")}
+            x.numpy(), y.numpy(), predictions, names, title=f"{FLAGS.zoo_name}: mistakes in "
+            f"{split_label.replace('[', '(').replace(']', ')')} (first {len(y)})")}  # the font has no brackets
     target_name = metrics["target"]
     target = evaluation.predictor(evaluation.load_target(target_name, FLAGS.zoo_dir))
     x, y = x[:FIGURE_EXAMPLES], y.numpy()[:FIGURE_EXAMPLES]
