@@ -197,6 +197,7 @@ class PerturbationExperiment(TrainingConfig):
     gan: bool = False
     realism_weight: float = 1.0
     d_learning_rate: float = 2e-4
+    d_beta_1: float = 0.5  # the discriminator's Adam beta_1 (DCGAN's choice)
 
     def validate(self):
         super().validate()
@@ -217,6 +218,8 @@ class PerturbationExperiment(TrainingConfig):
         if self.magnitude_weight < 0 or self.realism_weight < 0:
             raise ConfigError("magnitude_weight and realism_weight must be >= 0. "
                               f"Received: {self.magnitude_weight!r}, {self.realism_weight!r}")
+        if not 0 <= self.d_beta_1 < 1:
+            raise ConfigError(f"d_beta_1 must be in [0, 1). Received: {self.d_beta_1!r}")
         if self.mode == "joint" and not (self.magnitude_weight or self.gan):
             raise ConfigError("mode='joint' needs magnitude_weight > 0 or gan=true: otherwise nothing keeps "
                               "x_hat close to x.")
@@ -247,6 +250,8 @@ class DefenseExperiment(TrainingConfig):
     generator_steps: int = 1
     refine_steps: int = 0
     g_learning_rate: float = 1e-3
+    generator_loss: str = "cw"  # the joint generator's loss: cw (C&W margin) or untargeted
+    generator_kappa: float = 2.0  # the cw loss's confidence margin
 
     def validate(self):
         super().validate()
@@ -266,6 +271,12 @@ class DefenseExperiment(TrainingConfig):
             raise ConfigError("pgd_steps and generator_steps must be >= 1.")
         if self.refine_steps < 0:
             raise ConfigError(f"refine_steps must be >= 0. Received: {self.refine_steps!r}")
+        from tfadv.trainers.defense import GENERATOR_LOSSES
+
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ConfigError(f"generator_loss must be one of {GENERATOR_LOSSES}. Received: {self.generator_loss!r}")
+        if not self.generator_kappa >= 0:
+            raise ConfigError(f"generator_kappa must be >= 0. Received: {self.generator_kappa!r}")
         return self
 
 

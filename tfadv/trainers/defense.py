@@ -31,6 +31,8 @@ from tfadv.serialization import NestedModels
 from tfadv.trainers.perturbation import batch_of, generator_check, nonfinite_count, raw_output_attack
 from tfadv.trainers.two_player import SecondOptimizerMixin
 
+GENERATOR_LOSSES = ("cw", "untargeted")  # the joint defence's generator losses (tfadv.losses)
+
 
 def _check_mix(adversarial_fraction):
     if not 0.0 <= adversarial_fraction <= 1.0:
@@ -102,6 +104,7 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
         adversarial_fraction: weight of the adversarial images in the classifier loss.
         generator_steps: generator updates per classifier update.
         attack_loss: the generator's adversarial loss (tfadv.losses).
+        attack_kappa: the confidence margin of that loss when it is "cw".
         refine_steps: PGD steps from the generator's x_hat before the classifier
             sees it (0: the generator's images as they are).
         norm, eps: the budget of those PGD steps (the attacker's own; needed
@@ -113,8 +116,11 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
     SECOND_OPTIMIZER = "g_optimizer"
 
     def __init__(self, classifier, attacker, adversarial_fraction=0.5, generator_steps=1, attack_loss="cw",
-                 refine_steps=0, norm=None, eps=None, **kwargs):
+                 refine_steps=0, norm=None, eps=None, attack_kappa=2.0, **kwargs):
         super().__init__(classifier, adversarial_fraction, **kwargs)
+        if attack_loss not in GENERATOR_LOSSES:
+            raise ConfigError(f"attack_loss must be one of {GENERATOR_LOSSES} (a defence's generator attacks every "
+                              f"image, untargeted). Received: {attack_loss!r}")
         if not isinstance(generator_steps, int) or generator_steps < 1:
             raise ConfigError(f"generator_steps must be an int >= 1. Received: {generator_steps!r}")
         if not isinstance(refine_steps, int) or refine_steps < 0:
@@ -124,6 +130,7 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
                 raise ConfigError("refine_steps > 0 needs the budget of its PGD steps: pass norm= and eps=.")
             eps = check_budget(norm, eps)
         self.attacker, self.generator_steps, self.attack_loss = attacker, generator_steps, attack_loss
+        self.attack_kappa = float(attack_kappa)
         self._attack = raw_output_attack(attacker)  # (x_hat, the generator's raw output); not tracked
         self.refine_steps, self.norm, self.eps = refine_steps, norm, eps
         self.g_loss_tracker = keras.metrics.Mean(name="generator_loss")
@@ -160,7 +167,7 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
         """(loss, x_hat, the generator's raw output) on a batch."""
         x_hat, raw = self._attack(x, training=training)
         logits = self.classifier(x_hat, training=False)
-        return tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=2.0)), x_hat, raw
+        return tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=self.attack_kappa)), x_hat, raw
 
     def train_step(self, data):
         x, labels = batch_of(data)
@@ -183,7 +190,8 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
     def get_config(self):
         return {**super().get_config(), "attacker": keras.saving.serialize_keras_object(self.attacker),
                 "generator_steps": self.generator_steps, "attack_loss": self.attack_loss,
-                "refine_steps": self.refine_steps, "norm": self.norm, "eps": self.eps}
+                "attack_kappa": self.attack_kappa, "refine_steps": self.refine_steps, "norm": self.norm,
+                "eps": self.eps}
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
