@@ -69,7 +69,7 @@ def test_classifier_run(classifier_run):
     events, _ = classifier_run
     assert_epoch_scalars(events, ["loss", "accuracy"])
     assert events["train"]["epoch_learning_rate"] == [0, 1]
-    assert_images(events, ["eval_images"])
+    assert_images(events, ["predictions"])
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist_unet_l2", "fashion_mnist_universal_l2", "fashion_mnist_unet_gan"])
@@ -81,7 +81,7 @@ def test_perturbation_run_with_a_keras_target(name, classifier_run, idx_dir, tmp
     events = run(*labelled(name, idx_dir, **overrides), tmp_path / "run")
     assert_epoch_scalars(events, ["loss", "adv_accuracy", "fooling_rate", "l2_max", "generator_nonfinite"]
                          + (["d_loss"] if "gan" in name else []))
-    assert_images(events, ["x", "delta_amplified", "x_hat"])
+    assert_images(events, ["attack"] + (["perturbation"] if "universal" in name else []))
 
 
 @pytest.mark.parametrize("method", ["joint", "pgd"])
@@ -91,7 +91,7 @@ def test_defense_run(method, idx_dir, tmp_path):
                  tmp_path / "run")
     assert_epoch_scalars(events, ["classifier_loss", "clean_accuracy", "adv_accuracy", "linf_max"]
                          + (["generator_loss"] if method == "joint" else []))
-    assert_images(events, ["x", "delta_amplified", "x_hat"])
+    assert_images(events, ["attack"])
 
 
 def test_style_run(tmp_path):

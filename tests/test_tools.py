@@ -51,8 +51,7 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
          f"--set=data.idx_dir={idx_dir}", "--epochs=1", "--steps_per_epoch=2", "--set=data.batch_size=32",
          "--set=generator_kwargs.filters=4", TFADV_ZOO_DIR=zoo_dir)
     assert json.load(open(os.path.join(attack_dir, "metrics.json")))["optimizer_steps"] == 2
-    assert {"x_epoch001.png", "delta_amplified_epoch001.png", "x_hat_epoch001.png"} <= set(
-        os.listdir(os.path.join(attack_dir, "images")))
+    assert "attack_epoch001.png" in os.listdir(os.path.join(attack_dir, "images"))
     entry = json.loads(tool("export", f"--workdir={attack_dir}", "--name=tiny_unet", f"--zoo_dir={zoo_dir}").stdout)
     entry = entry["tiny_unet"]
     assert entry["kind"] == "perturbation" and entry["target"] == "tiny_cnn"

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 
 from tfadv import config as config_lib
-from tfadv import data, evaluation, experiments, training
+from tfadv import data, evaluation, experiments, tasks, training
 
 from conftest import make_idx_dataset
 
@@ -32,7 +32,7 @@ def test_train_classifier_writes_a_complete_run_folder(idx_dir, tmp_path):
         keras.saving.load_model(os.path.join(workdir, "model.keras")),
         data.load("fashion_mnist", "test", idx_dir=idx_dir)[0])["accuracy"]
     assert {"train", "validation", "images"} <= set(os.listdir(os.path.join(workdir, "logs")))
-    assert "eval_images_epoch002.png" in os.listdir(os.path.join(workdir, "images"))
+    assert "predictions_epoch002.png" in os.listdir(os.path.join(workdir, "images"))
     reloaded = keras.saving.load_model(os.path.join(workdir, "model.keras"))
     x = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(reloaded(x), model(x, training=False), rtol=1e-5, atol=1e-5)
@@ -64,7 +64,7 @@ def test_test_time_flip_wraps_the_saved_model(idx_dir, tmp_path):
 def test_validation_uses_held_out_training_images_and_never_the_test_split(idx_dir, tmp_path):
     """fit's validation data is train[90%:] (here 10 of 96 images), disjoint from the train[:90%] it trains on."""
     cfg = tiny_config(idx_dir, epochs=1)
-    splits = training.labelled_splits(cfg)
+    splits = tasks.labelled_data(cfg)
     count = lambda ds: sum(int(x.shape[0]) for x, _ in ds)  # noqa: E731
     assert (count(splits.train), count(splits.validation), count(splits.test)) == (86, 10, 48)
     train_images = np.concatenate([x.numpy() for x, _ in data.load("fashion_mnist", "train[:90%]",

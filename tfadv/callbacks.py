@@ -91,7 +91,8 @@ class ImageGridLogger(keras.callbacks.Callback):
 
     Args:
         log_dir: TensorBoard log folder of the run.
-        grids_fn: ``grids_fn(model) -> {name: images [N, H, W, C] in [0, 1]}``.
+        grids_fn: ``grids_fn(model) -> {name: images [N, H, W, C] in [0, 1]}`` (tiled into a grid) or
+            ``{name: figure [H, W, C]}`` (written as it is, e.g. from ``tfadv.figures``).
         png_dir: folder for ``<name>_epoch<NNN>.png`` files (None: TensorBoard only).
         every_n_epochs: how often to write.
     """
@@ -107,7 +108,8 @@ class ImageGridLogger(keras.callbacks.Callback):
         self.write(epoch + 1)
 
     def write(self, step: int):
-        grids = {name: image_grid(images) for name, images in self.grids_fn(self.model).items()}
+        grids = {name: images if np.ndim(images) == 3 else image_grid(images)
+                 for name, images in self.grids_fn(self.model).items()}
         with self._writer.as_default(), tf.summary.record_if(True):  # not gated by TensorBoard's update_freq
             for name, grid in grids.items():
                 tf.summary.image(name, grid[None], step=step)

@@ -1,0 +1,119 @@
+"""The task interface and the data of a run (see the package doc)."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfadv import data as data_lib
+from tfadv import figures
+
+
+@dataclasses.dataclass
+class RunData:
+    """The datasets of a run: ``train`` capped at ``steps`` batches per epoch; ``validation`` (held out of the
+    training split; None when the config has none, and for style runs) for ``fit`` and the image panels;
+    ``test`` (``eval_split``) measured once, at the end (None for style runs)."""
+
+    train: tf.data.Dataset
+    steps: int
+    validation: tf.data.Dataset | None = None
+    test: tf.data.Dataset | None = None
+    test_info: data_lib.LoadInfo | None = None
+    spec: data_lib.DatasetSpec | None = None
+
+    @property
+    def panels(self) -> tf.data.Dataset:
+        """What the image panels show during training: held-out images, never the test split."""
+        return self.validation if self.validation is not None else self.train
+
+    def split_facts(self, cfg) -> dict:
+        """The split facts a labelled run records beside its test figures."""
+        if self.test_info is None:
+            return {}
+        return {"num_examples": self.test_info.num_examples, "split": cfg.data.eval_split,
+                "validation_split": cfg.data.validation_split,
+                "data_source": f"{self.test_info.source}:{self.test_info.location}"}
+
+
+def load_split(cfg, split: str, *, training: bool, seed: int = 0):
+    """Loads ``split`` of a ``DataConfig``; training splits are shuffled (and augmented if asked)."""
+    return data_lib.load(cfg.dataset, split, batch_size=cfg.batch_size, shuffle=training,
+                         augment=training and cfg.augment, source=cfg.source, idx_dir=cfg.idx_dir,
+                         tfds_data_dir=cfg.tfds_data_dir, seed=seed)
+
+
+def steps_in(dataset: tf.data.Dataset, cap: int | None = None) -> int:
+    """Batches per epoch of ``dataset`` (at most ``cap``); needs a known cardinality."""
+    n = int(dataset.cardinality())
+    if n < 0:
+        if cap is None:
+            raise ValueError("The dataset's length is unknown; set steps_per_epoch in the config.")
+        return cap
+    return min(n, cap) if cap else n
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Multi-worker runs split every global batch between the workers (our pipelines read arrays, not files)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def labelled_data(cfg) -> RunData:
+    """The train, validation and test splits of a labelled config (``cfg.data``)."""
+    train, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed)
+    validation = None
+    if cfg.data.validation_split is not None:
+        validation = shard_by_data(load_split(cfg.data, cfg.data.validation_split, training=False)[0])
+    test, test_info = load_split(cfg.data, cfg.data.eval_split, training=False)
+    steps = steps_in(train, cfg.steps_per_epoch)
+    return RunData(shard_by_data(train.take(steps)), steps, validation, shard_by_data(test), test_info,
+                   train_info.spec)
+
+
+def attack_panels(panel_ds: tf.data.Dataset, class_names, attack, classifier, target_class=None, count: int = 8):
+    """grids_fn for ImageGridLogger: the labelled x | amplified delta | x_hat figure of a fixed batch.
+
+    ``attack(trainer, images, labels)`` makes x_hat, ``classifier(trainer)`` is the model it attacks.
+    """
+    images, labels = next(iter(panel_ds.unbatch().batch(count)))
+
+    def grids(trainer):
+        x_hat = attack(trainer, images, labels)
+        model = classifier(trainer)
+        clean = np.argmax(model(images, training=False), -1)
+        adv = np.argmax(model(x_hat, training=False), -1)
+        return {"attack": figures.attack_figure(images.numpy(), np.asarray(x_hat), labels.numpy(), clean, adv,
+                                                class_names, target_class=target_class)}
+
+    return grids
+
+
+class Task:
+    """What the generic runner asks of an experiment kind. Subclasses set ``kind`` and override the hooks."""
+
+    kind: str = ""
+    artifact: str = "model.keras"  # the run folder's trained model: what export publishes
+
+    def data(self, cfg) -> RunData:
+        return labelled_data(cfg)
+
+    def build(self, cfg, data: RunData) -> keras.Model:
+        """The trainer, built (called once) so that fit, save and BackupAndRestore see its variables."""
+        raise NotImplementedError
+
+    def compile(self, trainer: keras.Model, cfg, optimizer) -> None:
+        trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
+
+    def panels(self, cfg, data: RunData):
+        """grids_fn for ImageGridLogger: ``trainer -> {name: figure [H, W, 3] or image batch}``."""
+        raise NotImplementedError
+
+    def save(self, trainer: keras.Model, cfg, workdir: str) -> None:
+        raise NotImplementedError
+
+    def measure(self, trainer: keras.Model, cfg, data: RunData, history) -> dict:
+        """The run's figures (on the test split, for labelled kinds)."""
+        raise NotImplementedError

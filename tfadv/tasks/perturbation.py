@@ -1,0 +1,68 @@
+"""Training a perturbation generator against a frozen target (``PerturbationExperiment``): per-image or universal."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from tfadv import figures
+from tfadv.evaluation import load_target
+from tfadv.models import discriminator
+from tfadv.models.generators import build_generator, perturbation_model
+from tfadv.models.universal import UniversalPerturbation
+from tfadv.tasks.base import RunData, Task, attack_panels
+from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer
+
+
+def build_perturbation_trainer(cfg, classifier, image_shape):
+    """The (uncompiled, built) trainer of a perturbation config around the frozen ``classifier``."""
+    generator = build_generator(cfg.generator, input_shape=tuple(image_shape),
+                                output_activation="sigmoid" if cfg.mode == "joint" else "tanh",
+                                **cfg.generator_kwargs)
+    if cfg.mode == "universal":
+        attacker = UniversalPerturbation(generator, cfg.norm, cfg.eps, noise_seed=cfg.seed,
+                                         name=f"{cfg.generator}_universal")
+    else:
+        attacker = perturbation_model(generator, cfg.mode, cfg.norm, cfg.eps, name=f"{cfg.generator}_{cfg.mode}")
+    common = dict(loss=cfg.loss, target_class=cfg.target_class, magnitude_weight=cfg.magnitude_weight,
+                  magnitude_norm=cfg.magnitude_norm, kappa=cfg.kappa)
+    if cfg.gan:
+        trainer = GANPerturbationTrainer(attacker, classifier, discriminator(tuple(image_shape)),
+                                         realism_weight=cfg.realism_weight, **common)
+    else:
+        trainer = PerturbationTrainer(attacker, classifier, **common)
+    trainer(tf.zeros((1,) + tuple(image_shape)))  # build: a custom train_step never calls the model
+    return trainer
+
+
+class PerturbationTask(Task):
+    """The run folder holds ``attacker.keras``, the x -> x_hat model that export turns into the zoo's SavedModel."""
+
+    kind = "perturbation"
+    artifact = "attacker.keras"
+
+    def build(self, cfg, data: RunData):
+        return build_perturbation_trainer(cfg, load_target(cfg.target), data.spec.image_shape)
+
+    def compile(self, trainer, cfg, optimizer):
+        if cfg.gan:
+            trainer.compile(optimizer=optimizer, d_optimizer=keras.optimizers.Adam(cfg.d_learning_rate,
+                                                                                   beta_1=cfg.d_beta_1),
+                            jit_compile=cfg.jit_compile)
+        else:
+            super().compile(trainer, cfg, optimizer)
+
+    def panels(self, cfg, data: RunData):
+        attack = attack_panels(data.panels, data.spec.class_names, lambda t, x, y: t(x, training=False),
+                               lambda t: t.classifier, cfg.target_class)
+        if cfg.mode != "universal":
+            return attack
+        return lambda trainer: {**attack(trainer),
+                                "perturbation": figures.perturbation_figure(trainer.attacker.perturbation())}
+
+    def save(self, trainer, cfg, workdir):
+        trainer.attacker.save(os.path.join(workdir, self.artifact))
+
+    def measure(self, trainer, cfg, data, history):
+        measured = trainer.evaluate(data.test, verbose=0, return_dict=True)
+        return {**{k: float(v) for k, v in measured.items()}, "generator_params": trainer.attacker.count_params()}
