@@ -118,6 +118,7 @@ def test_cli_attacks_a_0_255_savedmodel_and_measures_on_a_png_folder(classifier,
                    "--set=data.batch_size=32", "--set=generator_kwargs.filters=4", "--pgd_examples=4",
                    "--pgd_steps=2", "--batch_size=8", "--figure_examples=2").stdout
     text = open(os.path.join(workdir, "report", "report.md")).read()
+    assert text.startswith("# Attack on user_model (pixels x255): fashion_mnist_unet_l2_vs_user_model_x255_1ep\n")
     assert "## Attacks at L2 <= 2.4 (image folder)" in text and f"image folder {images}" in text
     assert "| none (clean images) | 20 |" in text and "| PGD-2, first 4 | 4 |" in text
     entry = json.load(open(os.path.join(zoo_dir, "registry.json")))["fashion_mnist_unet_l2_vs_user_model_x255_1ep"]

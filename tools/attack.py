@@ -113,6 +113,14 @@ def is_file_target(target: str) -> bool:
     return path.endswith(".keras") or os.path.isdir(path)
 
 
+def target_label(target: str) -> str:
+    """The target's file or entry name for titles, with its pixel scale when wrapped."""
+    from tfadv import byo
+
+    path, pixel_scale = byo.split_target(target)
+    return os.path.basename(path) + ("" if pixel_scale == 1 else f" (pixels x{pixel_scale:g})")
+
+
 def copy_zoo_entry(name: str, source_dir: str, dest_dir: str) -> None:
     """Copies zoo entry ``name`` (checksum verified) into the working zoo, unless the same artifact is there."""
     from tfadv import zoo
@@ -361,10 +369,10 @@ def main(argv):
 
     budget = f"{cfg.norm.upper().replace('LINF', 'L-inf')} <= {cfg.eps:g}"
     figs = {
-        "attack_generator": attack_figures(cfg, gen, names, f"{name} vs {os.path.basename(cfg.target)}, {budget}",
+        "attack_generator": attack_figures(cfg, gen, names, f"{name} vs {target_label(cfg.target)}, {budget}",
                                            FLAGS.figure_examples, failed=True),
         "attack_pgd": attack_figures(cfg, pgd_sweep, names, f"PGD-{FLAGS.pgd_steps} vs "
-                                     f"{os.path.basename(cfg.target)}, {budget}", FLAGS.figure_examples, failed=False),
+                                     f"{target_label(cfg.target)}, {budget}", FLAGS.figure_examples, failed=False),
         "target_misclassified": figures.misclassified_figure(gen.x, gen.labels[: len(gen.x)], gen.clean[: len(gen.x)],
                                                              names, title=f"target's mistakes on clean images "
                                                              f"(first {len(gen.x)})"),
@@ -392,7 +400,7 @@ def main(argv):
                 "the prediction on x and x_hat. Red frame: the attack failed (still correct on x_hat).",
                 "attack_pgd": "The same images under PGD at the same budget.",
                 "target_misclassified": "Clean images the target already gets wrong (true class, prediction)."}
-    path = report.write_report(report_dir, f"Attack on {os.path.basename(cfg.target)}: {name}",
+    path = report.write_report(report_dir, f"Attack on {target_label(cfg.target)}: {name}",
                                tables=[(f"Attacks at {budget} ({eval_label})",
                                         COLUMNS, rows)],
                                figures=figs, command=report.command_line(), data_source=data_source, notes=notes,
