@@ -52,6 +52,20 @@ def brightness_task(n, seed=0):
     return images, labels
 
 
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist (make installs it)
+
+
+def require_fashion_mnist() -> str:
+    """The real Fashion-MNIST's folder. Missing data skips a test locally and fails it under CI=true, where
+    ``make test`` installs it: a figure check must not pass by not running."""
+    if not os.path.exists(os.path.join(FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz")):
+        message = f"needs the real Fashion-MNIST at {FASHION_MNIST_DIR} (Debian's dataset-fashion-mnist)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {message}.")
+        pytest.skip(message)
+    return FASHION_MNIST_DIR
+
+
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory):
     """A folder of small, learnable IDX files shaped like (Fashion-)MNIST."""

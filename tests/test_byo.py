@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import brightness_task
+from conftest import brightness_task, require_fashion_mnist
 from tfadv import byo, export, zoo
 from tfadv.errors import ConfigError
 
@@ -139,8 +139,7 @@ def test_readme_python_example_runs_as_written(tmp_path):
     section = readme[readme.index("## Attack your own classifier"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert len(code.strip().splitlines()) <= 15
-    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
-        pytest.skip("the README example reads the real Fashion-MNIST (make installs it)")
+    require_fashion_mnist()  # the README example reads the real Fashion-MNIST
     small = code.replace('"train[:2%]"', '"train[:64]"').replace('"runs/attacker.keras"', repr(
         str(tmp_path / "attacker.keras")))
     assert small.count("train[:64]") == 1 and "attacker.keras" in small and small != code
