@@ -150,14 +150,31 @@ def test_defended_entries_carry_the_full_defence_table():
         table = REGISTRY[name]["metrics"][key]
         assert {"clean", "fresh_generator", "pgd100x2", "settings"} <= set(table), name
         assert table["clean"] == pytest.approx(REGISTRY[name]["metrics"]["accuracy"], abs=1e-4)
-        figures = {k: v for k, v in table.items() if k != "settings"}
-        # The white-box PGD with restarts is the strongest column, and every attack trained on the model hurts it.
+        figures = {k: v for k, v in table.items() if k not in ("settings", "autoattack")}
+        # The white-box PGD with restarts is the strongest tfadv column (AutoAttack, from ART, has its own test),
+        # and every attack trained on the model hurts it.
         assert table["pgd100x2"] == min(figures.values()) and table["pgd100x2"] < table["clean"], (name, key)
         assert table["fresh_generator"] < table["clean"], (name, key)
         generator = f"{name}_generator"
         assert ("co_trained_generator" in table) == (generator in REGISTRY), name
         if generator in REGISTRY:
             assert REGISTRY[generator]["target"] == name and REGISTRY[generator]["co_trained"]
+
+
+def test_defended_entries_carry_an_autoattack_column():
+    """tools/autoattack.py --record: ART's AutoAttack on at least the first 1000 test images of every defence."""
+    for name in (n for n in ARTIFACTS if REGISTRY[n]["kind"] == "defended_classifier"):
+        for key in (k for k in REGISTRY[name]["metrics"] if k.startswith("robustness_")):
+            table = REGISTRY[name]["metrics"][key]
+            column = table["autoattack"]
+            settings = column["settings"]
+            assert key == f"robustness_{settings['norm']}_{settings['eps']:g}", name
+            assert settings["library"] == "adversarial-robustness-toolbox==1.20.1" and settings["stages"], name
+            assert column["num_examples"] >= 1000 and column["split"] == f"test[:{column['num_examples']}]", name
+            assert column["command"].startswith(f"python tools/autoattack.py --zoo_name={name} "), name
+            stages = [s["robust_accuracy"] for s in column["stages"]]
+            assert stages == sorted(stages, reverse=True) and stages[-1] == column["robust_accuracy"], name
+            assert column["robust_accuracy"] < column["clean_accuracy"], name
 
 
 @pytest.mark.parametrize("name,key", ROBUST)
