@@ -32,6 +32,7 @@ setup(
             "tfadv-export=tfadv_tools.export:run",
             "tfadv-stylize=tfadv_tools.stylize:run",
             "tfadv-attack=tfadv_tools.attack:run",
+            "tfadv-autoattack=tfadv_tools.autoattack:run",
         ],
     },
 )

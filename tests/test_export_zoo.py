@@ -290,3 +290,18 @@ def test_export_run_records_selection(model, tmp_path, idx_dir):
     entry = export.export_run(str(workdir), "run_entry", zoo_dir=str(tmp_path / "zoo"))
     assert entry["selection"] == {"split": "train[90%:]",
                                   "what": "validation during training, recipe and epoch choice"}
+
+
+def test_a_new_defence_table_keeps_the_autoattack_column_and_replaces_its_own(model, tmp_path):
+    from tfadv import defense_report
+
+    _publish(model, tmp_path)
+    settings = {"norm": "linf", "eps": 0.1}
+    defense_report.record([{"classifier": "tiny", "clean": 0.9, "pgd100x2": 0.5, "transfer:old": 0.8}],
+                          settings, str(tmp_path))
+    zoo.add_metrics("tiny", {"robustness_linf_0.1": {**zoo.entry("tiny", str(tmp_path))["metrics"][
+        "robustness_linf_0.1"], "autoattack": {"robust_accuracy": 0.45}}}, str(tmp_path))
+    defense_report.record([{"classifier": "tiny", "clean": 0.9, "pgd100x2": 0.4, "seconds": 3.0}], settings,
+                          str(tmp_path))
+    table = zoo.entry("tiny", str(tmp_path))["metrics"]["robustness_linf_0.1"]
+    assert table == {"clean": 0.9, "pgd100x2": 0.4, "autoattack": {"robust_accuracy": 0.45}, "settings": settings}

@@ -16,20 +16,17 @@ from tfadv import data as data_lib
 from tfadv import experiments, zoo
 from tfadv.budgets import bounded_perturbation
 
+from conftest import require_fashion_mnist
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(ROOT, "zoo")
 REGISTRY = zoo.read_registry(ZOO)
 ARTIFACTS = sorted(n for n, e in REGISTRY.items() if e.get("path"))
-FASHION = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
 
 def _fashion_mnist_test_split(batch_size):
     """The real test split as the export measured it; missing data skips locally and fails under CI=true."""
-    if not os.path.exists(FASHION):
-        message = f"needs the real Fashion-MNIST at {os.path.dirname(FASHION)} (Debian's dataset-fashion-mnist)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {message}: the registry's figures went unchecked.")
-        pytest.skip(message)
+    require_fashion_mnist()
     ds, _ = data_lib.load("fashion_mnist", "test", batch_size=batch_size, source="idx")
     return ds
 

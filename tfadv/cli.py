@@ -85,6 +85,14 @@ def config_json(cfg) -> str:
     return json.dumps(config_lib.to_dict(cfg), indent=2, sort_keys=True)
 
 
+def print_json(result: dict, output: str | None = None) -> None:
+    """Prints a tool's result as indented JSON on stdout, and writes the same JSON to ``output`` if given."""
+    print(json.dumps(result, indent=2))
+    if output:
+        with open(output, "w") as f:
+            json.dump(result, f, indent=2)
+
+
 def experiment_list() -> str:
     """One line per named experiment: name, kind and the first line of its recipe's docstring."""
     lines = []
@@ -157,4 +165,4 @@ def run(main) -> None:
 
 
 __all__ = ["ConfigError", "config_json", "define_experiment_flags", "experiment_list", "fail", "fit_verbosity",
-           "resolve_experiment", "run", "setup_logging"]
+           "print_json", "resolve_experiment", "run", "setup_logging"]

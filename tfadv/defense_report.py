@@ -125,12 +125,20 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, pgd_s
     return rows
 
 
+OTHER_TOOLS_COLUMNS = ("autoattack",)  # measured by tools/autoattack.py: a new table keeps them
+
+
 def record(rows: list[dict], settings: dict, zoo_dir=None) -> str:
-    """Writes each row into its classifier's registry metrics under ``robustness_<norm>_<eps>``; returns the key."""
+    """Writes each row into its classifier's registry metrics under ``robustness_<norm>_<eps>``; returns the key.
+
+    The row replaces the table's own columns; columns other tools measured on the same artifact stay.
+    """
     key = f"robustness_{settings['norm']}_{settings['eps']:g}"
     for row in rows:
         figures = {k: v for k, v in row.items() if k not in ("classifier", "seconds")}
-        zoo.add_metrics(row["classifier"], {key: {**figures, "settings": settings}}, zoo_dir)
+        old = zoo.entry(row["classifier"], zoo_dir)["metrics"].get(key, {})
+        kept = {column: old[column] for column in OTHER_TOOLS_COLUMNS if column in old}
+        zoo.add_metrics(row["classifier"], {key: {**figures, **kept, "settings": settings}}, zoo_dir)
     return key
 
 

@@ -10,7 +10,6 @@ version, images, seconds, command) to the entry's ``robustness_<norm>_<eps>`` ta
 Needs the eval extra: pip install 'tfadv[eval]'.
 """
 
-import json
 import shlex
 import sys
 
@@ -47,13 +46,12 @@ def main(argv):
                                            num_examples=FLAGS.num_examples, zoo_dir=FLAGS.zoo_dir,
                                            idx_dir=FLAGS.idx_dir, log=lambda line: print(line, flush=True),
                                            **settings)
-    result["command"] = "python tools/autoattack.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    # The recorded command reproduces the figure; where this run also wrote a copy (--output) is not part of it.
+    result["command"] = "python tools/autoattack.py " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:] if not a.startswith("--output"))
     if FLAGS.record:
         result["recorded_under"] = autoattack.record(FLAGS.zoo_name, result, zoo_dir=FLAGS.zoo_dir)
-    print(json.dumps(result, indent=2))
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(result, f, indent=2)
+    cli.print_json(result, FLAGS.output)
 
 
 def run():

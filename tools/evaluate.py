@@ -9,7 +9,6 @@ Prints the metrics as JSON, led by what was read: the zoo folder (``zoo_dir``) o
 attacks the ``budget`` ({norm, eps}) their norms are judged against (null: the entry guarantees none).
 """
 
-import json
 import os
 import sys
 
@@ -127,12 +126,9 @@ def main(argv):
         metrics = evaluation.evaluate_run(FLAGS.workdir, **data_flags)
     name = {k: metrics[k] for k in ("zoo_name", "workdir") if k in metrics}
     metrics = {**name, **what_was_read(), **metrics}
-    print(json.dumps(metrics, indent=2))
+    cli.print_json(metrics, FLAGS.output)
     if FLAGS.figures_dir:
         print(f"report: {write_figures(metrics)}", file=sys.stderr)  # stdout stays JSON
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(metrics, f, indent=2)
 
 
 def run():
