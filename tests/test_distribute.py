@@ -47,6 +47,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow  # two TF processes on 2 cores: ~35 s alone; the mirrored test above covers the step maths
 def test_two_worker_cluster_on_loopback_trains_and_writes_one_checkpoint(idx_dir, tmp_path):
     workdir = tmp_path / "run"
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]

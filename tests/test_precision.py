@@ -86,8 +86,8 @@ def _check_budget_in_float64(attacker, norm, eps):
     assert x_hat.min() >= 0.0 and x_hat.max() <= 1.0
 
 
-# XLA compiles for 30-120 s per kind on 2 cores: the default suite compiles two kinds, --runslow all of them.
-FAST_JIT = ("classifier", "perturbation_keras_target")
+# XLA compiles for 30-120 s per kind on 2 cores: the default suite compiles the classifier, --runslow every kind.
+FAST_JIT = ("classifier",)
 CASES = ([(kind, "mixed_precision") for kind in KINDS]
          + [pytest.param(kind, "jit_compile", marks=() if kind in FAST_JIT else pytest.mark.slow) for kind in KINDS])
 

@@ -177,6 +177,7 @@ def test_progress_bars_write_to_stderr_and_stay_quiet_in_ci_or_at_verbose_0(monk
     assert "Quiet" not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a benchmark script's smoke run (~10 s of training alone): speed figures live in benchmarks
 def test_defence_benchmark_prints_a_row_per_experiment():
     proc = tool("benchmark_defense", "--steps=1", "--batch_size=4")
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| fashion_mnist_")]
