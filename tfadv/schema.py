@@ -1,0 +1,316 @@
+"""The experiment config schema: one dataclass per experiment kind, and its validation.
+
+Configs are data: every field has a default, ``validate()`` checks a config
+once, before anything is built, and ``tfadv.config`` turns a config into JSON
+and back. Named recipes (filled-in configs) live in :mod:`tfadv.recipes`; the
+registry of names is :mod:`tfadv.experiments`.
+"""
+
+import dataclasses
+from typing import Any
+
+from tfadv.data import SOURCES, get_spec, parse_split
+from tfadv.errors import ConfigError
+
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Which data to read and how to batch it.
+
+    Three disjoint splits: the model trains on ``train_split``; ``validation_split``, a held-out slice of the
+    training data, is the validation data during training and the one to choose recipes, epochs and
+    checkpoints by; ``eval_split`` (the test split) is measured once, at the end, for metrics.json and the
+    zoo. ``validation_split: null`` means no validation during training (configs written before it existed
+    read back that way).
+    """
+
+    dataset: str = "fashion_mnist"
+    source: str = "auto"
+    idx_dir: str | None = None
+    tfds_data_dir: str | None = None
+    batch_size: int = 128
+    augment: bool = True
+    train_split: str = "train[:90%]"
+    validation_split: str | None = "train[90%:]"
+    eval_split: str = "test"
+
+    def validate(self):
+        get_spec(self.dataset)
+        if self.source not in SOURCES:
+            raise ConfigError(f"data.source must be one of {SOURCES}. Received: {self.source!r}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"data.batch_size must be > 0. Received: {self.batch_size!r}")
+        held_out = {"data.validation_split": self.validation_split, "data.eval_split": self.eval_split}
+        for name, split in held_out.items():
+            if split is not None and splits_overlap(self.train_split, split):
+                raise ConfigError(f"{name}={split!r} overlaps data.train_split={self.train_split!r}: "
+                                  "held-out data must not be trained on.")
+        if self.validation_split is not None and splits_overlap(self.validation_split, self.eval_split):
+            raise ConfigError(f"data.validation_split={self.validation_split!r} overlaps data.eval_split="
+                              f"{self.eval_split!r}: the test split is measured once, at the end, never "
+                              "used to choose anything.")
+
+
+def splits_overlap(a: str, b: str) -> bool:
+    """Whether two split specs ("train", "train[:90%]", "test[:1000]") can share examples.
+
+    Slices of the same base split overlap when their ranges intersect; ranges given in different units (percent
+    and example counts) cannot be compared without the split's size, so they count as overlapping.
+    """
+    (base_a, slice_a), (base_b, slice_b) = parse_split(a), parse_split(b)
+    if base_a != base_b:
+        return False
+    bounds = [_bounds(slice_a), _bounds(slice_b)]
+    if None in bounds:
+        return True
+    (start_a, stop_a), (start_b, stop_b) = bounds
+    return max(start_a, start_b) < min(stop_a, stop_b)
+
+
+def _bounds(part: slice) -> tuple[float, float] | None:
+    """(start, stop) in percent of the split, or None when a bound is an example count."""
+    values = []
+    for bound, default in ((part.start, 0.0), (part.stop, 100.0)):
+        if bound is None:
+            values.append(default)
+        elif bound.endswith("%"):
+            values.append(float(bound[:-1]))
+        else:
+            return None
+    return values[0], values[1]
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """Optimizer and learning-rate schedule."""
+
+    name: str = "adamw"  # adamw | adam | sgd
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine (with linear warmup) | constant
+    warmup_epochs: float = 0.0
+    momentum: float = 0.9  # sgd only
+
+    def validate(self):
+        if self.name not in ("adamw", "adam", "sgd"):
+            raise ConfigError(f"optimizer.name must be adamw, adam or sgd. Received: {self.name!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"optimizer.schedule must be cosine or constant. Received: {self.schedule!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"optimizer.learning_rate must be > 0. Received: {self.learning_rate!r}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ConfigError("optimizer.weight_decay and optimizer.warmup_epochs must be >= 0. "
+                              f"Received: {self.weight_decay!r}, {self.warmup_epochs!r}")
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """Fields every trained experiment has: optimizer, schedule length, seed."""
+
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    epochs: int = 10
+    steps_per_epoch: int | None = None  # cap per epoch, for quick runs
+    seed: int = 0
+    jit_compile: bool = False  # XLA-compile the train step (pays off on GPUs; slower on this 2-core CPU)
+    strategy: str = "default"  # tfadv.distribute.STRATEGIES; data.batch_size is the global batch
+    mixed_precision: bool = False  # mixed_float16 compute with loss scaling (GPUs with tensor cores)
+
+    def validate(self):
+        from tfadv.distribute import STRATEGIES
+
+        self.optimizer.validate()
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {STRATEGIES}. Received: {self.strategy!r}")
+        if self.strategy == "tpu" and self.mixed_precision:
+            raise ConfigError("mixed_precision is float16 with loss scaling, for GPUs; TPUs compute in bfloat16 "
+                              "without it: drop --mixed_precision for strategy=tpu.")
+        if self.epochs <= 0:
+            raise ConfigError(f"epochs must be > 0. Received: {self.epochs!r}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
+            raise ConfigError(f"steps_per_epoch must be > 0 or null. Received: {self.steps_per_epoch!r}")
+        return self
+
+
+@dataclasses.dataclass
+class TrainingConfig(ScheduleConfig):
+    """A trained experiment on a labelled dataset (tfadv.data)."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+    def validate(self):
+        super().validate()
+        self.data.validate()
+        return self
+
+
+@dataclasses.dataclass
+class ClassifierExperiment(TrainingConfig):
+    """Training a target classifier with ``compile`` / ``fit``."""
+
+    kind: str = "classifier"
+    model: str = "small_cnn"
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    label_smoothing: float = 0.0
+    test_time_flip: bool = False  # serve the mean logits of the image and its mirror (tfadv.models.flip_average)
+
+    def validate(self):
+        super().validate()
+        from tfadv.models import CLASSIFIERS
+
+        if self.model not in CLASSIFIERS:
+            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing!r}")
+        if self.test_time_flip and not get_spec(self.data.dataset).flip_augment:
+            raise ConfigError(f"test_time_flip: a mirror image of {self.data.dataset} does not keep its label.")
+        return self
+
+
+@dataclasses.dataclass
+class PerturbationExperiment(TrainingConfig):
+    """Training a perturbation generator against a frozen target classifier.
+
+    ``target`` is a zoo entry name (its SavedModel, checksum-verified) or a path
+    to a ``.keras`` classifier. ``mode``: "thresholded" (tanh delta scaled to
+    ``eps`` in ``norm``; set magnitude_weight 0), "joint" (x_hat directly,
+    ``magnitude_weight`` * ||x_hat - x||_magnitude_norm in the loss) or
+    "universal" (one U from fixed noise drawn with ``seed``, scaled to ``eps``,
+    added to every image). ``gan`` adds the discriminator realism term with
+    weight ``realism_weight``.
+    """
+
+    kind: str = "perturbation"
+    target: str = "fashion_mnist_small_cnn"
+    generator: str = "unet"
+    generator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    mode: str = "thresholded"
+    norm: str = "l2"
+    eps: float = 2.4
+    loss: str = "untargeted"
+    target_class: int | None = None
+    kappa: float = 0.0
+    magnitude_weight: float = 0.0
+    magnitude_norm: str = "l2"
+    gan: bool = False
+    realism_weight: float = 1.0
+    d_learning_rate: float = 2e-4
+    d_beta_1: float = 0.5  # the discriminator's Adam beta_1 (DCGAN's choice)
+
+    def validate(self):
+        super().validate()
+        from tfadv.budgets import NORMS, check_budget
+        from tfadv.losses import check_loss
+        from tfadv.models.generators import GENERATORS
+
+        modes = ("thresholded", "joint", "universal")
+
+        if self.generator not in GENERATORS:
+            raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
+        if self.mode not in modes:
+            raise ConfigError(f"mode must be one of {modes}. Received: {self.mode!r}")
+        check_budget(self.norm, self.eps, get_spec(self.data.dataset).image_shape)
+        check_loss(self.loss, self.target_class, get_spec(self.data.dataset).num_classes)
+        if self.magnitude_norm not in NORMS:
+            raise ConfigError(f"magnitude_norm must be one of {NORMS}. Received: {self.magnitude_norm!r}")
+        if self.magnitude_weight < 0 or self.realism_weight < 0:
+            raise ConfigError("magnitude_weight and realism_weight must be >= 0. "
+                              f"Received: {self.magnitude_weight!r}, {self.realism_weight!r}")
+        if not 0 <= self.d_beta_1 < 1:
+            raise ConfigError(f"d_beta_1 must be in [0, 1). Received: {self.d_beta_1!r}")
+        if self.mode == "joint" and not (self.magnitude_weight or self.gan):
+            raise ConfigError("mode='joint' needs magnitude_weight > 0 or gan=true: otherwise nothing keeps "
+                              "x_hat close to x.")
+        return self
+
+
+@dataclasses.dataclass
+class DefenseExperiment(TrainingConfig):
+    """Training a defended classifier from scratch: joint (classifier + generator) or PGD adversarial training.
+
+    ``method``: "joint" (a thresholded ``generator`` trained to fool the current
+    classifier, two optimizers per step; ``refine_steps`` > 0 adds that many PGD
+    steps starting from the generator's x_hat) or "pgd" (Madry et al., ``pgd_steps``).
+    Both attack within (``norm``, ``eps``); the classifier loss mixes clean and
+    adversarial images with weight ``adversarial_fraction`` on the latter.
+    """
+
+    kind: str = "defense"
+    method: str = "joint"
+    model: str = "small_cnn"
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    norm: str = "linf"
+    eps: float = 0.1
+    adversarial_fraction: float = 0.5
+    pgd_steps: int = 7
+    generator: str = "unet"
+    generator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    generator_steps: int = 1
+    refine_steps: int = 0
+    g_learning_rate: float = 1e-3
+    generator_loss: str = "cw"  # the joint generator's loss: cw (C&W margin) or untargeted
+    generator_kappa: float = 2.0  # the cw loss's confidence margin
+
+    def validate(self):
+        super().validate()
+        from tfadv.budgets import check_budget
+        from tfadv.models import CLASSIFIERS, GENERATORS
+
+        if self.method not in ("joint", "pgd"):
+            raise ConfigError(f"method must be joint or pgd. Received: {self.method!r}")
+        if self.model not in CLASSIFIERS:
+            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
+        if self.generator not in GENERATORS:
+            raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
+        check_budget(self.norm, self.eps, get_spec(self.data.dataset).image_shape)
+        if not 0 <= self.adversarial_fraction <= 1:
+            raise ConfigError(f"adversarial_fraction must be in [0, 1]. Received: {self.adversarial_fraction!r}")
+        if self.pgd_steps < 1 or self.generator_steps < 1:
+            raise ConfigError("pgd_steps and generator_steps must be >= 1.")
+        if self.refine_steps < 0:
+            raise ConfigError(f"refine_steps must be >= 0. Received: {self.refine_steps!r}")
+        from tfadv.trainers.defense import GENERATOR_LOSSES
+
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ConfigError(f"generator_loss must be one of {GENERATOR_LOSSES}. Received: {self.generator_loss!r}")
+        if not self.generator_kappa >= 0:
+            raise ConfigError(f"generator_kappa must be >= 0. Received: {self.generator_kappa!r}")
+        return self
+
+
+@dataclasses.dataclass
+class StyleExperiment(ScheduleConfig):
+    """Training a style-transfer network on (content, style) pairs from two image folders.
+
+    ``method``: "gram" (the seed's Gram-stack network) or "adain". ``vgg_weights``:
+    "imagenet", a local VGG16 weights file, or null (random: for tests only).
+    """
+
+    kind: str = "style"
+    method: str = "gram"
+    content_dir: str = "data/content"
+    style_dir: str = "data/style"
+    size: int = 256
+    batch_size: int = 4
+    network_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    vgg_weights: str | None = "imagenet"
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
+
+    def validate(self):
+        super().validate()
+        if self.method not in ("gram", "adain"):
+            raise ConfigError(f"method must be gram or adain. Received: {self.method!r}")
+        multiple = 16 if self.method == "gram" else 8
+        if self.size <= 0 or self.size % multiple:
+            raise ConfigError(f"size must be a positive multiple of {multiple}. Received: {self.size!r}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be > 0. Received: {self.batch_size!r}")
+        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
+            raise ConfigError("content_weight, style_weight and tv_weight must be >= 0.")
+        return self
+
+
+KINDS: dict[str, type] = {"classifier": ClassifierExperiment, "perturbation": PerturbationExperiment,
+                          "style": StyleExperiment, "defense": DefenseExperiment}
