@@ -61,7 +61,7 @@ def test_validate_rejects_bad_values_with_the_value_named(key, value, message):
 
 def test_flag_combinations_that_cannot_work_are_refused_before_any_device_is_looked_for():
     cfg = config_lib.override(experiments.get_experiment("fashion_mnist_cnn"),
-                              {"strategy": "tpu", "mixed_precision": True})
+                              {"runtime.strategy": "tpu", "runtime.mixed_precision": True})
     with pytest.raises(ConfigError, match="drop --mixed_precision for strategy=tpu"):
         cfg.validate()
 
@@ -103,13 +103,15 @@ def test_every_experiment_validates_and_builds(name):
     """Each recipe passes its own validation and builds its model or trainer at its real input shape."""
     import tensorflow as tf
 
-    from tfadv import training
     from tfadv.data import get_spec
     from tfadv.models import build_classifier
+    from tfadv.tasks.defense import build_defense_trainer
+    from tfadv.tasks.perturbation import build_perturbation_trainer
+    from tfadv.tasks.style import build_style_network
 
     cfg = _without_downloads(experiments.get_experiment(name)).validate()
     if cfg.kind == "style":
-        model = training.build_style_network(cfg)
+        model = build_style_network(cfg)
         assert model.output_shape[1:] == (cfg.size, cfg.size, 3)
         return
     spec = get_spec(cfg.data.dataset)
@@ -119,10 +121,10 @@ def test_every_experiment_validates_and_builds(name):
                                                "num_classes": spec.num_classes, **cfg.model_kwargs})
         assert model(batch).shape == (1, spec.num_classes)
     elif cfg.kind == "perturbation":
-        trainer = training.build_perturbation_trainer(cfg, _stand_in_classifier(spec), spec.image_shape)
+        trainer = build_perturbation_trainer(cfg, _stand_in_classifier(spec), spec.image_shape)
         assert trainer(batch).shape == batch.shape
     else:
-        trainer = training.build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
+        trainer = build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
         assert trainer(batch).shape == (1, spec.num_classes)
 
 
@@ -165,3 +167,22 @@ def test_configs_written_before_held_out_validation_read_back_without_one():
     cfg = experiments.from_dict(old)
     assert cfg.data.validation_split is None and cfg.data.train_split == "train"
     cfg.validate()
+
+
+def test_configs_written_before_the_runtime_section_read_back_into_it():
+    old = config_lib.to_dict(experiments.get_experiment("fashion_mnist_unet_l2"))
+    del old["runtime"]
+    old.update({"strategy": "mirrored", "jit_compile": True, "mixed_precision": True})  # the old top-level fields
+    cfg = experiments.from_dict(old)
+    assert (cfg.runtime.strategy, cfg.runtime.jit_compile, cfg.runtime.mixed_precision) == ("mirrored", True, True)
+    assert "mixed_precision" not in config_lib.to_dict(cfg)  # written back in the new shape
+    with pytest.raises(ConfigError, match="strategy must be one of"):
+        experiments.from_dict({**old, "strategy": "horovod"}).validate()
+
+
+def test_every_kind_shares_one_runtime_section():
+    kinds = {cfg.kind: cfg for cfg in map(experiments.get_experiment, experiments.EXPERIMENTS)}
+    assert set(kinds) == set(experiments.KINDS)
+    for cfg in kinds.values():
+        assert isinstance(cfg.runtime, experiments.RuntimeConfig)
+        assert not {"strategy", "jit_compile", "mixed_precision"} & set(config_lib.to_dict(cfg)), cfg.kind

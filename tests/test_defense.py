@@ -206,7 +206,9 @@ def brightness_classifier():
 
 
 def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
-    from tfadv import defense_report, export, zoo
+    import functools
+
+    from tfadv import defense_report, export, training, zoo
 
     zoo_dir = str(tmp_path / "zoo")
     classifiers = {"base": brightness_classifier(), "hardened": build_classifier("small_cnn", filters=[4, 8])}
@@ -233,21 +235,80 @@ def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
     x = tf.random.stateless_uniform((4, 28, 28, 1), (1, 2))
     assert set(wide) == {"transfer:base_attack", "transfer:base_attack_wide@0.1"}
     assert float(tf.reduce_max(tf.abs(wide["transfer:base_attack_wide@0.1"](x) - x))) <= 0.1
-    rows = defense_report.report(["hardened"], "base", "linf", 0.1, zoo_dir=zoo_dir, idx_dir=idx_dir, pgd_steps=3,
-                                 pgd_restarts=2, pgd_examples=20, fresh_epochs=1, fresh_steps_per_epoch=1)
+    fresh = functools.partial(training.fresh_generator, norm="linf", eps=0.1, epochs=1, steps_per_epoch=1,
+                              idx_dir=idx_dir, zoo_dir=zoo_dir)
+    rows = defense_report.report(["hardened"], "base", "linf", 0.1, fresh_generator=fresh, zoo_dir=zoo_dir,
+                                 idx_dir=idx_dir, pgd_steps=3, pgd_restarts=2, pgd_examples=20, attacks=["fgsm"])
     assert [row["classifier"] for row in rows] == ["base", "hardened"]
     for row in rows:
         co_trained = {"co_trained_generator"} if row["classifier"] == "hardened" else set()
-        assert set(row) == {"classifier", "clean", "fresh_generator", "pgd3x2", "transfer:base_attack",
+        assert set(row) == {"classifier", "clean", "fresh_generator", "pgd3x2", "fgsm", "transfer:base_attack",
                             "transfer:base_attack_wide@0.1", "seconds"} | co_trained
     base = rows[0]
     assert base["clean"] > 0.9, base
     assert base["pgd3x2"] < base["clean"] - 0.5, base  # a PGD that returned x unchanged would score ~clean
+    assert base["fgsm"] < base["clean"] - 0.5, base  # one step of 0.125 crosses the brightness boundaries too
     key = defense_report.record(rows, {"norm": "linf", "eps": 0.1}, zoo_dir)
     recorded = zoo.entry("hardened", zoo_dir)["metrics"][key]
     assert key == "robustness_linf_0.1" and recorded["pgd3x2"] == rows[1]["pgd3x2"]
     assert zoo.verify("hardened", zoo_dir)  # the artifact and its checksum are untouched
     table = defense_report.markdown(rows)
     assert table.splitlines()[0].startswith("| classifier | clean |") and "| hardened |" in table
+    with pytest.raises(ConfigError, match="Unknown attack 'nope'"):
+        defense_report.report(["hardened"], "base", "linf", 0.1, fresh_generator=fresh, zoo_dir=zoo_dir,
+                              attacks=["nope"])
     with pytest.raises(ZooError, match="Unknown zoo entry 'nope'"):
-        defense_report.report(["nope"], "base", "linf", 0.1, zoo_dir=zoo_dir, idx_dir=idx_dir)
+        defense_report.report(["nope"], "base", "linf", 0.1, fresh_generator=fresh, zoo_dir=zoo_dir, idx_dir=idx_dir)
+
+
+def test_fgsm_training_runs_and_the_guard_restores_the_best_epoch_when_pgd_accuracy_collapses(idx_dir, tmp_path):
+    """The fast-adversarial-training recipe trains through the runner; its guard, fed a collapse, stops
+    training and puts the best epoch's weights back."""
+    from tfadv import experiments, training
+    from tfadv.trainers.defense import RobustAccuracyGuard
+
+    cfg = experiments.get_experiment("fashion_mnist_fgsm_defense_linf")
+    cfg.data.idx_dir, cfg.data.batch_size, cfg.epochs, cfg.steps_per_epoch = idx_dir, 16, 2, 2
+    cfg.model_kwargs = {"filters": [[4], [8]], "head": "gap"}
+    trainer, metrics = training.run_experiment(cfg, str(tmp_path / "fgsm"), verbose=0)
+    assert metrics["epochs_run"] == 2 and "guard_pgd_accuracy" in trainer.history.history
+    assert trainer.steps == 1 and trainer.step_size == pytest.approx(0.125)
+
+    guard = RobustAccuracyGuard(tf.zeros((4, 28, 28, 1)), tf.zeros((4,), tf.int32), "linf", 0.1)
+    guard.set_model(trainer)
+    scripted = iter([0.6, 0.7, 0.3])  # epoch 2 is the best; epoch 3 collapses by 0.4 > 0.2
+    guard.robust_accuracy = lambda: next(scripted)
+    weights = []
+    for epoch in range(3):
+        trainer.stop_training = False
+        trainer.classifier.set_weights([w + 1.0 for w in trainer.classifier.get_weights()])  # "training"
+        weights.append(trainer.classifier.get_weights())
+        guard.on_epoch_end(epoch, {})
+    assert trainer.stop_training and guard.stopped_epoch == 2
+    for restored, best in zip(trainer.classifier.get_weights(), weights[1]):
+        np.testing.assert_array_equal(restored, best)
+
+
+def test_trades_step_minimises_clean_cross_entropy_plus_beta_times_kl_to_its_kl_attack():
+    """The TRADES loss recomputed in numpy from the classifier's logits on x and on the trainer's own attack."""
+    from tfadv.losses import adversarial_loss
+    from tfadv.trainers.defense import TRADESTrainer
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(size=(8, 6, 6, 1)), tf.float32)
+    y = tf.constant(rng.integers(0, 3, 8), tf.int32)
+    classifier = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    trainer = TRADESTrainer(classifier, "linf", 0.1, steps=3, beta=4.0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0))  # no update: the loss is of these weights
+    x_adv = trainer.adversarial(x, y)
+    assert float(tf.reduce_max(tf.abs(x_adv - x))) <= 0.1 + 1e-6
+    clean, adv = classifier(x).numpy().astype(np.float64), classifier(x_adv).numpy().astype(np.float64)
+    log_p = clean - np.log(np.exp(clean).sum(-1, keepdims=True))
+    log_q = adv - np.log(np.exp(adv).sum(-1, keepdims=True))
+    kl = (np.exp(log_p) * (log_p - log_q)).sum(-1)
+    expected = np.mean(-log_p[np.arange(8), y.numpy()] + 4.0 * kl)
+    logs = trainer.train_step((x, y))
+    np.testing.assert_allclose(float(logs["classifier_loss"]), expected, rtol=1e-5)
+    assert kl.mean() > 1e-4  # the attack moved the prediction (a no-op attack would give KL 0)
+    np.testing.assert_allclose(adversarial_loss("trades_kl", classifier(x_adv), y, clean_logits=classifier(x)),
+                               -kl, rtol=1e-4, atol=1e-7)

@@ -19,72 +19,15 @@ endpoint ``serve`` or ``serving_default``) or a zoo entry name::
     attack.attacker.save("attacker.keras")
 """
 
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfadv.errors import ConfigError
+from tfadv.targets import (PIXEL_SCALE_KEY, PixelScale, SavedModelClassifier, is_saved_model_dir,  # noqa: F401
+                           load_target, split_target, with_pixel_scale)
 
-ENDPOINTS = ("serve", "serving_default")
-PIXEL_SCALE_KEY = "?pixel_scale="  # a target string's suffix, so configs and zoo entries record the wrapping
 RANGE_GAP = 0.3  # accuracy at 0-255 this far above [0, 1] on a probe batch: the model expects 0-255
-
-
-def with_pixel_scale(path: str, pixel_scale: float) -> str:
-    """The target string for ``path`` wrapped to multiply its [0, 1] input by ``pixel_scale`` (1: unchanged)."""
-    return path if float(pixel_scale) == 1.0 else f"{path}{PIXEL_SCALE_KEY}{float(pixel_scale):g}"
-
-
-def split_target(target: str) -> tuple[str, float]:
-    """(path or zoo name, pixel_scale) of a target string made by :func:`with_pixel_scale`."""
-    path, _, scale = target.partition(PIXEL_SCALE_KEY)
-    try:
-        pixel_scale = float(scale) if scale else 1.0
-    except ValueError:
-        raise ConfigError(f"Target {target!r}: pixel_scale must be a number, e.g. {path}{PIXEL_SCALE_KEY}255.")
-    if pixel_scale <= 0:
-        raise ConfigError(f"Target {target!r}: pixel_scale must be > 0. Received: {pixel_scale!r}")
-    return path, pixel_scale
-
-
-def is_saved_model_dir(path: str) -> bool:
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
-class SavedModelClassifier(keras.layers.Layer):
-    """A SavedModel directory as a frozen float32 layer: images -> logits (a one-output dict is unwrapped)."""
-
-    def __init__(self, path: str, **kwargs):
-        super().__init__(dtype="float32", trainable=False, **kwargs)
-        loaded = tf.saved_model.load(path)
-        found = [e for e in ENDPOINTS if (e in loaded.signatures if e == "serving_default" else hasattr(loaded, e))]
-        if not found:
-            raise ConfigError(f"SavedModel {path!r} has neither a 'serve' endpoint nor a 'serving_default' "
-                              f"signature (signatures: {sorted(loaded.signatures) or 'none'}).")
-        self.model_dir, self.endpoint = path, found[0]
-        self.inner = keras.layers.TFSMLayer(path, call_endpoint=self.endpoint, trainable=False, dtype="float32")
-
-    def call(self, images):
-        outputs = self.inner(images)
-        if isinstance(outputs, dict):
-            if len(outputs) != 1:
-                raise ConfigError(f"SavedModel {self.model_dir!r} endpoint {self.endpoint!r} returns "
-                                  f"{len(outputs)} outputs ({', '.join(sorted(outputs))}); tfadv needs one: logits.")
-            outputs = next(iter(outputs.values()))
-        return outputs
-
-
-class PixelScale(keras.layers.Layer):
-    """Wraps a classifier that expects pixels in [0, ``scale``]: [0, 1] images are multiplied inside."""
-
-    def __init__(self, classifier, scale: float, **kwargs):
-        super().__init__(dtype="float32", trainable=False, **kwargs)
-        self.classifier, self.scale = classifier, float(scale)
-
-    def call(self, images):
-        return self.classifier(images * self.scale)
 
 
 def load_classifier(target: str, pixel_scale: float = 1.0, zoo_dir: str | None = None):
@@ -93,9 +36,7 @@ def load_classifier(target: str, pixel_scale: float = 1.0, zoo_dir: str | None =
     ``pixel_scale=255`` wraps a model that expects 0-255 pixels. Check it against your data with
     :func:`check_classifier` (tfadv-attack does).
     """
-    from tfadv import evaluation
-
-    return evaluation.load_target(with_pixel_scale(target, pixel_scale), zoo_dir)
+    return load_target(with_pixel_scale(target, pixel_scale), zoo_dir)
 
 
 def check_classifier(classifier, images, labels=None, num_classes: int | None = None, name: str = "target",
@@ -134,28 +75,6 @@ def check_classifier(classifier, images, labels=None, num_classes: int | None = 
                           "(Python: pixel_scale=255) so the scaling happens inside the model.")
 
 
-def image_folder(directory: str, image_shape, batch_size: int = 128, class_names=None):
-    """A folder of labelled images (one subfolder per class, sorted names = class indices) as (images, labels).
-
-    Images are resized to ``image_shape``'s height and width, converted to its channels and scaled to [0, 1].
-    Returns (dataset, class_names).
-    """
-    height, width, channels = image_shape
-    if channels not in (1, 3):
-        raise ConfigError(f"Image folders give 1 or 3 channels; the classifier takes {channels}.")
-    if not os.path.isdir(directory):
-        raise ConfigError(f"Image folder {directory!r} does not exist.")
-    try:
-        ds = keras.utils.image_dataset_from_directory(
-            directory, labels="inferred", label_mode="int", class_names=class_names,
-            color_mode="grayscale" if channels == 1 else "rgb", image_size=(height, width), batch_size=batch_size,
-            shuffle=False, verbose=False)
-    except ValueError as e:
-        raise ConfigError(f"Image folder {directory!r}: {str(e).splitlines()[0]}") from None
-    names = list(ds.class_names)
-    return ds.map(lambda x, y: (x / 255.0, y)), names
-
-
 def generator_attack(target, image_shape, norm: str = "l2", eps: float = 2.4, *, generator: str = "unet",
                      mode: str = "thresholded", learning_rate: float = 1e-3, loss: str = "untargeted",
                      target_class: int | None = None, **generator_kwargs):
@@ -164,14 +83,15 @@ def generator_attack(target, image_shape, norm: str = "l2", eps: float = 2.4, *,
     ``attack.attacker`` is the x -> x_hat model to save; the budget (``norm``, ``eps``) is enforced by its
     last layer. ``mode``: "thresholded" (per image) or "universal" (one U for all images).
     """
-    from tfadv import experiments, training
+    from tfadv import experiments
     from tfadv.budgets import check_budget
+    from tfadv.tasks.perturbation import build_perturbation_trainer
 
     if mode not in ("thresholded", "universal"):
         raise ConfigError(f"mode must be 'thresholded' or 'universal'. Received: {mode!r}")
     check_budget(norm, eps, tuple(image_shape))
     cfg = experiments.PerturbationExperiment(generator=generator, generator_kwargs=dict(generator_kwargs), mode=mode,
                                              norm=norm, eps=eps, loss=loss, target_class=target_class)
-    trainer = training.build_perturbation_trainer(cfg, target, tuple(image_shape))
+    trainer = build_perturbation_trainer(cfg, target, tuple(image_shape))
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
     return trainer

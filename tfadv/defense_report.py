@@ -8,16 +8,13 @@ classifier's zoo perturbations of the same norm (transfer; projected onto the
 eps-ball when trained with a larger budget). All attacks use the same (norm, eps).
 """
 
-import contextlib
-import os
-import tempfile
 import time
 
 import tensorflow as tf
 
 from tfadv import data as data_lib
-from tfadv import evaluation, experiments, progress, zoo
-from tfadv.attacks import pgd
+from tfadv import evaluation, progress, zoo
+from tfadv.attacks import get_attack, pgd
 from tfadv.budgets import bounded_perturbation
 
 
@@ -28,34 +25,6 @@ def _accuracy_under(classifier, ds, attack=None, label=None) -> float:
         correct += int(tf.reduce_sum(tf.cast(tf.argmax(classifier(x_in), -1, output_type=tf.int32) == y, tf.int32)))
         total += int(y.shape[0])
     return correct / total
-
-
-@contextlib.contextmanager
-def _zoo_dir_for_runs(zoo_dir):
-    """Training runs find their target in the default zoo (``$TFADV_ZOO_DIR``): point it at ``zoo_dir``."""
-    previous = os.environ.get("TFADV_ZOO_DIR")
-    os.environ["TFADV_ZOO_DIR"] = zoo_dir or zoo.default_zoo_dir()
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["TFADV_ZOO_DIR"]
-        else:
-            os.environ["TFADV_ZOO_DIR"] = previous
-
-
-def _fresh_generator_accuracy(name, classifier, norm, eps, test_ds, zoo_dir, idx_dir, epochs,
-                              steps_per_epoch) -> float:
-    """Trains a thresholded U-Net from scratch against zoo classifier ``name`` (served as ``classifier``);
-    its adversarial accuracy."""
-    from tfadv import training
-
-    cfg = experiments.fashion_mnist_unet_l2()
-    cfg.target, cfg.norm, cfg.eps, cfg.epochs, cfg.steps_per_epoch = name, norm, eps, epochs, steps_per_epoch
-    cfg.data.idx_dir = idx_dir
-    with tempfile.TemporaryDirectory() as workdir, _zoo_dir_for_runs(zoo_dir):
-        trainer, _ = training.train_perturbation(cfg, workdir, verbose=0)
-    return evaluation.measure_attack(trainer.attacker, classifier, test_ds)["adv_accuracy"]
 
 
 def co_trained_generator(name, registry, zoo_dir=None):
@@ -88,18 +57,24 @@ def transfer_attacks(registry, undefended, norm, eps, zoo_dir=None) -> dict:
     return attacks
 
 
-def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, pgd_steps=100,
-           pgd_restarts=2, pgd_examples=1000, fresh_epochs=2, fresh_steps_per_epoch=None) -> list[dict]:
+def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, idx_dir=None, pgd_steps=100,
+           pgd_restarts=2, pgd_examples=1000, attacks=()) -> list[dict]:
     """One dict per classifier (undefended first) with its accuracy under each attack, plus seconds spent.
 
     Args:
         defended: zoo names of defended classifiers; undefended: the baseline zoo classifier.
         norm, eps: the budget every attack uses.
+        fresh_generator: ``zoo name -> x -> x_hat``, a generator trained from scratch against that frozen
+            classifier at (norm, eps) (``tfadv.training.fresh_generator`` with its settings bound; reporting
+            does not train).
         zoo_dir: the zoo (default: tfadv.zoo.default_zoo_dir()); idx_dir: local IDX files of the dataset.
         pgd_steps, pgd_restarts, pgd_examples: PGD on the first ``pgd_examples`` test images.
-        fresh_epochs, fresh_steps_per_epoch: training of the fresh generator attacking each classifier.
+        attacks: more registered attacks (``tfadv.attacks.ATTACKS``) at their default settings, each a column
+            of its name, on the same images as PGD.
     """
     started = time.time()
+    for attack_name in attacks:
+        get_attack(attack_name)  # a clear error for an unknown attack, before hours of work
     registry = zoo.read_registry(zoo_dir)
     for name in [undefended] + list(defended):
         zoo.entry(name, zoo_dir)  # a clear error for an unknown name, before hours of work
@@ -113,11 +88,15 @@ def report(defended, undefended, norm, eps, *, zoo_dir=None, idx_dir=None, pgd_s
         co_trained = co_trained_generator(name, registry, zoo_dir)
         if co_trained is not None:
             row["co_trained_generator"] = _accuracy_under(classifier, test_ds, lambda x, y: co_trained(x))
-        row["fresh_generator"] = _fresh_generator_accuracy(name, classifier, norm, eps, test_ds, zoo_dir, idx_dir,
-                                                           fresh_epochs, fresh_steps_per_epoch)
+        row["fresh_generator"] = evaluation.measure_attack(fresh_generator(name), classifier, test_ds)["adv_accuracy"]
         row[f"pgd{pgd_steps}x{pgd_restarts}"] = _accuracy_under(
             classifier, pgd_ds, lambda x, y: pgd(classifier, x, y, eps=eps, norm=norm, steps=pgd_steps,
                                                  restarts=pgd_restarts), label=f"{name}: PGD-{pgd_steps}")
+        for attack_name in attacks:
+            attack_fn = get_attack(attack_name)
+            row[attack_name] = _accuracy_under(classifier, pgd_ds,
+                                               lambda x, y, fn=attack_fn: fn(classifier, x, y, eps=eps, norm=norm),
+                                               label=f"{name}: {attack_name}")
         for column, attack in transfer.items():
             row[column] = _accuracy_under(classifier, test_ds, lambda x, y: attack(x))
         row["seconds"] = round(time.time() - started, 1)

@@ -1,16 +1,14 @@
 """Measuring models: the figures that go into metrics.json and the zoo registry."""
 
-import os
-
 import keras
 import tensorflow as tf
 
 from tfadv import data as data_lib
-from tfadv import experiments
 from tfadv import models  # noqa: F401 - registers the serializable layers load_model needs
 from tfadv import progress, zoo
-from tfadv.errors import ConfigError, ZooError
+from tfadv.errors import ZooError
 from tfadv.metrics import AttackMetrics
+from tfadv.targets import load_target
 
 
 def predictor(model_or_fn):
@@ -67,49 +65,21 @@ def measure_attack(attack, classifier, dataset: tf.data.Dataset, target_class: i
     return result
 
 
-def load_target(target: str, zoo_dir: str | None = None):
-    """The frozen classifier an attack trains against: a .keras file, a SavedModel directory or a zoo entry name.
+CLASSIFIER_KINDS = ("classifier", "defended_classifier")  # zoo kinds that serve logits; the others serve x_hat
 
-    A ``?pixel_scale=S`` suffix (tfadv.byo.with_pixel_scale) wraps a model that expects pixels in [0, S].
+
+def measure_entry(kind: str, model, dataset: tf.data.Dataset, target=None, target_class: int | None = None) -> dict:
+    """The figures the registry records for a model of zoo ``kind`` (Keras model or SavedModel ``serve``).
+
+    Classifier kinds get their accuracy; attack kinds (perturbation, universal) their attack metrics against
+    ``target`` (images -> logits), universal ones with the confusion matrix of where the images were sent.
+    Export, re-guarding and ``tfadv-evaluate`` all measure through here, so they agree by construction.
     """
-    from tfadv import byo
-
-    path, pixel_scale = byo.split_target(target)
-    if path.endswith(".keras"):
-        if not os.path.isfile(path):
-            raise ConfigError(f"Target classifier file {path!r} does not exist.")
-        model = keras.saving.load_model(path, safe_mode=True)
-        model.trainable = False
-    elif byo.is_saved_model_dir(path):
-        model = byo.SavedModelClassifier(path)
-    elif os.path.isdir(path):
-        raise ConfigError(f"Target directory {path!r} holds no saved_model.pb: not a SavedModel.")
-    else:
-        model = zoo.keras_layer(path, zoo_dir)
-    return model if pixel_scale == 1.0 else byo.PixelScale(model, pixel_scale)
-
-
-def load_run(workdir: str):
-    """Returns (config, model) of a training run folder."""
-    cfg = experiments.load_json(os.path.join(workdir, "config.json"))
-    path = os.path.join(workdir, "attacker.keras" if cfg.kind == "perturbation" else "model.keras")
-    # A defence run's model.keras is its defended classifier: it is evaluated and exported like any classifier.
-    if not os.path.isfile(path):
-        raise ZooError(f"No trained model at {path!r}: train the run first (tfadv-train --workdir={workdir}).")
-    try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except Exception as e:  # noqa: BLE001 - corrupt archives raise many types
-        raise ZooError(f"Cannot load {path!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
-    return cfg, model
-
-
-def measure_classifier(predict, dataset_name, split, batch_size, source, idx_dir, tfds_data_dir) -> dict:
-    """Accuracy of ``predict`` (images -> logits) on a dataset split, with the data source used."""
-    ds, info = data_lib.load(dataset_name, split, batch_size=batch_size, source=source, idx_dir=idx_dir,
-                             tfds_data_dir=tfds_data_dir)
-    result = evaluate_classifier(predict, ds)
-    return {"dataset": dataset_name, "split": split, "accuracy": result["accuracy"],
-            "num_examples": result["num_examples"], "data_source": f"{info.source}:{info.location}"}
+    if kind in CLASSIFIER_KINDS:
+        return evaluate_classifier(model, dataset)
+    if target is None:
+        raise ZooError(f"A {kind} model is measured against a target classifier; none was given.")
+    return measure_attack(model, target, dataset, target_class, confusion=kind == "universal")
 
 
 def evaluate_zoo_entry(name: str, zoo_dir=None, split="test", source="auto", idx_dir=None, tfds_data_dir=None,
@@ -122,29 +92,14 @@ def evaluate_zoo_entry(name: str, zoo_dir=None, split="test", source="auto", idx
     """
     found = zoo.entry(name, zoo_dir)
     loaded = zoo.load(name, zoo_dir)
-    if found["kind"] in ("classifier", "defended_classifier"):
-        metrics = measure_classifier(loaded.serve, found["dataset"], split, batch_size, source, idx_dir,
-                                     tfds_data_dir)
-        return {"zoo_name": name, **metrics}
-    target = target or found["target"]
-    classifier = zoo.load(target, zoo_dir)
     ds, info = data_lib.load(found["dataset"], split, batch_size=batch_size, source=source, idx_dir=idx_dir,
                              tfds_data_dir=tfds_data_dir)
-    metrics = measure_attack(loaded.serve, classifier.serve, ds, found["config"].get("target_class"),
-                             confusion=found["kind"] == "universal")
-    return {"zoo_name": name, "target": target, "dataset": found["dataset"], "split": split, **metrics,
-            "data_source": f"{info.source}:{info.location}"}
-
-
-def evaluate_run(workdir: str, split="test", source="auto", idx_dir=None, tfds_data_dir=None,
-                 batch_size=256) -> dict:
-    """Measures a training run's model.keras on ``split`` of its dataset."""
-    cfg, model = load_run(workdir)
-    if cfg.kind == "perturbation":
-        ds, info = data_lib.load(cfg.data.dataset, split, batch_size=batch_size, source=source, idx_dir=idx_dir,
-                                 tfds_data_dir=tfds_data_dir)
-        metrics = measure_attack(model, load_target(cfg.target), ds, cfg.target_class)
-        return {"workdir": workdir, "target": cfg.target, "split": split, **metrics,
-                "data_source": f"{info.source}:{info.location}"}
-    return {"workdir": workdir, **measure_classifier(model, cfg.data.dataset, split, batch_size, source, idx_dir,
-                                                     tfds_data_dir)}
+    read = {"split": split, "data_source": f"{info.source}:{info.location}"}
+    if found["kind"] in CLASSIFIER_KINDS:
+        metrics = measure_entry(found["kind"], loaded.serve, ds)
+        return {"zoo_name": name, "dataset": found["dataset"], **read, "accuracy": metrics["accuracy"],
+                "num_examples": metrics["num_examples"]}
+    target = target or found["target"]
+    classifier = load_target(target, zoo_dir)  # a zoo name, or the .keras / SavedModel file an entry recorded
+    metrics = measure_entry(found["kind"], loaded.serve, ds, classifier, found["config"].get("target_class"))
+    return {"zoo_name": name, "target": target, "dataset": found["dataset"], **read, **metrics}

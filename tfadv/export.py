@@ -1,8 +1,10 @@
-"""SavedModel export with a fixed ``serve`` signature (the zoo contract).
+"""Publishing a training run into the zoo: staged, measured from the exported SavedModel, then committed.
 
-Every tfadv SavedModel has an endpoint ``serve`` (also ``serving_default``)
-taking float32 NHWC images in [0, 1]: classifiers return logits, perturbation
-models return x_hat in [0, 1]. Check one with plain TensorFlow:
+    tfadv.export.export_run("runs/fashion_mnist_cnn", "fashion_mnist_small_cnn")
+
+The SavedModel writers (the ``serve`` contract) are :mod:`tfadv.savedmodel`,
+re-exported here; the run's task says what its artifact becomes. Check an
+entry with plain TensorFlow:
 
     loaded = tf.saved_model.load(path)      # keep a reference (see KERAS3-NOTES)
     logits = loaded.serve(images)
@@ -11,81 +13,24 @@ models return x_hat in [0, 1]. Check one with plain TensorFlow:
 import datetime
 import json
 import os
-from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
-from tfadv import __version__, evaluation, zoo
+from tfadv import __version__, evaluation, runs, savedmodel, tasks, zoo
 from tfadv import data as data_lib
 from tfadv.config import to_dict
-from tfadv.errors import ConfigError, ZooError
-from tfadv.inputs import guarded
+from tfadv.errors import ZooError
+from tfadv.savedmodel import (image_spec, write_classifier, write_perturbation, write_saved_model,  # noqa: F401
+                              write_style)
+from tfadv.targets import load_target
 
 
-def image_spec(shape: Sequence[int], name: str = "images") -> tf.TensorSpec:
-    """The serving input spec for a batch of images of ``shape`` = (H, W, C)."""
-    shape = tuple(shape)
-    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
-        raise ConfigError(f"Serving image shape must be (H, W, C) positive ints. Received: {shape!r}")
-    return tf.TensorSpec((None,) + shape, tf.float32, name=name)
-
-
-def write_saved_model(export_dir: str, serve_fn: Callable, input_signature: Sequence[tf.TensorSpec],
-                      track: Sequence = (), extra_endpoints: dict | None = None) -> None:
-    """Writes a SavedModel whose ``serve`` / ``serving_default`` endpoint is ``serve_fn``.
-
-    Args:
-        export_dir: destination; must not exist yet. Use :func:`tfadv.zoo.staging`
-            to write into the zoo atomically.
-        serve_fn: function of the input tensors, traced with ``input_signature``; the endpoint runs it behind
-            :func:`tfadv.inputs.guarded` (empty batches, NaN/inf and values outside [0, 1] are refused).
-        input_signature: one ``tf.TensorSpec`` per input.
-        track: Keras models / layers whose variables ``serve_fn`` uses, or a loaded SavedModel (see :func:`reguard`).
-        extra_endpoints: more endpoints, ``{name: (fn, input_signature)}``.
-    """
-    archive = keras.export.ExportArchive()
-    for resource in track:
-        archive.track(resource)
-        if not isinstance(resource, keras.layers.Layer):  # a loaded SavedModel (re-guarding): list its variables
-            for attribute in ("variables", "trainable_variables", "non_trainable_variables"):  # as Keras does
-                getattr(archive._tf_trackable, attribute).extend(getattr(resource, attribute, ()))
-    guarded_fn = guarded(serve_fn, [spec.name for spec in input_signature])  # empty / NaN / range checks
-    archive.add_endpoint("serve", guarded_fn, input_signature=list(input_signature))  # first: serving_default
-    for name, (fn, signature) in (extra_endpoints or {}).items():
-        archive.add_endpoint(name, fn, input_signature=list(signature))
-    archive.write_out(export_dir, verbose=False)
-
-
-def write_classifier(export_dir: str, model: keras.Model) -> None:
-    """Exports a [0, 1]-image -> logits Keras classifier under the zoo contract."""
-    write_saved_model(export_dir, lambda images: model(images, training=False),
-                      [image_spec(model.input_shape[1:])], track=[model])
-
-
-def write_perturbation(export_dir: str, attacker: keras.Model, image_shape) -> None:
-    """Exports an x -> x_hat model under the zoo contract (x_hat in [0, 1]).
-
-    A universal attacker also gets a ``perturbation`` endpoint (no input)
-    returning U [1, H, W, C], so U itself can be inspected or reused.
-    """
-    extra = {}
-    if hasattr(attacker, "perturbation"):
-        extra["perturbation"] = (lambda: attacker.perturbation(training=False), [])
-    write_saved_model(export_dir, lambda images: attacker(images, training=False), [image_spec(image_shape)],
-                      track=[attacker], extra_endpoints=extra)
-
-
-def write_style(export_dir: str, network: keras.Model) -> None:
-    """Exports a style network: ``serve(content, style)``, both float32 [B, S, S, 3] in [0, 1] -> image."""
-    shape = network.output_shape[1:]
-    write_saved_model(export_dir, lambda content, style: network({"content": content, "style": style},
-                                                                  training=False),
-                      [image_spec(shape, "content"), image_spec(shape, "style")], track=[network])
-
-
-def _training_figures(workdir: str) -> dict:
-    """train_seconds and epochs_run from the run's metrics.json, when present (kept for the record)."""
+def _training_figures(workdir: str, companion: bool = False) -> dict:
+    """train_seconds and epochs_run from the run's metrics.json, when present (kept for the record); a
+    companion entry's training is its run's, recorded once, on the run's own entry."""
+    if companion:
+        return {}
     path = os.path.join(workdir, "metrics.json")
     if not os.path.isfile(path):
         return {}
@@ -98,50 +43,60 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
                source: str | None = None, idx_dir: str | None = None) -> dict:
     """Exports a training run into the zoo as entry ``name``, measured from the exported SavedModel.
 
-    The metrics recorded are those of ``tf.saved_model.load(...).serve`` on the
-    run's eval split, i.e. exactly what a user checking the registry gets.
+    The run's task (:mod:`tfadv.tasks`) says what its artifact becomes: the
+    registry kind, the SavedModel writer, the kind's fields, what an attack is
+    measured against, and companion entries (a joint defence's co-trained
+    generator, ``<name>_generator``, exported after the classifier it is
+    measured against: the classifier entry is complete on its own if that
+    step fails). The metrics recorded are those of
+    ``tf.saved_model.load(...).serve`` on the run's eval split, i.e. exactly
+    what a user checking the registry gets.
     """
-    cfg, model = evaluation.load_run(workdir)
-    if cfg.kind == "style":
-        return _export_style_run(workdir, name, cfg, model, zoo_dir, overwrite)
-    data_cfg = cfg.data
-    ds, info = data_lib.load(data_cfg.dataset, data_cfg.eval_split, batch_size=256,
-                             source=source or data_cfg.source, idx_dir=idx_dir or data_cfg.idx_dir,
-                             tfds_data_dir=data_cfg.tfds_data_dir)
-    common = {"split": data_cfg.eval_split, "data_source": f"{info.source}:{info.location}",
-              "command": f"tfadv-evaluate --zoo_name={name} --split={data_cfg.eval_split}"}
-    entry = _export_measured(workdir, name, cfg, model, ds, info, common, zoo_dir, overwrite)
-    if cfg.kind == "defense" and cfg.method == "joint":
-        _export_co_trained_generator(workdir, name, cfg, ds, info, zoo_dir, overwrite)
+    cfg, model = runs.load_run(workdir)
+    task = tasks.get_task(cfg.kind)
+    data = _eval_data(cfg, source, idx_dir) if task.labelled else None
+    target = task.attack_target(cfg)
+    entry = _publish(name, task, task.zoo_kind(cfg), model, cfg, workdir, data, task.entry_fields(cfg),
+                     target_name=target, target=load_target(target, zoo_dir) if target else None,
+                     zoo_dir=zoo_dir, overwrite=overwrite)
+    for companion in task.companions(cfg):
+        path = os.path.join(workdir, companion.artifact)
+        if not os.path.isfile(path):
+            raise ZooError(f"Run {workdir!r} has no {companion.artifact}: entry {name + companion.suffix!r} cannot "
+                           f"be exported (the entry {name!r} was).")
+        _publish(name + companion.suffix, task, companion.zoo_kind, keras.saving.load_model(path, safe_mode=True),
+                 cfg, workdir, data, {**companion.fields, "target": name}, target_name=name,
+                 target=zoo.load(name, zoo_dir).serve, zoo_dir=zoo_dir, overwrite=overwrite)
     return entry
 
 
-def _export_measured(workdir, name, cfg, model, ds, info, common, zoo_dir, overwrite):
-    """Stages, measures and commits a classifier or perturbation run's model as entry ``name``."""
+def _eval_data(cfg, source, idx_dir):
+    """The run's eval split (batch 256) and how it was read: what the registry's figures are measured on."""
     data_cfg = cfg.data
+    return data_lib.load(data_cfg.dataset, data_cfg.eval_split, batch_size=256, source=source or data_cfg.source,
+                         idx_dir=idx_dir or data_cfg.idx_dir, tfds_data_dir=data_cfg.tfds_data_dir)
+
+
+def _publish(name, task, zoo_kind, model, cfg, workdir, data, fields, *, target_name, target, zoo_dir, overwrite):
+    """Stages ``model`` as entry ``name`` of ``zoo_kind``, measures the staged SavedModel and commits it."""
+    image_shape = list(data[1].spec.image_shape) if data else None
     with zoo.staging(name, zoo_dir, overwrite=overwrite) as stage:
-        if cfg.kind == "perturbation":
-            write_perturbation(stage.path, model, info.spec.image_shape)
-            loaded = tf.saved_model.load(stage.path)
-            measured = evaluation.measure_attack(loaded.serve, evaluation.load_target(cfg.target, zoo_dir), ds,
-                                                 cfg.target_class, confusion=cfg.mode == "universal")
-            kind = "universal" if cfg.mode == "universal" else "perturbation"
-            extra = {"target": cfg.target, "output": "x_hat",
-                     "budget": {"norm": cfg.norm, "eps": cfg.eps} if cfg.mode != "joint" else None}
-            if kind == "universal":
-                extra["endpoints"] = {"serve": "x -> x_hat", "perturbation": "() -> U [1, H, W, C]"}
+        savedmodel.write_entry(zoo_kind, stage.path, model, image_shape)
+        loaded = tf.saved_model.load(stage.path)
+        if data is None:
+            metrics = task.exported_figures(loaded.serve, cfg, workdir)
+            common = {}
         else:
-            write_classifier(stage.path, model)
-            loaded = tf.saved_model.load(stage.path)
-            measured = evaluation.evaluate_classifier(loaded.serve, ds)
-            kind = "defended_classifier" if cfg.kind == "defense" else "classifier"
-            extra = {"output": "logits"}
-        metrics = _rounded(measured)
-        metrics.update(_training_figures(workdir))
-        input_shape = list(info.spec.image_shape)
-        return stage.commit(kind=kind, dataset=data_cfg.dataset, metrics={**metrics, **common},
-                            config=to_dict(cfg), input_shape=input_shape, selection=selection(cfg, workdir),
-                            params=model.count_params(), tfadv_version=__version__, **extra)
+            ds, info = data
+            measured = evaluation.measure_entry(zoo_kind, loaded.serve, ds, target,
+                                                getattr(cfg, "target_class", None))
+            metrics = {**_rounded(measured), **_training_figures(workdir, companion=zoo_kind != task.zoo_kind(cfg)),
+                       "split": cfg.data.eval_split, "data_source": f"{info.source}:{info.location}",
+                       "command": f"tfadv-evaluate --zoo_name={name} --split={cfg.data.eval_split}"}
+            common = {"dataset": cfg.data.dataset, "input_shape": image_shape}
+        return stage.commit(**{"kind": zoo_kind, **common, "metrics": metrics, "config": to_dict(cfg),
+                               "selection": selection(cfg, workdir), "params": model.count_params(),
+                               "tfadv_version": __version__, **fields})
 
 
 def _rounded(measured: dict) -> dict:
@@ -182,50 +137,6 @@ def co_trained_name(defended_name: str) -> str:
     return f"{defended_name}_generator"
 
 
-def _export_co_trained_generator(workdir, name, cfg, ds, info, zoo_dir, overwrite):
-    """A joint defence's generator (``attacker.keras``) as entry ``<name>_generator``, targeting entry ``name``.
-
-    The defence report's co-trained row then comes from the zoo like every other
-    attack. Exported after the classifier it is measured against; the classifier
-    entry is complete on its own if this step fails.
-    """
-    generator_name = co_trained_name(name)
-    path = os.path.join(workdir, "attacker.keras")
-    if not os.path.isfile(path):
-        raise ZooError(f"Joint defence run {workdir!r} has no attacker.keras: its co-trained generator cannot be "
-                       f"exported (the classifier entry {name!r} was).")
-    attacker = keras.saving.load_model(path, safe_mode=True)
-    with zoo.staging(generator_name, zoo_dir, overwrite=overwrite) as stage:
-        write_perturbation(stage.path, attacker, info.spec.image_shape)
-        loaded = tf.saved_model.load(stage.path)
-        measured = evaluation.measure_attack(loaded.serve, zoo.load(name, zoo_dir).serve, ds)
-        metrics = _rounded(measured)
-        metrics.update({"split": cfg.data.eval_split, "data_source": f"{info.source}:{info.location}",
-                        "command": f"tfadv-evaluate --zoo_name={generator_name} --split={cfg.data.eval_split}"})
-        return stage.commit(kind="perturbation", dataset=cfg.data.dataset, metrics=metrics, config=to_dict(cfg),
-                            input_shape=list(info.spec.image_shape), params=attacker.count_params(),
-                            tfadv_version=__version__, target=name, output="x_hat", co_trained=True,
-                            selection=selection(cfg, workdir),
-                            budget={"norm": cfg.norm, "eps": cfg.eps})
-
-
-def _export_style_run(workdir, name, cfg, network, zoo_dir, overwrite):
-    """Style networks have no accuracy: the entry records the run's final losses and the VGG weights used."""
-    with zoo.staging(name, zoo_dir, overwrite=overwrite) as stage:
-        write_style(stage.path, network)
-        loaded = tf.saved_model.load(stage.path)
-        probe = tf.random.stateless_uniform((1,) + tuple(network.output_shape[1:]), (0, 0))
-        output = loaded.serve(probe, probe)
-        with open(os.path.join(workdir, "metrics.json")) as f:
-            metrics = json.load(f)
-        metrics["output_range"] = [float(tf.reduce_min(output)), float(tf.reduce_max(output))]
-        return stage.commit(kind="style", dataset=f"folders:{cfg.content_dir}|{cfg.style_dir}", metrics=metrics,
-                            config=to_dict(cfg), input_shape=list(network.output_shape[1:]),
-                            output="stylised image", params=network.count_params(), tfadv_version=__version__,
-                            selection=selection(cfg, workdir),
-                            endpoints={"serve": "(content, style) -> image"})
-
-
 GUARD_REASON = "in-graph input guard"
 
 
@@ -255,12 +166,9 @@ def reguard(name: str, zoo_dir: str | None = None, idx_dir: str | None = None) -
         write_saved_model(stage.path, old.serve, [image_spec(old_entry["input_shape"])], track=[old],
                           extra_endpoints=extra)
         loaded = tf.saved_model.load(stage.path)
-        if old_entry["kind"] in ("classifier", "defended_classifier"):
-            measured = evaluation.evaluate_classifier(loaded.serve, ds)
-        else:
-            measured = evaluation.measure_attack(loaded.serve, evaluation.load_target(old_entry["target"], zoo_dir), ds,
-                                                 old_entry["config"].get("target_class"),
-                                                 confusion=old_entry["kind"] == "universal")
+        target = None if old_entry["kind"] in evaluation.CLASSIFIER_KINDS else load_target(old_entry["target"], zoo_dir)
+        measured = evaluation.measure_entry(old_entry["kind"], loaded.serve, ds, target,
+                                            old_entry["config"].get("target_class"))
         changed = {k: (old_entry["metrics"].get(k), v) for k, v in _rounded(measured).items()
                    if old_entry["metrics"].get(k) != v}
         if changed:

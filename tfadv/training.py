@@ -14,24 +14,22 @@ directory::
     WORKDIR/metrics.json     figures on the test split, with the data source used
 """
 
+import contextlib
 import functools
 import json
 import logging
 import os
+import tempfile
 import time
 
 import keras
 import tensorflow as tf
 
 from tfadv import config as config_lib
-from tfadv import distribute, tasks
+from tfadv import distribute, experiments, tasks, zoo
 from tfadv.callbacks import FailOnNonFinite, ImageGridLogger, TensorBoard
 from tfadv.errors import ConfigError
 from tfadv.experiments import OptimizerConfig
-# The builders' old home: kept for callers importing them from here.
-from tfadv.tasks.defense import build_defense_trainer  # noqa: F401
-from tfadv.tasks.perturbation import build_perturbation_trainer  # noqa: F401
-from tfadv.tasks.style import build_style_network  # noqa: F401
 
 log = logging.getLogger("tfadv.training")
 
@@ -75,9 +73,9 @@ def placed(runner):
     @functools.wraps(runner)
     def run(cfg, workdir: str, verbose="auto"):
         cfg.validate()
-        distribute.set_precision(cfg.mixed_precision)
+        distribute.set_precision(cfg.runtime.mixed_precision)
         try:
-            strategy = distribute.make_strategy(cfg.strategy)
+            strategy = distribute.make_strategy(cfg.runtime.strategy)
             if not distribute.is_chief(strategy):
                 workdir = os.path.join(workdir, "workers", f"worker-{strategy.cluster_resolver.task_id}")
             with strategy.scope():
@@ -88,11 +86,10 @@ def placed(runner):
     return run
 
 
-RUNTIME_FIELDS = ("strategy", "jit_compile", "mixed_precision")  # may change when a run resumes elsewhere
-
-
-def _recipe(config: dict) -> str:
-    return json.dumps({k: v for k, v in config.items() if k not in RUNTIME_FIELDS}, sort_keys=True)
+def recipe_json(config: dict) -> str:
+    """A config dict without its runtime section (which may change when a run resumes elsewhere), as JSON."""
+    config = experiments.from_dict(config)  # configs written before the runtime section read back into it
+    return json.dumps({k: v for k, v in config_lib.to_dict(config).items() if k != "runtime"}, sort_keys=True)
 
 
 def start_run(cfg, workdir: str) -> None:
@@ -109,7 +106,7 @@ def start_run(cfg, workdir: str) -> None:
                           "delete that folder.")
     if os.path.isdir(os.path.join(workdir, "backup")) and os.path.exists(config_path):
         previous = config_lib.read_json(config_path)
-        if _recipe(previous) != _recipe(json.loads(json.dumps(config_lib.to_dict(cfg)))):
+        if recipe_json(previous) != recipe_json(json.loads(json.dumps(config_lib.to_dict(cfg)))):
             raise ConfigError(f"{workdir} holds a killed run started with a different config ({config_path}); "
                               "rerun it with --config=" + config_path + " to resume, or choose another --workdir.")
     os.makedirs(workdir, exist_ok=True)
@@ -153,10 +150,10 @@ def run_experiment(cfg, workdir: str, verbose="auto"):
     task.compile(trainer, cfg, make_optimizer(cfg.optimizer, data.steps, cfg.epochs))
     panels = ImageGridLogger(os.path.join(workdir, "logs"), task.panels(cfg, data),
                              png_dir=os.path.join(workdir, "images"))
+    callbacks = task.callbacks(cfg, data) + standard_callbacks(workdir) + [panels]
     start = time.time()
     history = distribute.ready_to_fit(trainer).fit(data.train, validation_data=data.validation, epochs=cfg.epochs,
-                                                   shuffle=False, callbacks=standard_callbacks(workdir) + [panels],
-                                                   verbose=verbose)
+                                                   shuffle=False, callbacks=callbacks, verbose=verbose)
     train_seconds = round(time.time() - start, 1)
     task.save(trainer, cfg, workdir)
     metrics = {**task.measure(trainer, cfg, data, history), **data.split_facts(cfg), **last_validation(history),
@@ -166,3 +163,34 @@ def run_experiment(cfg, workdir: str, verbose="auto"):
 
 # One runner for every kind; the old per-kind names stay for existing callers.
 train_classifier = train_perturbation = train_style = train_defense = run_experiment
+
+
+@contextlib.contextmanager
+def _default_zoo(zoo_dir):
+    """Training runs find their target in the default zoo (``$TFADV_ZOO_DIR``): point it at ``zoo_dir``."""
+    previous = os.environ.get("TFADV_ZOO_DIR")
+    os.environ["TFADV_ZOO_DIR"] = zoo_dir or zoo.default_zoo_dir()
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["TFADV_ZOO_DIR"]
+        else:
+            os.environ["TFADV_ZOO_DIR"] = previous
+
+
+def fresh_generator(target: str, norm: str, eps: float, *, epochs: int = 2, steps_per_epoch: int | None = None,
+                    idx_dir: str | None = None, zoo_dir: str | None = None, recipe: str = "fashion_mnist_unet_l2"):
+    """A generator trained from scratch against the frozen zoo classifier ``target`` at (``norm``, ``eps``).
+
+    The ``recipe`` (a thresholded U-Net) retargeted and rebudgeted, trained in a
+    temporary run folder; returns its x -> x_hat model. The defence report's
+    fresh-generator column: a defence that only beats its own co-trained
+    generator shows it there.
+    """
+    cfg = experiments.get_experiment(recipe)
+    cfg.target, cfg.norm, cfg.eps, cfg.epochs, cfg.steps_per_epoch = target, norm, eps, epochs, steps_per_epoch
+    cfg.data.idx_dir = idx_dir
+    with tempfile.TemporaryDirectory() as workdir, _default_zoo(zoo_dir):
+        trainer, _ = run_experiment(cfg, workdir, verbose=0)
+    return trainer.attacker

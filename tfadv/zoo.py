@@ -378,3 +378,22 @@ def staging(name: str, zoo_dir: str | None = None, overwrite: bool = False):
 def list(zoo_dir: str | None = None) -> builtins.list[str]:  # noqa: A001 - the API the issue names
     """Alias of :func:`names`: the zoo's entry names."""
     return names(zoo_dir)
+
+
+def copy_entry(name: str, source_dir: str, dest_dir: str) -> None:
+    """Copies zoo entry ``name`` (checksum verified) into the working zoo, unless the same artifact is there."""
+    if os.path.abspath(source_dir) == os.path.abspath(dest_dir):
+        return
+    source = entry(name, source_dir)
+    path = verify(name, source_dir)
+    try:
+        if entry(name, dest_dir)["sha256"] == source["sha256"] and verify(name, dest_dir):
+            return
+        print(f"Replacing {name!r} in {dest_dir} (another artifact, e.g. from make classifier) with the copy in "
+              f"{source_dir}.")
+    except ZooError:
+        pass
+    with staging(name, dest_dir, overwrite=True) as stage:
+        shutil.copytree(path, stage.path)
+        fields = {k: v for k, v in source.items() if k not in ("path", "sha256", "created")}
+        stage.commit(**fields, copied_from=os.path.abspath(source_dir))

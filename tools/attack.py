@@ -16,7 +16,6 @@ exported copy with plain ``tf.saved_model.load``.
 
 import os
 import re
-import shutil
 import time
 
 import numpy as np
@@ -121,28 +120,6 @@ def target_label(target: str) -> str:
     return os.path.basename(path) + ("" if pixel_scale == 1 else f" (pixels x{pixel_scale:g})")
 
 
-def copy_zoo_entry(name: str, source_dir: str, dest_dir: str) -> None:
-    """Copies zoo entry ``name`` (checksum verified) into the working zoo, unless the same artifact is there."""
-    from tfadv import zoo
-    from tfadv.errors import ZooError
-
-    if os.path.abspath(source_dir) == os.path.abspath(dest_dir):
-        return
-    source = zoo.entry(name, source_dir)
-    path = zoo.verify(name, source_dir)
-    try:
-        if zoo.entry(name, dest_dir)["sha256"] == source["sha256"] and zoo.verify(name, dest_dir):
-            return
-        print(f"Replacing {name!r} in {dest_dir} (another artifact, e.g. from make classifier) with the copy in "
-              f"{source_dir}, the classifier this attack trains against.")
-    except ZooError:
-        pass
-    with zoo.staging(name, dest_dir, overwrite=True) as stage:
-        shutil.copytree(path, stage.path)
-        fields = {k: v for k, v in source.items() if k not in ("path", "sha256", "created")}
-        stage.commit(**fields, copied_from=os.path.abspath(source_dir))
-
-
 def check_target(cfg, classifier, images, labels, num_classes: int, data_name: str) -> None:
     """Checks the classifier against the input contract (tfadv.byo) on a probe batch of the data it is measured on."""
     from tfadv import byo
@@ -153,50 +130,6 @@ def check_target(cfg, classifier, images, labels, num_classes: int, data_name: s
     byo.check_classifier(classifier, images, labels, num_classes, name=cfg.target, data_name=data_name)
 
 
-class Sweep:
-    """One pass of an attack over a dataset: per-example predictions and norms, a few kept images, images/s."""
-
-    def __init__(self, attack, classifier, dataset, keep_first: int, keep_failed: int = 0):
-        labels, clean, adv, l2, linf, kept, failed = [], [], [], [], [], [], []
-        seconds, timed, offset, low, high = 0.0, 0, 0, np.inf, -np.inf
-        for images, y in dataset:
-            start = time.perf_counter()
-            x_hat = np.asarray(attack(images, y))
-            if offset:  # the first batch pays for tracing
-                seconds, timed = seconds + time.perf_counter() - start, timed + len(y)
-            x = images.numpy()
-            y = y.numpy()
-            clean_pred = np.argmax(classifier(images), -1)
-            adv_pred = np.argmax(classifier(x_hat), -1)
-            delta = (x_hat - x).reshape(len(y), -1)
-            labels.append(y), clean.append(clean_pred), adv.append(adv_pred)
-            l2.append(np.sqrt(np.sum(delta ** 2, 1))), linf.append(np.max(np.abs(delta), 1))
-            low, high = min(low, float(x_hat.min())), max(high, float(x_hat.max()))
-            if offset < keep_first:
-                kept.append((x[: keep_first - offset], x_hat[: keep_first - offset]))
-            for i in np.flatnonzero(adv_pred == y)[: max(0, keep_failed - len(failed))]:
-                failed.append((offset + i, x[i], x_hat[i]))
-            offset += len(y)
-        if not offset:
-            raise ValueError("The attack sweep got an empty dataset.")
-        self.labels, self.clean, self.adv = (np.concatenate(a) for a in (labels, clean, adv))
-        self.l2, self.linf = np.concatenate(l2), np.concatenate(linf)
-        self.x = np.concatenate([k[0] for k in kept]) if kept else None
-        self.x_hat = np.concatenate([k[1] for k in kept]) if kept else None
-        self.failed = failed
-        self.images_per_s = timed / seconds if seconds else None
-        self.x_hat_range = (low, high)
-
-    def summary(self, n: int | None = None) -> dict:
-        """Adversarial accuracy, fooling rate and norms over the first ``n`` examples (all by default)."""
-        s = slice(0, n)
-        return {"images": len(self.labels[s]), "clean_accuracy": float(np.mean(self.clean[s] == self.labels[s])),
-                "adv_accuracy": float(np.mean(self.adv[s] == self.labels[s])),
-                "fooling_rate": float(np.mean(self.adv[s] != self.clean[s])),
-                "l2_mean": float(np.mean(self.l2[s])), "l2_max": float(np.max(self.l2[s])),
-                "linf_mean": float(np.mean(self.linf[s])), "linf_max": float(np.max(self.linf[s]))}
-
-
 def train(cfg, workdir: str) -> dict:
     """Trains the generator (or reuses a finished run of the same config); returns the run's metrics.json."""
     import json
@@ -204,9 +137,8 @@ def train(cfg, workdir: str) -> dict:
     from tfadv import config as config_lib
     from tfadv import experiments, training
 
-    def recipe(config) -> dict:  # fields a new tfadv version added come with their defaults
-        return {k: v for k, v in json.loads(json.dumps(config_lib.to_dict(config))).items()
-                if k not in training.RUNTIME_FIELDS}
+    def recipe(config) -> str:  # fields a new tfadv version added come with their defaults
+        return training.recipe_json(json.loads(json.dumps(config_lib.to_dict(config))))
 
     metrics_path = os.path.join(workdir, "metrics.json")
     if os.path.isfile(metrics_path):
@@ -261,37 +193,14 @@ COLUMNS = [("attack", "attack"), ("images", "images"), ("adv_accuracy", "adv. ac
            ("linf_mean", "Linf mean"), ("linf_max", "Linf max"), ("images_per_s", "images/s")]
 
 
-def speed(images_per_s) -> str:
-    """images/s as a table cell: one decimal below 100, none above; empty when not measured (one batch only)."""
-    if images_per_s is None:
-        return ""
-    return f"{images_per_s:.1f}" if images_per_s < 100 else f"{images_per_s:.0f}"
-
-
-def attack_figures(cfg, sweep: Sweep, names, title: str, n: int, failed: bool):
-    """x | delta | x_hat rows for the first ``n`` images (plus failed ones from anywhere, if asked)."""
-    from tfadv import figures
-
-    idx = list(range(min(n, len(sweep.x))))
-    x, x_hat = sweep.x[: len(idx)], sweep.x_hat[: len(idx)]
-    extra = [f for f in sweep.failed if f[0] >= len(idx)] if failed else []
-    if extra:
-        idx += [f[0] for f in extra]
-        x = np.concatenate([x, np.stack([f[1] for f in extra])])
-        x_hat = np.concatenate([x_hat, np.stack([f[2] for f in extra])])
-    idx = np.array(idx)
-    return figures.attack_figure(x, x_hat, sweep.labels[idx], sweep.clean[idx], sweep.adv[idx], names, title=title,
-                                 target_class=cfg.target_class, indices=idx)
-
-
 def main(argv):
     import keras
     import tensorflow as tf
 
-    from tfadv import byo
     from tfadv import data as data_lib
-    from tfadv import evaluation, export, figures, report, zoo
+    from tfadv import evaluation, export, figures, report, runs, sweep, targets, zoo
     from tfadv.attacks import pgd
+    from tfadv.data.images import labelled_image_folder
 
     if "list_experiments" in FLAGS and FLAGS.list_experiments:  # the shared experiment flags' own exits
         print(cli.experiment_list())
@@ -308,7 +217,7 @@ def main(argv):
 
     spec = data_lib.get_spec(cfg.data.dataset)
     if is_file_target(cfg.target):
-        loaded_target = evaluation.load_target(cfg.target)  # .keras or SavedModel, maybe wrapped by --pixel_scale
+        loaded_target = targets.load_target(cfg.target)  # .keras or SavedModel, maybe wrapped by --pixel_scale
         target_fn = (evaluation.predictor(loaded_target) if isinstance(loaded_target, keras.Model)
                      else tf.function(loaded_target, reduce_retracing=True))
     else:  # the zoo classifier goes into the working zoo too, so the exported attack's entry is complete there
@@ -318,7 +227,7 @@ def main(argv):
         if zoo.entry(cfg.target)["dataset"] != cfg.data.dataset:
             raise cli.ConfigError(f"Zoo classifier {cfg.target!r} is for {zoo.entry(cfg.target)['dataset']}, "
                                   f"the experiment for {cfg.data.dataset}.")
-        copy_zoo_entry(cfg.target, zoo.default_zoo_dir(), zoo_dir)
+        zoo.copy_entry(cfg.target, zoo.default_zoo_dir(), zoo_dir)
         served = zoo.load(cfg.target, zoo_dir)  # checksum verified; keep it referenced while serving
         target_fn = served.saved_model.serve  # traced inside PGD's tf.function: the plain endpoint
     # The contract on a grey batch first (runs, shape, logits), before any data is read.
@@ -326,7 +235,7 @@ def main(argv):
                  cfg.data.dataset)
     names = spec.class_names
     if FLAGS.image_dir:  # measured on the user's images; training stays on the experiment's dataset
-        ds, names = byo.image_folder(FLAGS.image_dir, spec.image_shape, FLAGS.batch_size)
+        ds, names = labelled_image_folder(FLAGS.image_dir, spec.image_shape, FLAGS.batch_size)
         data_name = f"image folder {os.path.abspath(FLAGS.image_dir)}"
         data_source, eval_label = data_name, "image folder"
     else:
@@ -343,27 +252,28 @@ def main(argv):
                               f"training data) {spec.num_classes}.")
 
     run_metrics = train(cfg, workdir)
-    _, attacker = evaluation.load_run(workdir)
+    _, attacker = runs.load_run(workdir)
     generator_fn = evaluation.predictor(attacker)
     print(f"Measuring the generator on {data_source} ...", flush=True)
-    gen = Sweep(lambda x, y: generator_fn(x), target_fn, ds, keep_first=max(pgd_examples, FLAGS.figure_examples),
+    gen = sweep.Sweep(lambda x, y: generator_fn(x), target_fn, ds, keep_first=max(pgd_examples, FLAGS.figure_examples),
                 keep_failed=FAILED_SHOWN)
     n_all = len(gen.labels)
     pgd_n = min(pgd_examples, n_all)
     print(f"Running PGD-{FLAGS.pgd_steps} on the first {pgd_n} images ...", flush=True)
     pgd_ds = ds.unbatch().take(pgd_n).batch(min(100, pgd_n))
     pgd_loss = "targeted" if cfg.target_class is not None else "untargeted"
-    pgd_sweep = Sweep(lambda x, y: pgd(target_fn, x, y, eps=cfg.eps, norm=cfg.norm, steps=FLAGS.pgd_steps,
+    pgd_sweep = sweep.Sweep(lambda x, y: pgd(target_fn, x, y, eps=cfg.eps, norm=cfg.norm, steps=FLAGS.pgd_steps,
                                        loss=pgd_loss, target_class=cfg.target_class),
                       target_fn, pgd_ds, keep_first=FLAGS.figure_examples)
 
     gen_all, gen_sub, pgd_sub = gen.summary(), gen.summary(pgd_n), pgd_sweep.summary()
     clean = {"attack": "none (clean images)", "images": n_all, "adv_accuracy": gen_all["clean_accuracy"]}
     rows = [clean,
-            {"attack": f"generator ({cfg.generator}, {cfg.mode})", **gen_all, "images_per_s": speed(gen.images_per_s)},
-            {"attack": f"generator, first {pgd_n}", **gen_sub, "images_per_s": speed(gen.images_per_s)},
+            {"attack": f"generator ({cfg.generator}, {cfg.mode})", **gen_all,
+             "images_per_s": sweep.speed(gen.images_per_s)},
+            {"attack": f"generator, first {pgd_n}", **gen_sub, "images_per_s": sweep.speed(gen.images_per_s)},
             {"attack": f"PGD-{FLAGS.pgd_steps}, first {pgd_n}", **pgd_sub,
-             "images_per_s": speed(pgd_sweep.images_per_s)}]
+             "images_per_s": sweep.speed(pgd_sweep.images_per_s)}]
 
     print(f"Exporting the generator to the working zoo {zoo_dir} as {name!r} ...", flush=True)
     entry = export.export_run(workdir, name, zoo_dir=zoo_dir, overwrite=True)
@@ -372,10 +282,12 @@ def main(argv):
 
     budget = f"{cfg.norm.upper().replace('LINF', 'L-inf')} <= {cfg.eps:g}"
     figs = {
-        "attack_generator": attack_figures(cfg, gen, names, f"{name} vs {target_label(cfg.target)}, {budget}",
-                                           FLAGS.figure_examples, failed=True),
-        "attack_pgd": attack_figures(cfg, pgd_sweep, names, f"PGD-{FLAGS.pgd_steps} vs "
-                                     f"{target_label(cfg.target)}, {budget}", FLAGS.figure_examples, failed=False),
+        "attack_generator": sweep.sweep_figure(gen, names, f"{name} vs {target_label(cfg.target)}, {budget}",
+                                           FLAGS.figure_examples, failed=True,
+                                                 target_class=cfg.target_class),
+        "attack_pgd": sweep.sweep_figure(pgd_sweep, names, f"PGD-{FLAGS.pgd_steps} vs "
+                                     f"{target_label(cfg.target)}, {budget}", FLAGS.figure_examples,
+                                           failed=False, target_class=cfg.target_class),
         "target_misclassified": figures.misclassified_figure(gen.x, gen.labels[: len(gen.x)], gen.clean[: len(gen.x)],
                                                              names, title=f"target's mistakes on clean images "
                                                              f"(first {len(gen.x)})"),

@@ -32,7 +32,7 @@ def time_experiment(name: str) -> float:
     from tfadv import experiments
     from tfadv.data import get_spec
     from tfadv.errors import ConfigError
-    from tfadv.training import build_defense_trainer
+    from tfadv.tasks.defense import build_defense_trainer
 
     cfg = experiments.get_experiment(name)
     if cfg.kind != "defense":
@@ -41,7 +41,7 @@ def time_experiment(name: str) -> float:
     keras.utils.set_random_seed(0)
     trainer = build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
     second = {"g_optimizer": keras.optimizers.Adam(cfg.g_learning_rate)} if cfg.method == "joint" else {}
-    trainer.compile(optimizer=keras.optimizers.AdamW(1e-3), jit_compile=cfg.jit_compile, **second)
+    trainer.compile(optimizer=keras.optimizers.AdamW(1e-3), jit_compile=cfg.runtime.jit_compile, **second)
     images = tf.random.stateless_uniform((FLAGS.batch_size,) + tuple(spec.image_shape), (0, 1))
     labels = tf.random.stateless_uniform((FLAGS.batch_size,), (0, 2), 0, spec.num_classes, tf.int32)
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()

@@ -43,11 +43,12 @@ def _step_times(entry_config, classifier, ds, steps):
     import keras
     import tensorflow as tf
 
-    from tfadv import experiments, training
+    from tfadv import experiments
+    from tfadv.tasks.perturbation import build_perturbation_trainer
 
     cfg = experiments.from_dict(entry_config)
     batches = ds.unbatch().batch(cfg.data.batch_size, drop_remainder=True).take(steps + 1).cache()
-    trainer = training.build_perturbation_trainer(cfg, classifier, cfg_shape(cfg))
+    trainer = build_perturbation_trainer(cfg, classifier, cfg_shape(cfg))
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
     trainer.fit(batches.take(1), verbose=0)
     start = time.perf_counter()
@@ -55,7 +56,7 @@ def _step_times(entry_config, classifier, ds, steps):
     fit_time = (time.perf_counter() - start) / steps
     if not FLAGS.time_xla:
         return fit_time, "not timed"
-    bare_trainer = training.build_perturbation_trainer(cfg, classifier, cfg_shape(cfg))
+    bare_trainer = build_perturbation_trainer(cfg, classifier, cfg_shape(cfg))
     bare_trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
     bare_trainer.optimizer.build(bare_trainer.attacker.trainable_variables)
     step = tf.function(bare_trainer.train_step, jit_compile=True)

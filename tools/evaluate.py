@@ -65,7 +65,7 @@ def entry_figures(metrics: dict, split_label: str) -> dict:
     import numpy as np
 
     from tfadv import data as data_lib
-    from tfadv import evaluation, figures, zoo
+    from tfadv import evaluation, figures, targets, zoo
 
     found = zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)
     names = data_lib.get_spec(found["dataset"]).class_names
@@ -73,13 +73,13 @@ def entry_figures(metrics: dict, split_label: str) -> dict:
                           idx_dir=FLAGS.idx_dir, tfds_data_dir=FLAGS.tfds_data_dir)
     x, y = next(iter(ds))
     loaded = zoo.load(FLAGS.zoo_name, FLAGS.zoo_dir)  # keep it referenced while serving
-    if found["kind"] in ("classifier", "defended_classifier"):
+    if found["kind"] in evaluation.CLASSIFIER_KINDS:
         predictions = np.argmax(loaded.serve(x), -1)
         return {"misclassified": figures.misclassified_figure(
             x.numpy(), y.numpy(), predictions, names, title=f"{FLAGS.zoo_name}: mistakes in "
             f"{split_label.replace('[', '(').replace(']', ')')} (first {len(y)})")}  # the font has no brackets
     target_name = metrics["target"]
-    target = evaluation.predictor(evaluation.load_target(target_name, FLAGS.zoo_dir))
+    target = evaluation.predictor(targets.load_target(target_name, FLAGS.zoo_dir))
     x, y = x[:FIGURE_EXAMPLES], y.numpy()[:FIGURE_EXAMPLES]
     x_hat = loaded.serve(x)
     clean, adv = np.argmax(target(x), -1), np.argmax(target(x_hat), -1)
@@ -115,7 +115,7 @@ def write_figures(metrics: dict) -> str:
 
 
 def main(argv):
-    from tfadv import evaluation
+    from tfadv import evaluation, runs
 
     data_flags = dict(split=FLAGS.split, source=FLAGS.source, idx_dir=FLAGS.idx_dir,
                       tfds_data_dir=FLAGS.tfds_data_dir, batch_size=FLAGS.batch_size)
@@ -123,7 +123,7 @@ def main(argv):
         metrics = evaluation.evaluate_zoo_entry(FLAGS.zoo_name, zoo_dir=FLAGS.zoo_dir, target=FLAGS.target,
                                                 **data_flags)
     else:
-        metrics = evaluation.evaluate_run(FLAGS.workdir, **data_flags)
+        metrics = runs.evaluate_run(FLAGS.workdir, **data_flags)
     name = {k: metrics[k] for k in ("zoo_name", "workdir") if k in metrics}
     metrics = {**name, **what_was_read(), **metrics}
     cli.print_json(metrics, FLAGS.output)

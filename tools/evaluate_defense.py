@@ -27,6 +27,8 @@ flags.DEFINE_integer("fresh_epochs", 2, "Epochs of the fresh generator trained a
                      lower_bound=1)
 flags.DEFINE_integer("fresh_steps_per_epoch", None, "Cap on the fresh generator's steps per epoch.",
                      lower_bound=1)
+flags.DEFINE_list("attacks", [], "More registered attacks (tfadv.attacks.ATTACKS, e.g. fgsm) at their default "
+                  "settings, one column each, on the PGD images.")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: the checkout's zoo/).")
 flags.DEFINE_string("idx_dir", None, "Local IDX files of the dataset (default: the automatic data sources).")
 flags.DEFINE_string("output", None, "Also write the table as JSON here.")
@@ -36,17 +38,22 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from tfadv import defense_report
+    import functools
 
-    rows = defense_report.report(FLAGS.defended, FLAGS.undefended, FLAGS.norm, FLAGS.eps, zoo_dir=FLAGS.zoo_dir,
-                                 idx_dir=FLAGS.idx_dir, pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts,
-                                 pgd_examples=FLAGS.pgd_examples, fresh_epochs=FLAGS.fresh_epochs,
-                                 fresh_steps_per_epoch=FLAGS.fresh_steps_per_epoch)
+    from tfadv import defense_report, training
+
+    fresh = functools.partial(training.fresh_generator, norm=FLAGS.norm, eps=FLAGS.eps, epochs=FLAGS.fresh_epochs,
+                              steps_per_epoch=FLAGS.fresh_steps_per_epoch, idx_dir=FLAGS.idx_dir,
+                              zoo_dir=FLAGS.zoo_dir)
+    rows = defense_report.report(FLAGS.defended, FLAGS.undefended, FLAGS.norm, FLAGS.eps, fresh_generator=fresh,
+                                 zoo_dir=FLAGS.zoo_dir, idx_dir=FLAGS.idx_dir, pgd_steps=FLAGS.pgd_steps,
+                                 pgd_restarts=FLAGS.pgd_restarts, pgd_examples=FLAGS.pgd_examples,
+                                 attacks=FLAGS.attacks)
     print(defense_report.markdown(rows))
     if FLAGS.record:
         settings = {name: FLAGS[name].value for name in ("undefended", "norm", "eps", "pgd_steps",
                                                           "pgd_restarts", "pgd_examples", "fresh_epochs",
-                                                          "fresh_steps_per_epoch")}
+                                                          "fresh_steps_per_epoch", "attacks")}
         settings["command"] = " ".join(["python tools/evaluate_defense.py"] + sys.argv[1:])
         print(f"recorded as {defense_report.record(rows, settings, FLAGS.zoo_dir)} in the zoo registry")
     if FLAGS.output:

@@ -91,11 +91,29 @@ def attack_panels(panel_ds: tf.data.Dataset, class_names, attack, classifier, ta
     return grids
 
 
+@dataclasses.dataclass(frozen=True)
+class Companion:
+    """A second artifact of a run that export publishes as its own zoo entry, named ``<entry><suffix>``
+    (a joint defence's co-trained generator), measured against the run's own entry."""
+
+    suffix: str
+    artifact: str
+    zoo_kind: str
+    fields: dict
+
+
 class Task:
-    """What the generic runner asks of an experiment kind. Subclasses set ``kind`` and override the hooks."""
+    """What the generic runner, export and evaluation ask of an experiment kind.
+
+    Subclasses set ``kind`` and override the training hooks (``build``, ``panels``,
+    ``save``, ``measure``) and, where their artifact is not an images -> logits
+    classifier, the export hooks (``zoo_kind``, ``entry_fields``, ``attack_target``,
+    ``companions``; ``exported_figures`` for unlabelled kinds).
+    """
 
     kind: str = ""
     artifact: str = "model.keras"  # the run folder's trained model: what export publishes
+    labelled: bool = True  # measured on a labelled split (data.eval_split); style runs are not
 
     def data(self, cfg) -> RunData:
         return labelled_data(cfg)
@@ -105,7 +123,11 @@ class Task:
         raise NotImplementedError
 
     def compile(self, trainer: keras.Model, cfg, optimizer) -> None:
-        trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
+        trainer.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile)
+
+    def callbacks(self, cfg, data: RunData) -> list:
+        """The kind's own callbacks, run before the shared ones (so TensorBoard logs what they add)."""
+        return []
 
     def panels(self, cfg, data: RunData):
         """grids_fn for ImageGridLogger: ``trainer -> {name: figure [H, W, 3] or image batch}``."""
@@ -116,4 +138,27 @@ class Task:
 
     def measure(self, trainer: keras.Model, cfg, data: RunData, history) -> dict:
         """The run's figures (on the test split, for labelled kinds)."""
+        raise NotImplementedError
+
+    # Export: what the run's artifact becomes in the zoo (tfadv.export drives these).
+
+    def zoo_kind(self, cfg) -> str:
+        """The registry kind of the exported artifact (one of ``tfadv.zoo.KINDS``)."""
+        return "classifier"
+
+    def entry_fields(self, cfg) -> dict:
+        """Registry fields of this kind beside the common ones (kind, dataset, metrics, config, ...)."""
+        return {"output": "logits"}
+
+    def attack_target(self, cfg) -> str | None:
+        """The classifier the exported model is measured against (attack kinds); None for classifiers."""
+        return None
+
+    def companions(self, cfg) -> list[Companion]:
+        """Further artifacts of the run published as their own entries."""
+        return []
+
+    def exported_figures(self, serve, cfg, workdir: str) -> dict:
+        """The registry's figures of an unlabelled kind's exported ``serve`` (labelled kinds are measured on
+        their eval split by ``tfadv.evaluation.measure_entry``)."""
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""Training a defended classifier from scratch (``DefenseExperiment``): joint (with a generator) or PGD."""
+"""Training a defended classifier from scratch (``DefenseExperiment``): any registered defence method."""
 
 import os
 
@@ -6,26 +6,16 @@ import keras
 import tensorflow as tf
 
 from tfadv.models import build_classifier
-from tfadv.models.generators import build_generator, perturbation_model
-from tfadv.tasks.base import RunData, Task, attack_panels
-from tfadv.trainers.defense import JointAdversarialTrainer, PGDAdversarialTrainer
+from tfadv.tasks.base import Companion, RunData, Task, attack_panels
+from tfadv.trainers.defense import DEFENSES, RobustAccuracyGuard
 
 
 def build_defense_trainer(cfg, image_shape, num_classes):
-    """The (uncompiled, built) defence trainer of a defence config, around a fresh classifier."""
+    """The (uncompiled, built) trainer of defence ``cfg.method`` (``tfadv.trainers.defense.DEFENSES``), around a
+    fresh classifier."""
     classifier = build_classifier(cfg.model, **{"input_shape": list(image_shape), "num_classes": num_classes,
                                                 **cfg.model_kwargs})
-    if cfg.method == "pgd":
-        trainer = PGDAdversarialTrainer(classifier, cfg.norm, cfg.eps, steps=cfg.pgd_steps,
-                                        adversarial_fraction=cfg.adversarial_fraction)
-    else:
-        generator = build_generator(cfg.generator, input_shape=tuple(image_shape), output_activation="tanh",
-                                    **cfg.generator_kwargs)
-        trainer = JointAdversarialTrainer(classifier, perturbation_model(generator, "thresholded", cfg.norm, cfg.eps),
-                                          adversarial_fraction=cfg.adversarial_fraction,
-                                          generator_steps=cfg.generator_steps, refine_steps=cfg.refine_steps,
-                                          norm=cfg.norm, eps=cfg.eps, attack_loss=cfg.generator_loss,
-                                          attack_kappa=cfg.generator_kappa)
+    trainer = DEFENSES[cfg.method](cfg, classifier, tuple(image_shape))
     trainer(tf.zeros((1,) + tuple(image_shape)))
     return trainer
 
@@ -40,11 +30,16 @@ class DefenseTask(Task):
         return build_defense_trainer(cfg, data.spec.image_shape, data.spec.num_classes)
 
     def compile(self, trainer, cfg, optimizer):
-        if cfg.method == "joint":
-            trainer.compile(optimizer=optimizer, g_optimizer=keras.optimizers.Adam(cfg.g_learning_rate),
-                            jit_compile=cfg.jit_compile)
-        else:
-            super().compile(trainer, cfg, optimizer)
+        second = getattr(trainer, "SECOND_OPTIMIZER", None)  # two-player methods (joint): the generator's
+        extra = {second: keras.optimizers.Adam(cfg.g_learning_rate)} if second else {}
+        trainer.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile, **extra)
+
+    def callbacks(self, cfg, data: RunData):
+        """``guard_max_drop``: early stopping on held-out PGD-10 accuracy (512 validation images)."""
+        if cfg.guard_max_drop is None:
+            return []
+        images, labels = next(iter(data.panels.unbatch().batch(512)))
+        return [RobustAccuracyGuard(images, labels, cfg.norm, cfg.eps, max_drop=cfg.guard_max_drop)]
 
     def panels(self, cfg, data: RunData):
         """What the classifier trains on: the training attack's x_hat, and the classifier's answers."""
@@ -59,3 +54,14 @@ class DefenseTask(Task):
     def measure(self, trainer, cfg, data, history):
         measured = trainer.evaluate(data.test, verbose=0, return_dict=True)
         return {**{k: float(v) for k, v in measured.items()}, "accuracy": float(measured["clean_accuracy"])}
+
+    def zoo_kind(self, cfg):
+        return "defended_classifier"
+
+    def companions(self, cfg):
+        """The joint method's co-trained generator, as ``<entry>_generator`` (the defence report's co-trained row
+        comes from the zoo like every other attack)."""
+        if cfg.method != "joint":
+            return []
+        return [Companion("_generator", "attacker.keras", "perturbation",
+                          {"output": "x_hat", "co_trained": True, "budget": {"norm": cfg.norm, "eps": cfg.eps}})]

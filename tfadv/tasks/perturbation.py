@@ -6,10 +6,10 @@ import keras
 import tensorflow as tf
 
 from tfadv import figures
-from tfadv.evaluation import load_target
 from tfadv.models import discriminator
 from tfadv.models.generators import build_generator, perturbation_model
 from tfadv.models.universal import UniversalPerturbation
+from tfadv.targets import load_target
 from tfadv.tasks.base import RunData, Task, attack_panels
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer
 
@@ -48,7 +48,7 @@ class PerturbationTask(Task):
         if cfg.gan:
             trainer.compile(optimizer=optimizer, d_optimizer=keras.optimizers.Adam(cfg.d_learning_rate,
                                                                                    beta_1=cfg.d_beta_1),
-                            jit_compile=cfg.jit_compile)
+                            jit_compile=cfg.runtime.jit_compile)
         else:
             super().compile(trainer, cfg, optimizer)
 
@@ -66,3 +66,16 @@ class PerturbationTask(Task):
     def measure(self, trainer, cfg, data, history):
         measured = trainer.evaluate(data.test, verbose=0, return_dict=True)
         return {**{k: float(v) for k, v in measured.items()}, "generator_params": trainer.attacker.count_params()}
+
+    def zoo_kind(self, cfg):
+        return "universal" if cfg.mode == "universal" else "perturbation"
+
+    def entry_fields(self, cfg):
+        fields = {"target": cfg.target, "output": "x_hat",
+                  "budget": {"norm": cfg.norm, "eps": cfg.eps} if cfg.mode != "joint" else None}
+        if cfg.mode == "universal":
+            fields["endpoints"] = {"serve": "x -> x_hat", "perturbation": "() -> U [1, H, W, C]"}
+        return fields
+
+    def attack_target(self, cfg):
+        return cfg.target

@@ -1,6 +1,9 @@
 """Training a style-transfer network on (content, style) pairs from two image folders (``StyleExperiment``)."""
 
+import json
 import os
+
+import tensorflow as tf
 
 from tfadv.data.images import image_pairs
 from tfadv.models.style import adain_network, gram_stack_network
@@ -19,6 +22,7 @@ class StyleTask(Task):
     """No labels and no test split: the run records its training losses."""
 
     kind = "style"
+    labelled = False
 
     def data(self, cfg) -> RunData:
         pairs = image_pairs(cfg.content_dir, cfg.style_dir, cfg.size, cfg.batch_size, cfg.seed)
@@ -49,3 +53,18 @@ class StyleTask(Task):
         return {**{k: float(v[-1]) for k, v in history.history.items()},
                 "first_epoch_loss": float(history.history["loss"][0]),
                 "params": trainer.network.count_params(), "vgg_weights": cfg.vgg_weights}
+
+    def zoo_kind(self, cfg):
+        return "style"
+
+    def entry_fields(self, cfg):
+        return {"dataset": f"folders:{cfg.content_dir}|{cfg.style_dir}", "input_shape": [cfg.size, cfg.size, 3],
+                "output": "stylised image", "endpoints": {"serve": "(content, style) -> image"}}
+
+    def exported_figures(self, serve, cfg, workdir):
+        """Style networks have no accuracy: the run's final losses, and the output range on a probe pair."""
+        probe = tf.random.stateless_uniform((1, cfg.size, cfg.size, 3), (0, 0))
+        output = serve(probe, probe)
+        with open(os.path.join(workdir, "metrics.json")) as f:
+            metrics = json.load(f)
+        return {**metrics, "output_range": [float(tf.reduce_min(output)), float(tf.reduce_max(output))]}
