@@ -156,6 +156,19 @@ def test_pgd_respects_the_budget_and_breaks_the_classifier(data, classifier, nor
     assert accuracy(classifier, x_adv, y) < accuracy(classifier, x, y) - 0.3
 
 
+@pytest.mark.parametrize("norm,eps", [("linf", 0.12), ("l2", 3.0)])
+def test_fgsm_with_a_random_start_respects_the_budget_and_is_weaker_than_pgd(data, classifier, norm, eps):
+    from tfadv.attacks import get_attack
+
+    x, y = data
+    x_adv = get_attack("fgsm")(classifier, x, y, eps=eps, norm=norm)
+    assert float(tf.reduce_max(per_example_norm(x_adv - x, norm))) <= eps * (1 + 1e-5)
+    assert float(tf.reduce_min(x_adv)) >= 0 and float(tf.reduce_max(x_adv)) <= 1
+    fgsm_accuracy = accuracy(classifier, x_adv, y)
+    assert fgsm_accuracy < accuracy(classifier, x, y) - 0.1  # one step already hurts
+    assert accuracy(classifier, pgd(classifier, x, y, eps=eps, norm=norm, steps=20), y) <= fgsm_accuracy
+
+
 @pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.5)])
 def test_pgd_from_a_given_start_projects_it_into_the_budget(data, classifier, norm, eps):
     x, y = data

@@ -1,10 +1,17 @@
 """Reference iterative attacks as pure functions (the yardstick for the generators).
 
     x_adv = pgd(classifier, x, labels, eps=2.4, norm="l2", steps=40)
+    x_adv = get_attack("fgsm")(classifier, x, labels, eps=0.1, norm="linf")
 
 ``classifier`` is any callable images -> logits (a Keras model, a SavedModel's
 ``serve``). Every returned ``x_adv`` satisfies the budget exactly (projection
 by :func:`tfadv.budgets.constrain`) and lies in [0, 1].
+
+``ATTACKS`` is the registry of budgeted per-image attacks, each
+``fn(classifier, x, labels, *, eps, norm, seed=0, **settings) -> x_adv``;
+``tfadv-evaluate-defense --attacks=NAME`` and the benchmarks find them there.
+Adding one: a function decorated with ``@register_attack("name")`` (here or in
+a module imported by ``tfadv.attacks``) and its test.
 """
 
 import tensorflow as tf
@@ -12,7 +19,13 @@ import tensorflow as tf
 from tfadv.budgets import check_budget, constrain, per_example_norm
 from tfadv.errors import ConfigError, InputError
 from tfadv.inputs import check_images
-from tfadv.losses import adversarial_loss, check_loss
+from tfadv.losses import LOSSES, adversarial_loss, check_loss
+from tfadv.registry import Registry
+
+
+ATTACKS = Registry("attack")
+register_attack = ATTACKS.register  # decorator: @register_attack("name"), the one registration point
+get_attack = ATTACKS.lookup  # the attack registered as ``name``; a one-line error names the known ones
 
 
 def _random_start(x, norm, eps, seed):
@@ -24,6 +37,7 @@ def _random_start(x, norm, eps, seed):
     return unit * tf.reshape(radius, (-1,) + (1,) * (len(x.shape) - 1))
 
 
+@register_attack("pgd")
 def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 40, step_size: float | None = None,
         random_start: bool = True, restarts: int = 1, loss: str = "untargeted", target_class: int | None = None,
         seed: int = 0, start=None):
@@ -67,6 +81,19 @@ def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 4
     return _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts, loss, target_class, seed)
 
 
+@register_attack("fgsm")
+def fgsm(classifier, x, labels, *, eps: float, norm: str = "linf", step_size: float | None = None,
+         random_start: bool = True, seed: int = 0, loss: str = "untargeted", target_class: int | None = None):
+    """FGSM with a random start (Wong et al. 2020, "fast adversarial training"): one signed-gradient step of
+    ``step_size`` (default 1.25 * eps) from a uniform random point of the ball, projected back into it.
+
+    The one-step attack that fast adversarial training trains on, and the cheapest row of an evaluation.
+    """
+    return pgd(classifier, x, labels, eps=eps, norm=norm, steps=1,
+               step_size=1.25 * float(eps) if step_size is None else step_size, random_start=random_start,
+               seed=seed, loss=loss, target_class=target_class)
+
+
 _COMPILED: dict = {}
 
 
@@ -78,7 +105,7 @@ def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class):
 
     @tf.function(reduce_retracing=True)
     def run(x, labels, start):
-        clean_logits = classifier(x) if loss == "least_likely" else None
+        clean_logits = classifier(x) if LOSSES[loss].needs_clean_logits else None
         shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 1], tf.int32)], 0)
 
         def objective(x_adv):

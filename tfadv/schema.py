@@ -105,26 +105,40 @@ class OptimizerConfig:
 
 
 @dataclasses.dataclass
-class ScheduleConfig:
-    """Fields every trained experiment has: optimizer, schedule length, seed."""
+class RuntimeConfig:
+    """Where and how a run computes, shared by every kind: not part of the recipe (a killed run may resume on
+    another machine with other settings, and the same recipe trains the same model on any of them)."""
 
-    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
-    epochs: int = 10
-    steps_per_epoch: int | None = None  # cap per epoch, for quick runs
-    seed: int = 0
-    jit_compile: bool = False  # XLA-compile the train step (pays off on GPUs; slower on this 2-core CPU)
     strategy: str = "default"  # tfadv.distribute.STRATEGIES; data.batch_size is the global batch
+    jit_compile: bool = False  # XLA-compile the train step (pays off on GPUs; slower on this 2-core CPU)
     mixed_precision: bool = False  # mixed_float16 compute with loss scaling (GPUs with tensor cores)
 
     def validate(self):
         from tfadv.distribute import STRATEGIES
 
-        self.optimizer.validate()
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {STRATEGIES}. Received: {self.strategy!r}")
         if self.strategy == "tpu" and self.mixed_precision:
             raise ConfigError("mixed_precision is float16 with loss scaling, for GPUs; TPUs compute in bfloat16 "
                               "without it: drop --mixed_precision for strategy=tpu.")
+
+
+RUNTIME_FIELDS = tuple(field.name for field in dataclasses.fields(RuntimeConfig))
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """Fields every trained experiment has: optimizer, schedule length, seed, and the runtime section."""
+
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    epochs: int = 10
+    steps_per_epoch: int | None = None  # cap per epoch, for quick runs
+    seed: int = 0
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+    def validate(self):
+        self.optimizer.validate()
+        self.runtime.validate()
         if self.epochs <= 0:
             raise ConfigError(f"epochs must be > 0. Received: {self.epochs!r}")
         if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
@@ -201,9 +215,8 @@ class PerturbationExperiment(TrainingConfig):
         super().validate()
         from tfadv.budgets import NORMS, check_budget
         from tfadv.losses import check_loss
+        from tfadv.models.generators import ATTACK_MODES as modes
         from tfadv.models.generators import GENERATORS
-
-        modes = ("thresholded", "joint", "universal")
 
         if self.generator not in GENERATORS:
             raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
@@ -226,13 +239,15 @@ class PerturbationExperiment(TrainingConfig):
 
 @dataclasses.dataclass
 class DefenseExperiment(TrainingConfig):
-    """Training a defended classifier from scratch: joint (classifier + generator) or PGD adversarial training.
+    """Training a defended classifier from scratch with a registered defence method (``tfadv.trainers.defense``).
 
     ``method``: "joint" (a thresholded ``generator`` trained to fool the current
     classifier, two optimizers per step; ``refine_steps`` > 0 adds that many PGD
-    steps starting from the generator's x_hat) or "pgd" (Madry et al., ``pgd_steps``).
-    Both attack within (``norm``, ``eps``); the classifier loss mixes clean and
-    adversarial images with weight ``adversarial_fraction`` on the latter.
+    steps starting from the generator's x_hat), "pgd" (Madry et al., ``pgd_steps``),
+    "fgsm" (FGSM from a random start, Wong et al. 2020) or "trades" (Zhang et al.
+    2019, ``trades_beta``, a ``pgd_steps``-step KL attack). All attack within
+    (``norm``, ``eps``); the classifier loss mixes clean and adversarial images
+    with weight ``adversarial_fraction`` on the latter.
     """
 
     kind: str = "defense"
@@ -243,6 +258,9 @@ class DefenseExperiment(TrainingConfig):
     eps: float = 0.1
     adversarial_fraction: float = 0.5
     pgd_steps: int = 7
+    step_size: float | None = None  # the training attack's step (None: pgd 2.5 eps / pgd_steps, fgsm 1.25 eps)
+    trades_beta: float = 6.0  # trades: weight of the KL (robustness) term against clean cross-entropy
+    guard_max_drop: float | None = None  # stop when held-out PGD-10 accuracy falls this much in an epoch (None: off)
     generator: str = "unet"
     generator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     generator_steps: int = 1
@@ -256,8 +274,9 @@ class DefenseExperiment(TrainingConfig):
         from tfadv.budgets import check_budget
         from tfadv.models import CLASSIFIERS, GENERATORS
 
-        if self.method not in ("joint", "pgd"):
-            raise ConfigError(f"method must be joint or pgd. Received: {self.method!r}")
+        from tfadv.trainers.defense import DEFENSES
+
+        DEFENSES.lookup(self.method)
         if self.model not in CLASSIFIERS:
             raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
         if self.generator not in GENERATORS:
@@ -267,12 +286,18 @@ class DefenseExperiment(TrainingConfig):
             raise ConfigError(f"adversarial_fraction must be in [0, 1]. Received: {self.adversarial_fraction!r}")
         if self.pgd_steps < 1 or self.generator_steps < 1:
             raise ConfigError("pgd_steps and generator_steps must be >= 1.")
+        if not self.trades_beta >= 0:
+            raise ConfigError(f"trades_beta must be >= 0. Received: {self.trades_beta!r}")
+        if self.guard_max_drop is not None and not 0 < self.guard_max_drop < 1:
+            raise ConfigError(f"guard_max_drop must be in (0, 1) or null. Received: {self.guard_max_drop!r}")
+        if self.step_size is not None and not self.step_size > 0:
+            raise ConfigError(f"step_size must be > 0 or null. Received: {self.step_size!r}")
         if self.refine_steps < 0:
             raise ConfigError(f"refine_steps must be >= 0. Received: {self.refine_steps!r}")
-        from tfadv.trainers.defense import GENERATOR_LOSSES
+        from tfadv.losses import untargeted_losses
 
-        if self.generator_loss not in GENERATOR_LOSSES:
-            raise ConfigError(f"generator_loss must be one of {GENERATOR_LOSSES}. Received: {self.generator_loss!r}")
+        if self.generator_loss not in untargeted_losses():
+            raise ConfigError(f"generator_loss must be one of {untargeted_losses()}. Received: {self.generator_loss!r}")
         if not self.generator_kappa >= 0:
             raise ConfigError(f"generator_kappa must be >= 0. Received: {self.generator_kappa!r}")
         return self

@@ -1,12 +1,16 @@
 """What tfadv knows about each dataset: shape, classes, where local copies live.
 
 Names are TFDS names. An unknown name fails with the list of known ones.
+Adding a dataset: a ``DatasetSpec`` passed to :func:`register_dataset` here,
+and its test (the loaders in ``pipeline.py`` need nothing more for a TFDS
+image-classification dataset or MNIST-format IDX files).
 """
 
 import dataclasses
 import os
 
 from tfadv.errors import ConfigError
+from tfadv.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,29 +49,37 @@ class DatasetSpec:
         return os.path.join(os.path.expanduser("~"), ".keras", "datasets", self.keras_cache)
 
 
-DATASETS = {
-    spec.name: spec
-    for spec in (
-        DatasetSpec(
-            "mnist", (28, 28, 1), 10, flip_augment=False, pad_crop=2,
-            local_idx_dirs=("/usr/share/datasets/mnist",),
-            keras_loader="mnist", keras_cache="mnist.npz", class_names=tuple("0123456789"),
-        ),
-        DatasetSpec(
-            "fashion_mnist", (28, 28, 1), 10, flip_augment=True, pad_crop=2,
-            local_idx_dirs=("/usr/share/datasets/fashion-mnist",),
-            keras_loader="fashion_mnist", keras_cache="fashion-mnist",
-            class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                         "Bag", "Ankle boot"),
-        ),
-        DatasetSpec(
-            "cifar10", (32, 32, 3), 10, flip_augment=True, pad_crop=4,
-            keras_loader="cifar10", keras_cache="cifar-10-batches-py",
-            class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-        ),
-        DatasetSpec("imagenet2012", (224, 224, 3), 1000, flip_augment=True),
-    )
-}
+DATASETS = Registry("dataset")
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Registers a dataset (the one registration point): TFDS loads it by ``spec.name``; local IDX files, the
+    Keras cache and the figures use the rest of the spec."""
+    return DATASETS.register(spec.name, spec)
+
+
+for _spec in (
+    DatasetSpec(
+        "mnist", (28, 28, 1), 10, flip_augment=False, pad_crop=2,
+        local_idx_dirs=("/usr/share/datasets/mnist",),
+        keras_loader="mnist", keras_cache="mnist.npz", class_names=tuple("0123456789"),
+    ),
+    DatasetSpec(
+        "fashion_mnist", (28, 28, 1), 10, flip_augment=True, pad_crop=2,
+        local_idx_dirs=("/usr/share/datasets/fashion-mnist",),
+        keras_loader="fashion_mnist", keras_cache="fashion-mnist",
+        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                     "Bag", "Ankle boot"),
+    ),
+    DatasetSpec(
+        "cifar10", (32, 32, 3), 10, flip_augment=True, pad_crop=4,
+        keras_loader="cifar10", keras_cache="cifar-10-batches-py",
+        class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    ),
+    DatasetSpec("imagenet2012", (224, 224, 3), 1000, flip_augment=True),
+):
+    register_dataset(_spec)
+del _spec
 
 
 def get_spec(name: str) -> DatasetSpec:

@@ -4,7 +4,9 @@ Generators are functional Keras models from images [B, H, W, C] to an output
 of the same spatial size. The seed found a U-Net (encoder features
 concatenated into the decoder at every stage) much better than a plain
 conv/deconv autoencoder; both are here, plus the ResNet generator of GAP
-(Poursaeed et al. 2018).
+(Poursaeed et al. 2018). Adding one: a builder decorated with
+``@register_generator("name")`` (here or in a module ``tfadv.models`` imports)
+and its test.
 
 ``perturbation_model`` wraps a generator into the model that is trained and
 exported, mapping x in [0, 1] to x_hat in [0, 1]:
@@ -20,6 +22,12 @@ from keras import layers
 
 from tfadv.budgets import NormBoundedPerturbation, check_budget
 from tfadv.errors import ConfigError
+from tfadv.registry import Registry
+
+GENERATORS = Registry("generator")
+# Decorator: registers a builder ``fn(input_shape, out_channels, ..., output_activation, name) -> keras.Model``
+# under a name (the one registration point; configs name it in ``generator``).
+register_generator = GENERATORS.register
 
 
 def _check(input_shape, depth=None):
@@ -78,6 +86,7 @@ def _encoder_decoder(input_shape, out_channels, depth, filters, max_filters, out
     return keras.Model(inputs, outputs, name=name)
 
 
+@register_generator("unet")
 def unet(input_shape=(28, 28, 1), out_channels=None, depth=2, filters=32, max_filters=256,
          output_activation="tanh", batch_norm=True, name="unet"):
     """U-Net (Ronneberger et al. 2015): encoder features concatenated into the decoder at every stage.
@@ -94,6 +103,7 @@ def unet(input_shape=(28, 28, 1), out_channels=None, depth=2, filters=32, max_fi
                             batch_norm, skips=True, name=name)
 
 
+@register_generator("autoencoder")
 def autoencoder(input_shape=(28, 28, 1), out_channels=None, depth=2, filters=32, max_filters=256,
                 output_activation="tanh", batch_norm=True, name="autoencoder"):
     """Plain conv/deconv autoencoder: the U-Net without its skip connections (the seed's baseline)."""
@@ -101,6 +111,7 @@ def autoencoder(input_shape=(28, 28, 1), out_channels=None, depth=2, filters=32,
                             batch_norm, skips=False, name=name)
 
 
+@register_generator("resnet_generator")
 def resnet_generator(input_shape=(28, 28, 1), out_channels=None, filters=32, blocks=3, downsamplings=2,
                      output_activation="tanh", name="resnet_generator"):
     """The ResNet generator of GAP / Johnson et al.: 7x7 stem, strided downsampling, residual blocks, upsampling."""
@@ -131,8 +142,8 @@ def resnet_generator(input_shape=(28, 28, 1), out_channels=None, filters=32, blo
     return keras.Model(inputs, layers.Activation(output_activation, dtype="float32", name="output")(x), name=name)
 
 
-GENERATORS = {"unet": unet, "autoencoder": autoencoder, "resnet_generator": resnet_generator}
-PERTURBATION_MODES = ("thresholded", "joint")
+PERTURBATION_MODES = ("thresholded", "joint")  # per image: perturbation_model
+ATTACK_MODES = PERTURBATION_MODES + ("universal",)  # a perturbation experiment's mode (universal: one U)
 
 
 def build_generator(name: str, **kwargs) -> keras.Model:

@@ -2,12 +2,11 @@
 
 from typing import Any, Callable
 
-EXPERIMENTS: dict[str, Callable[[], Any]] = {}
+from tfadv.registry import Registry
+
+EXPERIMENTS = Registry("experiment")
 
 
 def recipe(fn: Callable[[], Any]) -> Callable[[], Any]:
     """Registers ``fn`` (no arguments, returns a fresh config) as experiment ``fn.__name__``."""
-    if fn.__name__ in EXPERIMENTS:
-        raise ValueError(f"Experiment {fn.__name__!r} is registered twice.")
-    EXPERIMENTS[fn.__name__] = fn
-    return fn
+    return EXPERIMENTS.register(fn.__name__, fn)

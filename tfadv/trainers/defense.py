@@ -25,14 +25,12 @@ from tfadv.attacks import pgd
 from tfadv.budgets import check_budget
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
-from tfadv.losses import adversarial_loss
+from tfadv.losses import adversarial_loss, kl_divergence, untargeted_losses
 from tfadv.metrics import AttackMetrics
+from tfadv.registry import Registry
 from tfadv.serialization import NestedModels
 from tfadv.trainers.perturbation import batch_of, generator_check, nonfinite_count, raw_output_attack
 from tfadv.trainers.two_player import SecondOptimizerMixin
-
-GENERATOR_LOSSES = ("cw", "untargeted")  # the joint defence's generator losses (tfadv.losses)
-
 
 def _check_mix(adversarial_fraction):
     if not 0.0 <= adversarial_fraction <= 1.0:
@@ -118,8 +116,8 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
     def __init__(self, classifier, attacker, adversarial_fraction=0.5, generator_steps=1, attack_loss="cw",
                  refine_steps=0, norm=None, eps=None, attack_kappa=2.0, **kwargs):
         super().__init__(classifier, adversarial_fraction, **kwargs)
-        if attack_loss not in GENERATOR_LOSSES:
-            raise ConfigError(f"attack_loss must be one of {GENERATOR_LOSSES} (a defence's generator attacks every "
+        if attack_loss not in untargeted_losses():
+            raise ConfigError(f"attack_loss must be one of {untargeted_losses()} (a defence's generator attacks every "
                               f"image, untargeted). Received: {attack_loss!r}")
         if not isinstance(generator_steps, int) or generator_steps < 1:
             raise ConfigError(f"generator_steps must be an int >= 1. Received: {generator_steps!r}")
@@ -200,20 +198,22 @@ class PGDAdversarialTrainer(_DefenseBase):
 
     Args:
         classifier: trainable classifier.
-        norm, eps: the budget; steps: PGD steps per training batch (7-10 is usual).
+        norm, eps: the budget; steps: PGD steps per training batch (7-10 is usual); step_size: default
+            2.5 * eps / steps (FGSM with random start, "fast adversarial training": steps=1, step_size=1.25 eps).
         random_start: PGD starts from a random point of the ball (Madry's recipe) or from x.
         adversarial_fraction: weight of the PGD images in the loss (1.0: Madry's pure form).
     """
 
     def __init__(self, classifier, norm="linf", eps=0.1, steps=7, adversarial_fraction=0.5, random_start=True,
-                 **kwargs):
+                 step_size=None, **kwargs):
         super().__init__(classifier, adversarial_fraction, **kwargs)
         self.norm, self.eps, self.steps, self.random_start = norm, float(eps), int(steps), bool(random_start)
+        self.step_size = None if step_size is None else float(step_size)
 
     def adversarial(self, x, labels):
         frozen = lambda images: self.classifier(images, training=False)  # noqa: E731
         return tf.stop_gradient(pgd(frozen, x, labels, eps=self.eps, norm=self.norm, steps=self.steps,
-                                    random_start=self.random_start))
+                                    step_size=self.step_size, random_start=self.random_start))
 
     def train_step(self, data):
         x, labels = batch_of(data)
@@ -222,4 +222,125 @@ class PGDAdversarialTrainer(_DefenseBase):
 
     def get_config(self):
         return {**super().get_config(), "norm": self.norm, "eps": self.eps, "steps": self.steps,
-                "random_start": self.random_start}
+                "random_start": self.random_start, "step_size": self.step_size}
+
+
+@keras.saving.register_keras_serializable(package="tfadv")
+class TRADESTrainer(PGDAdversarialTrainer):
+    """TRADES (Zhang et al. 2019): cross-entropy on clean images plus ``beta`` times KL(p(x) || p(x_adv)), where
+    x_adv maximises that KL by PGD within (norm, eps) (the ``trades_kl`` loss of ``tfadv.losses``).
+
+    The robust-accuracy / clean-accuracy trade-off is ``beta`` (6 in the paper). PGD starts from a uniform
+    random point of the ball, where the paper starts from 0.001 * N(0, 1).
+    """
+
+    def __init__(self, classifier, norm="linf", eps=0.1, steps=10, beta=6.0, step_size=None, **kwargs):
+        kwargs.pop("adversarial_fraction", None)
+        super().__init__(classifier, norm, eps, steps=steps, step_size=step_size, adversarial_fraction=1.0,
+                         **kwargs)
+        if not beta >= 0:
+            raise ConfigError(f"beta must be >= 0. Received: {beta!r}")
+        self.beta = float(beta)
+
+    def adversarial(self, x, labels):
+        frozen = lambda images: self.classifier(images, training=False)  # noqa: E731
+        return tf.stop_gradient(pgd(frozen, x, labels, eps=self.eps, norm=self.norm, steps=self.steps,
+                                    step_size=self.step_size, random_start=self.random_start, loss="trades_kl"))
+
+    def _classifier_step(self, x, x_adv, labels):
+        batch = tf.shape(x)[0]
+        with tf.GradientTape() as tape:
+            logits = self.classifier(tf.concat([x, tf.cast(x_adv, x.dtype)], 0), training=True)
+            clean_logits, adv_logits = logits[:batch], logits[batch:]
+            natural = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
+                                                                     logits=tf.cast(clean_logits, tf.float32))
+            robust = kl_divergence(tf.cast(clean_logits, tf.float32), tf.cast(adv_logits, tf.float32))
+            loss = tf.reduce_mean(natural + self.beta * robust)
+        minimize(self.optimizer, tape, loss, self.classifier.trainable_variables)
+        self.loss_tracker.update_state(loss)
+        self.attack_metrics.update(x, x_adv, labels, clean_logits, adv_logits)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("adversarial_fraction", None)
+        return {**config, "beta": self.beta}
+
+
+class RobustAccuracyGuard(keras.callbacks.Callback):
+    """Early stopping against catastrophic overfitting (Wong et al. 2020): after every epoch, PGD accuracy of the
+    defence's classifier on a fixed held-out batch (logged as ``guard_pgd_accuracy``); when it falls more than
+    ``max_drop`` below the previous epoch's, training stops and the classifier gets back the weights of its best
+    epoch. FGSM training can collapse within one epoch to a classifier that beats FGSM and nothing else."""
+
+    def __init__(self, images, labels, norm, eps, steps=10, max_drop=0.2):
+        super().__init__()
+        self.images, self.labels = tf.convert_to_tensor(images), tf.convert_to_tensor(labels)
+        self.norm, self.eps, self.steps, self.max_drop = norm, float(eps), int(steps), float(max_drop)
+        self.best, self.previous, self.best_weights, self.stopped_epoch = -1.0, None, None, None
+
+    def robust_accuracy(self) -> float:
+        classifier = self.model.classifier
+        frozen = lambda images: classifier(images, training=False)  # noqa: E731
+        x_adv = pgd(frozen, self.images, self.labels, eps=self.eps, norm=self.norm, steps=self.steps)
+        predictions = tf.argmax(frozen(x_adv), -1, output_type=tf.int32)
+        return float(tf.reduce_mean(tf.cast(predictions == tf.cast(self.labels, tf.int32), tf.float32)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = self.robust_accuracy()
+        if logs is not None:
+            logs["guard_pgd_accuracy"] = accuracy
+        if self.previous is not None and accuracy < self.previous - self.max_drop:
+            self.model.stop_training, self.stopped_epoch = True, epoch
+            self.model.classifier.set_weights(self.best_weights)
+            print(f"RobustAccuracyGuard: PGD-{self.steps} accuracy fell from {self.previous:.3f} to {accuracy:.3f} "
+                  f"at epoch {epoch + 1}: stopped, and the classifier has its best epoch's weights back.")
+        elif accuracy >= self.best:
+            self.best, self.best_weights = accuracy, self.model.classifier.get_weights()
+        self.previous = accuracy
+
+
+# Defence methods: a DefenseExperiment's ``method`` names the builder of its (uncompiled) trainer.
+
+DEFENSES = Registry("defence method")
+# Decorator: registers ``build(cfg, classifier, image_shape) -> trainer`` as a defence method (the one
+# registration point; ``DefenseExperiment.method`` and ``tfadv.tasks.defense`` find it by name). A trainer with a
+# second optimizer names it in ``SECOND_OPTIMIZER``; the task compiles it with ``Adam(cfg.g_learning_rate)``.
+register_defense = DEFENSES.register
+
+
+@register_defense("pgd")
+def _pgd_training(cfg, classifier, image_shape):
+    """Madry et al.: PGD with ``pgd_steps`` steps (step ``step_size``, default 2.5 eps / steps)."""
+    return PGDAdversarialTrainer(classifier, cfg.norm, cfg.eps, steps=cfg.pgd_steps, step_size=cfg.step_size,
+                                 adversarial_fraction=cfg.adversarial_fraction)
+
+
+@register_defense("fgsm")
+def _fgsm_training(cfg, classifier, image_shape):
+    """Fast adversarial training (Wong et al. 2020): FGSM from a random start, step ``step_size`` (default
+    1.25 eps)."""
+    return PGDAdversarialTrainer(classifier, cfg.norm, cfg.eps, steps=1,
+                                 step_size=1.25 * cfg.eps if cfg.step_size is None else cfg.step_size,
+                                 adversarial_fraction=cfg.adversarial_fraction)
+
+
+@register_defense("joint")
+def _joint_training(cfg, classifier, image_shape):
+    """The seed's future work: a thresholded generator trained with the classifier (``refine_steps`` PGD steps
+    from its x_hat)."""
+    from tfadv.models.generators import build_generator, perturbation_model
+
+    generator = build_generator(cfg.generator, input_shape=tuple(image_shape), output_activation="tanh",
+                                **cfg.generator_kwargs)
+    return JointAdversarialTrainer(classifier, perturbation_model(generator, "thresholded", cfg.norm, cfg.eps),
+                                   adversarial_fraction=cfg.adversarial_fraction,
+                                   generator_steps=cfg.generator_steps, refine_steps=cfg.refine_steps,
+                                   norm=cfg.norm, eps=cfg.eps, attack_loss=cfg.generator_loss,
+                                   attack_kappa=cfg.generator_kappa)
+
+
+@register_defense("trades")
+def _trades_training(cfg, classifier, image_shape):
+    """TRADES: clean cross-entropy + ``trades_beta`` * KL to a ``pgd_steps``-step KL-maximising PGD image."""
+    return TRADESTrainer(classifier, cfg.norm, cfg.eps, steps=cfg.pgd_steps, beta=cfg.trades_beta,
+                         step_size=cfg.step_size)

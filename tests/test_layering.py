@@ -1,0 +1,96 @@
+"""The house's layering: every tfadv import (module-level or inside a function) points down or sideways.
+
+Layers, bottom to top: foundations (data, budgets, losses, figures, ...) < models, attacks and the zoo <
+trainers and measuring < configs (schema, recipes) < tasks < jobs (training, export, reports) < the CLI.
+A module may import its own layer or a lower one; the tests read the source, so a lazy import counts too.
+"""
+
+import ast
+import os
+
+import pytest
+
+import tfadv
+
+ROOT = os.path.dirname(tfadv.__file__)
+LAYERS = [
+    {"tfadv", "errors", "registry", "config", "inputs", "budgets", "losses", "distribute", "progress",
+     "serialization", "data", "metrics", "callbacks", "figures"},
+    {"models", "zoo", "attacks", "savedmodel", "targets"},
+    {"trainers", "evaluation", "autoattack"},
+    {"schema", "recipes", "experiments"},
+    {"tasks"},
+    {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo"},
+    {"cli"},
+]
+NOT_TRAINING = {"export", "defense_report", "report", "evaluation", "runs", "sweep"}  # measuring never trains
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1] if "." in module else module
+    for level, names in enumerate(LAYERS):
+        if top in names:
+            return level
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS in tests/test_layering.py")
+
+
+def modules():
+    for root, _, names in os.walk(ROOT):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                rel = os.path.relpath(path, os.path.dirname(ROOT))[:-3].replace(os.sep, ".")
+                yield rel.removesuffix(".__init__"), path
+
+
+def imports(path: str):
+    """The tfadv modules ``path`` imports, anywhere in the file."""
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "tfadv":
+            found.add(node.module)
+            for alias in node.names:  # `from tfadv import data`: the submodule
+                if os.path.exists(os.path.join(ROOT, *node.module.split(".")[1:], alias.name + ".py")) or \
+                        os.path.isdir(os.path.join(ROOT, *node.module.split(".")[1:], alias.name)):
+                    found.add(f"{node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "tfadv"}
+    return found
+
+
+MODULES = dict(modules())
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_import_points_up(module):
+    own = layer_of(module)
+    upward = sorted(target for target in imports(MODULES[module]) if layer_of(target) > own)
+    assert not upward, f"{module} (layer {own}) imports higher layers: {upward}"
+
+
+def test_measuring_and_reporting_do_not_import_training():
+    offenders = {module: sorted(t for t in imports(path) if t.startswith("tfadv.training"))
+                 for module, path in MODULES.items() if module.split(".")[-1] in NOT_TRAINING}
+    assert not any(offenders.values()), offenders
+
+
+def test_module_level_imports_have_no_cycle():
+    graph = {}
+    for module, path in MODULES.items():
+        tree = ast.parse(open(path).read())
+        graph[module] = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module
+                         and n.module.startswith("tfadv.") and n.module in MODULES and n.module != module}
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == "open" and not nxt.startswith(node + ".") and not node.startswith(nxt + "."):
+                raise AssertionError(f"import cycle: {' -> '.join(stack + [node, nxt])}")
+            if nxt not in state:
+                visit(nxt, stack + [node])
+        state[node] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])

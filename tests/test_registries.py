@@ -1,0 +1,109 @@
+"""What users extend has one registration point each: a throwaway generator, loss, attack, defence and dataset
+are registered here (as a user would in their own module) and then found by name by the configs, the runner,
+the attacks and the data loader, with no other file touched."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfadv import attacks, experiments, losses, training
+from tfadv.data import catalog
+from tfadv.errors import ConfigError
+from tfadv.models import generators
+from tfadv.trainers import defense
+
+
+@pytest.fixture
+def registered():
+    """Registers through the public decorators and removes the entries afterwards (other tests see the stock
+    registries)."""
+    added = []
+
+    def add(registry, name):
+        added.append((registry, name))
+
+    yield add
+    for registry, name in added:
+        registry.pop(name, None)
+
+
+def test_a_new_loss_is_found_by_configs_attacks_and_trainers(registered):
+    @losses.register_loss("negative_margin_squared", target="none")
+    def _margin(logits, labels, **_):
+        top_other = tf.reduce_max(tf.where(tf.one_hot(labels, tf.shape(logits)[-1]) > 0, -1e9, logits), -1)
+        return tf.square(tf.nn.relu(tf.gather(logits, labels, batch_dims=1) - top_other))
+
+    registered(losses.LOSSES, "negative_margin_squared")
+    cfg = experiments.get_experiment("fashion_mnist_unet_l2")
+    cfg.loss = "negative_margin_squared"
+    cfg.validate()  # the schema knows it
+    logits = tf.constant([[3.0, 1.0, 0.0], [0.0, 2.0, 5.0]])
+    value = losses.adversarial_loss("negative_margin_squared", logits, tf.constant([0, 2]))
+    np.testing.assert_allclose(value.numpy(), [4.0, 9.0])
+    with pytest.raises(ConfigError, match="target_class is only used by"):
+        losses.check_loss("negative_margin_squared", 1)
+    x = tf.random.stateless_uniform((2, 4, 4, 1), (0, 1))
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    x_adv = attacks.pgd(model, x, tf.constant([0, 1]), eps=0.1, steps=2, loss="negative_margin_squared")
+    assert float(tf.reduce_max(tf.abs(x_adv - x))) <= 0.1 + 1e-6
+
+
+def test_a_new_attack_is_found_by_name(registered):
+    @attacks.register_attack("sign_of_noise")
+    def _noise(classifier, x, labels, *, eps, norm="linf", seed=0, **_):
+        return tf.clip_by_value(x + eps * tf.sign(tf.random.stateless_normal(tf.shape(x), (seed, 0))), 0.0, 1.0)
+
+    registered(attacks.ATTACKS, "sign_of_noise")
+    x = tf.fill((2, 4, 4, 1), 0.5)
+    x_adv = attacks.get_attack("sign_of_noise")(None, x, tf.constant([0, 1]), eps=0.1)
+    np.testing.assert_allclose(np.abs(x_adv.numpy() - 0.5), 0.1, rtol=1e-5)
+    with pytest.raises(ConfigError, match="Unknown attack 'nope'. Known: .*sign_of_noise"):
+        attacks.get_attack("nope")
+
+
+def test_a_new_generator_and_a_new_defence_train_through_the_runner(registered, idx_dir, tmp_path):
+    @generators.register_generator("one_conv")
+    def _one_conv(input_shape=(28, 28, 1), out_channels=None, output_activation="tanh", name="one_conv", **_):
+        inputs = keras.Input(input_shape)
+        out = keras.layers.Conv2D(out_channels or input_shape[-1], 3, padding="same", activation=output_activation,
+                                  dtype="float32")(inputs)
+        return keras.Model(inputs, out, name=name)
+
+    @defense.register_defense("noise_augmentation")
+    def _noise_training(cfg, classifier, image_shape):
+        """Trains on uniform noise of the budget's size: a (weak) defence in a dozen lines."""
+        trainer = defense.PGDAdversarialTrainer(classifier, cfg.norm, cfg.eps, steps=1, step_size=1e-9,
+                                                adversarial_fraction=cfg.adversarial_fraction)
+        return trainer
+
+    registered(generators.GENERATORS, "one_conv")
+    registered(defense.DEFENSES, "noise_augmentation")
+    cfg = experiments.get_experiment("fashion_mnist_joint_defense_linf")
+    cfg.generator, cfg.generator_kwargs = "one_conv", {}
+    cfg.data.idx_dir, cfg.data.batch_size, cfg.epochs, cfg.steps_per_epoch = idx_dir, 16, 1, 2
+    cfg.model_kwargs = {"filters": [[4], [8]], "head": "gap"}
+    _, joint = training.run_experiment(cfg, str(tmp_path / "joint"), verbose=0)  # the generator, by name
+    assert joint["optimizer_steps"] == 2 and joint["g_optimizer_steps"] == 2
+    cfg.method = "noise_augmentation"
+    _, noise = training.run_experiment(cfg, str(tmp_path / "noise"), verbose=0)  # the defence, by name
+    assert noise["optimizer_steps"] == 2 and "g_optimizer_steps" not in noise
+    cfg.method = "unknown_defence"
+    with pytest.raises(ConfigError, match="Unknown defence method 'unknown_defence'. Known: .*noise_augmentation"):
+        cfg.validate()
+
+
+def test_a_new_dataset_loads_by_name(registered, idx_dir):
+    from tfadv import data as data_lib
+
+    catalog.register_dataset(catalog.DatasetSpec("brightness_digits", (28, 28, 1), 10, local_idx_dirs=(idx_dir,),
+                                                 class_names=tuple("abcdefghij")))
+    registered(catalog.DATASETS, "brightness_digits")
+    ds, info = data_lib.load("brightness_digits", "test", batch_size=16, source="idx")
+    x, y = next(iter(ds))
+    assert x.shape == (16, 28, 28, 1) and info.source == "idx" and info.num_examples == 48
+    cfg = experiments.get_experiment("fashion_mnist_unet_l2")
+    cfg.data.dataset = "brightness_digits"
+    cfg.validate()
+    with pytest.raises(ValueError, match="registered twice"):
+        catalog.register_dataset(catalog.DatasetSpec("brightness_digits", (28, 28, 1), 10))
