@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from conftest import brightness_task, require_fashion_mnist
 from tfadv import byo, export, zoo
+from tfadv.data.images import labelled_image_folder
 from tfadv.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,7 +125,7 @@ def test_cli_attacks_a_0_255_savedmodel_and_measures_on_a_png_folder(classifier,
     entry = json.load(open(os.path.join(zoo_dir, "registry.json")))["fashion_mnist_unet_l2_vs_user_model_x255_1ep"]
     assert entry["target"] == f"{saved}?pixel_scale=255"  # re-measured later with the same wrapping
     # The exported generator, checked here on the PNGs with plain TensorFlow.
-    ds, names = byo.image_folder(images, (28, 28, 1), batch_size=20)
+    ds, names = labelled_image_folder(images, (28, 28, 1), batch_size=20)
     assert names == [str(k) for k in range(10)]
     x, y = next(iter(ds))
     exported = tf.saved_model.load(os.path.join(zoo_dir, entry["path"]))  # referenced while serving

@@ -78,7 +78,7 @@ def test_two_worker_cluster_on_loopback_trains_and_writes_one_checkpoint(idx_dir
 def test_strategy_choices_and_cluster_errors_are_clear(monkeypatch):
     cfg = experiments.get_experiment("fashion_mnist_joint_defense_linf")
     with pytest.raises(ConfigError, match="strategy must be one of"):
-        config_lib.override(cfg, {"strategy": "horovod"}).validate()
+        config_lib.override(cfg, {"runtime.strategy": "horovod"}).validate()
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="needs the TF_CONFIG"):
         distribute.make_strategy("multi_worker")
@@ -115,7 +115,7 @@ def test_mixed_precision_keeps_float32_outputs_budgets_and_scales_both_losses():
 
 def test_runs_reset_the_precision_policy_even_when_they_fail(idx_dir, tmp_path):
     cfg = config_lib.override(experiments.get_experiment("fashion_mnist_cnn"), {
-        "data.idx_dir": idx_dir, "mixed_precision": True, "model": "small_cnn",
+        "data.idx_dir": idx_dir, "runtime.mixed_precision": True, "model": "small_cnn",
         "model_kwargs": {"filters": [4], "bogus": 1}})
     with pytest.raises(ConfigError):
         training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfadv import figures, report
 from tfadv.data import get_spec
+from tfadv.data.images import write_png
 
 NAMES = get_spec("fashion_mnist").class_names
 RED = np.array(figures.RED, np.float32)
@@ -118,7 +119,7 @@ def test_perturbation_figure_centres_zero_on_grey():
 def test_png_and_tensorboard_outputs(tmp_path):
     x, x_hat = batch(2)
     fig = figures.attack_figure(x, x_hat, [0, 1], [0, 1], [2, 1], NAMES)
-    path = figures.write_png(str(tmp_path / "a" / "fig.png"), fig)
+    path = write_png(str(tmp_path / "a" / "fig.png"), fig)
     decoded = tf.io.decode_png(tf.io.read_file(path)).numpy()
     assert decoded.shape == fig.shape and decoded.dtype == np.uint8
     assert np.array_equal(decoded, np.round(fig * 255).astype(np.uint8))

@@ -16,14 +16,14 @@ import tensorflow as tf
 
 from tfadv import config as config_lib
 from tfadv import distribute, experiments, training
-from tfadv.callbacks import write_png
+from tfadv.data.images import write_png
 from tfadv.models import build_classifier, perturbation_model, unet
 from tfadv.models.universal import UniversalPerturbation
 from tfadv.trainers import PerturbationTrainer
 
 TINY_CLASSIFIER = {"filters": [8, 16]}
 TINY_GENERATOR = {"depth": 1, "filters": 4}
-FLAGS = {"mixed_precision": {"mixed_precision": True}, "jit_compile": {"jit_compile": True}}
+FLAGS = {"mixed_precision": {"runtime.mixed_precision": True}, "jit_compile": {"runtime.jit_compile": True}}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_every_kind_trains_under_the_speed_flag(kind, flag, idx_dir, keras_targe
 @pytest.mark.slow
 def test_both_flags_together_around_the_zoo_target(idx_dir, keras_target, style_folders, tmp_path):
     cfg = config_lib.override(_config("perturbation_zoo_target", idx_dir, keras_target, style_folders),
-                              {"jit_compile": True, "mixed_precision": True})
+                              {"runtime.jit_compile": True, "runtime.mixed_precision": True})
     trainer, metrics = training.run_experiment(cfg, str(tmp_path / "run"), verbose=0)
     assert math.isfinite(metrics["adv_accuracy"])
     _check_budget_in_float64(trainer.attacker, cfg.norm, cfg.eps)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tfadv import export
-from tfadv.callbacks import write_png
+from tfadv.data.images import write_png
 from tfadv.errors import ConfigError, DataUnavailableError, InputError
 from tfadv.inputs import check_images
 from tfadv.experiments import StyleExperiment
@@ -106,12 +106,12 @@ def run_tool(name, *args, **env_vars):
 
 
 def test_image_reader_keeps_white_areas_in_the_contract(tmp_path):
-    from tfadv.style_io import _read_image
+    from tfadv.data.images import read_image
 
     write_png(str(tmp_path / "w.png"), white_image(40, 50, 0))
     raw = tf.image.decode_png(tf.io.read_file(str(tmp_path / "w.png")))
     assert float(tf.reduce_max(tf.image.resize(tf.cast(raw, tf.float32) / 255, (32, 32), antialias=True))) > 1.0
-    image = _read_image(str(tmp_path / "w.png"), 32)
+    image = read_image(str(tmp_path / "w.png"), 32)
     assert image.shape == (1, 32, 32, 3) and float(tf.reduce_max(image)) == 1.0
     with pytest.raises(InputError, match=r"clip to \[0, 1\]") as error:
         check_images(image * 1.04)

@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from tfadv import config as config_lib
 from tfadv import experiments, training
-from tfadv.callbacks import FailOnNonFinite, write_png
+from tfadv.callbacks import FailOnNonFinite
+from tfadv.data.images import write_png
 from tfadv.errors import TrainingDivergedError
 
 EPOCHS, STEPS = 2, 3

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfadv.data.images import write_png
 from tfadv.errors import TrainingDivergedError
 
 NONFINITE_METRIC = "generator_nonfinite"  # trainers with a generator report the non-finite entries of its raw output
@@ -78,12 +79,6 @@ def image_grid(images, cols: int = 8) -> np.ndarray:
         r, q = divmod(i, cols)
         grid[r * (h + 1): r * (h + 1) + h, q * (w + 1): q * (w + 1) + w] = image
     return grid
-
-
-def write_png(path: str, image) -> None:
-    """Writes one [H, W, C] image in [0, 1] as PNG."""
-    pixels = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
-    tf.io.write_file(path, tf.io.encode_png(pixels))
 
 
 class ImageGridLogger(keras.callbacks.Callback):

@@ -18,7 +18,7 @@ from tfadv import experiments, progress
 from tfadv.distribute import STRATEGIES
 from tfadv.errors import ConfigError, TfadvError
 
-RUNTIME_FLAGS = ("strategy", "jit_compile", "mixed_precision")  # shortcuts for --set FIELD=value
+RUNTIME_FLAGS = ("strategy", "jit_compile", "mixed_precision")  # shortcuts for --set runtime.FIELD=value
 SCHEDULE_FLAGS = ("epochs", "steps_per_epoch")  # shortcuts for a quick run
 USAGE_STATUS = 2  # what every tool exits with on a bad flag, config or input
 
@@ -73,8 +73,9 @@ def resolve_experiment(FLAGS):
     cfg = (experiments.get_experiment(FLAGS.experiment) if FLAGS.experiment
            else experiments.load_json(FLAGS.config))
     overrides = dict(config_lib.parse_override(s) for s in FLAGS.set)
-    overrides.update({name: FLAGS[name].value for name in RUNTIME_FLAGS + SCHEDULE_FLAGS
+    overrides.update({f"runtime.{name}": FLAGS[name].value for name in RUNTIME_FLAGS
                       if FLAGS[name].value is not None})
+    overrides.update({name: FLAGS[name].value for name in SCHEDULE_FLAGS if FLAGS[name].value is not None})
     if overrides:
         cfg = config_lib.override(cfg, overrides)
     return cfg.validate() or cfg

@@ -13,8 +13,9 @@ in the recipes module of its kind, decorated with ``@recipe``.
 from tfadv import config as config_lib
 from tfadv.errors import ConfigError
 from tfadv.recipes import EXPERIMENTS
-from tfadv.schema import (KINDS, ClassifierExperiment, DataConfig, DefenseExperiment, OptimizerConfig,  # noqa: F401
-                          PerturbationExperiment, ScheduleConfig, StyleExperiment, TrainingConfig, splits_overlap)
+from tfadv.schema import (KINDS, RUNTIME_FIELDS, ClassifierExperiment, DataConfig,  # noqa: F401
+                          DefenseExperiment, OptimizerConfig, PerturbationExperiment, RuntimeConfig, ScheduleConfig,
+                          StyleExperiment, TrainingConfig, splits_overlap)
 
 
 def get_experiment(name: str):
@@ -29,6 +30,10 @@ def from_dict(data: dict):
     kind = data.get("kind", "classifier") if isinstance(data, dict) else None
     if kind not in KINDS:
         raise ConfigError(f"Unknown experiment kind {kind!r}. Known kinds: {', '.join(sorted(KINDS))}.")
+    moved = {k: data[k] for k in RUNTIME_FIELDS if k in data}
+    if moved:  # written before the runtime section: its fields were top-level
+        data = {**{k: v for k, v in data.items() if k not in moved},
+                "runtime": {**moved, **(data.get("runtime") or {})}}
     if isinstance(data.get("data"), dict) and "validation_split" not in data["data"]:
         # Written before held-out validation: such runs validated on eval_split; they read back without
         # a validation split rather than with one their train_split overlaps.

@@ -6,8 +6,6 @@ picture goes to a PNG file (:func:`write_png`) and to TensorBoard
 (upper case, digits, common punctuation): no plotting dependency.
 """
 
-import os
-
 import numpy as np
 
 WHITE, BLACK = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
@@ -251,16 +249,6 @@ def confusion_figure(matrix, class_names=(), *, title: str = "true class (rows) 
     canvas[top: top + k * cell, left: left + k * cell][::cell] = GREY  # grid lines
     canvas[top: top + k * cell, left: left + k * cell][:, ::cell] = GREY
     return canvas
-
-
-def write_png(path: str, image) -> str:
-    """Writes an [H, W, 3] (or [H, W, 1]) image in [0, 1] as PNG; returns ``path``."""
-    import tensorflow as tf
-
-    pixels = np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tf.io.write_file(path, tf.io.encode_png(pixels))
-    return path
 
 
 def log_to_tensorboard(log_dir: str, figures: dict, step: int = 0) -> None:

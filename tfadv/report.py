@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from tfadv import figures as figures_lib
+from tfadv.data.images import write_png
 
 REPORT_FILE = "report.md"
 
@@ -79,7 +79,7 @@ def write_report(report_dir: str, title: str, *, tables, figures: dict, command:
         if image is None:
             continue
         file = f"{name}.png"
-        figures_lib.write_png(os.path.join(report_dir, file), image)
+        write_png(os.path.join(report_dir, file), image)
         parts += [f"## {name}", ""] + ([(captions or {}).get(name), ""] if (captions or {}).get(name) else [])
         parts += [f"![{name}]({file})", ""]
     parts += ["## How this was made", "", f"- command: `{command}`", f"- data: {data_source}",

@@ -22,9 +22,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from tfadv import style_io
+    from tfadv import stylize
 
-    path = style_io.stylize_file(FLAGS.content, FLAGS.style, FLAGS.output, saved_model=FLAGS.saved_model,
+    path = stylize.stylize_file(FLAGS.content, FLAGS.style, FLAGS.output, saved_model=FLAGS.saved_model,
                                  zoo_name=FLAGS.zoo_name, zoo_dir=FLAGS.zoo_dir)
     print(f"wrote {path}")
 

@@ -1,28 +1,14 @@
-"""Stylising image files with an exported style SavedModel (the library side of tools/stylize.py)."""
+"""Stylising image files with an exported style SavedModel (the library side of tools/stylize.py; the files are
+read and written by :mod:`tfadv.data.images`)."""
 
 import os
 
 import tensorflow as tf
 
 from tfadv import zoo
-from tfadv.callbacks import write_png
-from tfadv.errors import DataUnavailableError, ZooError
+from tfadv.data.images import read_image, write_png
+from tfadv.errors import ZooError
 from tfadv.inputs import check_images
-
-
-def _read_image(path: str, size: int):
-    """An image file as a [1, size, size, 3] float32 batch in [0, 1].
-
-    Antialiased resizing overshoots at sharp edges (pure white next to dark:
-    up to ~1.1), so the result is clipped back into the image contract.
-    """
-    try:
-        data = tf.io.read_file(path)
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
-        raise DataUnavailableError(f"Cannot read image {path!r}: {str(e).splitlines()[0][:160]}") from None
-    resized = tf.image.resize(tf.cast(image, tf.float32) / 255.0, (size, size), antialias=True)
-    return tf.clip_by_value(resized, 0.0, 1.0)[None]
 
 
 def _load(saved_model: str | None, zoo_name: str | None, zoo_dir: str | None):
@@ -49,6 +35,6 @@ def stylize_file(content: str, style: str, output: str, saved_model: str | None 
                  zoo_name: str | None = None, zoo_dir: str | None = None) -> str:
     """Reads two image files, runs the style network's ``serve`` at its size, writes a PNG; returns its path."""
     serve, size, _loaded = _load(saved_model, zoo_name, zoo_dir)
-    image = serve(_read_image(content, size), _read_image(style, size))
+    image = serve(read_image(content, size), read_image(style, size))
     write_png(output, image[0])
     return output
