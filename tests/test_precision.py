@@ -100,7 +100,7 @@ def test_every_kind_trains_under_the_speed_flag(kind, flag, idx_dir, keras_targe
     assert keras.mixed_precision.global_policy().name == "float32"  # the run restores the policy
     numbers = {k: v for k, v in metrics.items() if isinstance(v, float)}
     assert numbers and all(math.isfinite(v) for v in numbers.values()), metrics
-    assert json.load(open(os.path.join(workdir, "config.json")))[flag] is True
+    assert json.load(open(os.path.join(workdir, "config.json")))["runtime"][flag] is True
     if cfg.kind == "perturbation" and cfg.mode != "joint":
         _check_budget_in_float64(trainer.attacker, cfg.norm, cfg.eps)
     if cfg.kind == "defense":

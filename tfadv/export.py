@@ -57,16 +57,15 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
     data = _eval_data(cfg, source, idx_dir) if task.labelled else None
     target = task.attack_target(cfg)
     entry = _publish(name, task, task.zoo_kind(cfg), model, cfg, workdir, data, task.entry_fields(cfg),
-                     target_name=target, target=load_target(target, zoo_dir) if target else None,
-                     zoo_dir=zoo_dir, overwrite=overwrite)
+                     target=load_target(target, zoo_dir) if target else None, zoo_dir=zoo_dir, overwrite=overwrite)
     for companion in task.companions(cfg):
         path = os.path.join(workdir, companion.artifact)
         if not os.path.isfile(path):
             raise ZooError(f"Run {workdir!r} has no {companion.artifact}: entry {name + companion.suffix!r} cannot "
                            f"be exported (the entry {name!r} was).")
         _publish(name + companion.suffix, task, companion.zoo_kind, keras.saving.load_model(path, safe_mode=True),
-                 cfg, workdir, data, {**companion.fields, "target": name}, target_name=name,
-                 target=zoo.load(name, zoo_dir).serve, zoo_dir=zoo_dir, overwrite=overwrite)
+                 cfg, workdir, data, {**companion.fields, "target": name}, target=load_target(name, zoo_dir),
+                 zoo_dir=zoo_dir, overwrite=overwrite, companion=True)
     return entry
 
 
@@ -77,8 +76,10 @@ def _eval_data(cfg, source, idx_dir):
                          idx_dir=idx_dir or data_cfg.idx_dir, tfds_data_dir=data_cfg.tfds_data_dir)
 
 
-def _publish(name, task, zoo_kind, model, cfg, workdir, data, fields, *, target_name, target, zoo_dir, overwrite):
-    """Stages ``model`` as entry ``name`` of ``zoo_kind``, measures the staged SavedModel and commits it."""
+def _publish(name, task, zoo_kind, model, cfg, workdir, data, fields, *, target, zoo_dir, overwrite,
+             companion=False):
+    """Stages ``model`` as entry ``name`` of ``zoo_kind``, measures the staged SavedModel (against ``target``,
+    for attacks) and commits it. A companion entry does not repeat its run's training time."""
     image_shape = list(data[1].spec.image_shape) if data else None
     with zoo.staging(name, zoo_dir, overwrite=overwrite) as stage:
         savedmodel.write_entry(zoo_kind, stage.path, model, image_shape)
@@ -90,7 +91,7 @@ def _publish(name, task, zoo_kind, model, cfg, workdir, data, fields, *, target_
             ds, info = data
             measured = evaluation.measure_entry(zoo_kind, loaded.serve, ds, target,
                                                 getattr(cfg, "target_class", None))
-            metrics = {**_rounded(measured), **_training_figures(workdir, companion=zoo_kind != task.zoo_kind(cfg)),
+            metrics = {**_rounded(measured), **_training_figures(workdir, companion),
                        "split": cfg.data.eval_split, "data_source": f"{info.source}:{info.location}",
                        "command": f"tfadv-evaluate --zoo_name={name} --split={cfg.data.eval_split}"}
             common = {"dataset": cfg.data.dataset, "input_shape": image_shape}
