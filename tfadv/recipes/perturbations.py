@@ -95,3 +95,31 @@ def imagenet_unet_linf() -> PerturbationExperiment:
         mode="thresholded", norm="linf", eps=10 / 255, loss="least_likely",
         optimizer=OptimizerConfig(name="adam", learning_rate=2e-4, schedule="constant"), epochs=10,
     )
+
+
+@recipe
+def fashion_mnist_unet_linf_vs_pgd() -> PerturbationExperiment:
+    """Issue 15.2: the thresholded U-Net against the PGD-trained classifier at its own budget, L-inf 0.1.
+
+    A robust target leaves no easy direction, so the generator gets the C&W margin (kappa 5) as against the
+    undefended classifier; the figure to beat is AutoAttack's 0.717 on test[:1000]. Measured (val = train[90%:]):
+    val adv accuracy 0.854 / 0.846 / 0.838 after epochs 1-3 (clean 0.876; 18 min wall on a shared 2-core CPU).
+    Tried: filters=32 for 1 epoch (``--set generator_kwargs.filters=32 --epochs=1``): 0.861, no better, 38 min.
+    Alone it stays far above PGD; tools/benchmark_attack_strength.py measures it refined by k PGD steps.
+    """
+    cfg = fashion_mnist_unet_l2()
+    cfg.target, cfg.norm, cfg.eps = "fashion_mnist_pgd_defense_linf", "linf", 0.1
+    cfg.epochs = 3
+    return cfg
+
+
+@recipe
+def fashion_mnist_unet_l2_vs_pgd() -> PerturbationExperiment:
+    """Issue 15.2: the thresholded U-Net against the L2 PGD-trained classifier at its budget, L2 1.5.
+
+    The same recipe as the L-inf one; the figure to beat is AutoAttack's 0.583 on test[:1000]. Measured: val adv
+    accuracy 0.830 / 0.758 / 0.751 after epochs 1-3 (clean 0.857; 20 min wall on a shared 2-core CPU).
+    """
+    cfg = fashion_mnist_unet_linf_vs_pgd()
+    cfg.target, cfg.norm, cfg.eps = "fashion_mnist_pgd_defense_l2", "l2", 1.5
+    return cfg
