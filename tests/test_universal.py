@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfadv import attacks, export
-from tfadv.budgets import per_example_norm
+from tfadv.budgets import constrain, per_example_norm
 from tfadv.models import UniversalPerturbation, build_classifier, unet
 from tfadv.trainers import PerturbationTrainer
 
@@ -89,3 +89,51 @@ def test_deepfool_finds_small_boundary_crossings(task):
     clean = np.argmax(classifier(x[:32]), -1)
     adv = np.argmax(classifier(np.clip(x[:32] + r, 0, 1)), -1)
     assert np.mean(adv != clean) > 0.9
+
+
+@pytest.mark.parametrize("norm,eps", [("l2", 2.5), ("linf", 0.2)])
+def test_iterative_uap_takes_the_eager_deepfool_steps(task, norm, eps):
+    """The compiled per-batch step of universal_iterative = deepfool's pushes projected one image at a time."""
+    x, y, classifier = task
+    ds = tf.data.Dataset.from_tensor_slices((x[:96], y[:96])).batch(32)
+    u, _ = attacks.universal_iterative(classifier, ds, eps=eps, norm=norm, max_passes=1)
+    reference = tf.zeros((1, 28, 28, 1))
+    for images, _ in ds:
+        clean = tf.argmax(classifier(images), -1)
+        adv = tf.argmax(classifier(tf.clip_by_value(images + reference, 0.0, 1.0)), -1)
+        todo = tf.boolean_mask(images, clean == adv)
+        if todo.shape[0]:
+            pushes = attacks.deepfool(classifier, tf.clip_by_value(todo + reference, 0.0, 1.0), num_classes=10)
+            for push in tf.unstack(pushes):
+                reference = constrain(reference + push[None], norm, eps, "project")
+    assert float(tf.reduce_max(tf.abs(reference))) > 0  # the reference moved: the comparison means something
+    np.testing.assert_allclose(u, reference, atol=1e-4)
+
+
+def test_linf_straight_through_fills_the_box_and_old_models_keep_scaling(tmp_path):
+    """New L-inf models put most pixels at +-eps (no saturated tanh needed); configs saved before keep "scale"."""
+    keras.utils.set_random_seed(0)
+    generator = unet(filters=4, batch_norm=False)
+    through = UniversalPerturbation(generator, "linf", 0.1, noise_seed=3)
+    scaled = UniversalPerturbation(generator, "linf", 0.1, noise_seed=3, linf_map="scale")
+    assert through.linf_map == "straight_through"
+    u_through, u_scaled = np.abs(through.perturbation()), np.abs(scaled.perturbation())
+    assert u_through.max() <= 0.1 and u_through.max() == pytest.approx(0.1, rel=1e-3)
+    assert np.mean(u_through > 0.0999) > 0.2  # a fifth of the pixels or more at the budget
+    assert u_through.mean() > 1.5 * u_scaled.mean(), (u_through.mean(), u_scaled.mean())
+    # the gradient passes the clip: every pixel of U moves the loss, clipped ones included
+    direction = tf.random.normal((1, 28, 28, 1), seed=2)
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(through.perturbation() * direction)
+    grads = tape.gradient(value, generator.trainable_variables)
+    assert all(g is not None for g in grads) and sum(float(tf.norm(g)) for g in grads) > 0
+    old_config = scaled.get_config()
+    del old_config["linf_map"]
+    assert UniversalPerturbation.from_config(old_config).linf_map == "scale"
+    through(tf.zeros((1, 28, 28, 1)))
+    through.save(tmp_path / "u.keras")
+    reloaded = keras.saving.load_model(tmp_path / "u.keras")
+    assert reloaded.linf_map == "straight_through"
+    np.testing.assert_allclose(reloaded.perturbation(), through.perturbation(), atol=1e-6)
+    with pytest.raises(Exception, match="linf_map must be one of"):
+        UniversalPerturbation(unet(filters=4, batch_norm=False), "linf", 0.1, linf_map="sign")

@@ -126,8 +126,9 @@ def test_every_entry_says_which_split_selected_it():
 
 def test_reexported_entries_record_how_and_keep_their_date():
     reexported = {n for n in ARTIFACTS if "reexported" in REGISTRY[n]}
+    # (the universal entries were retrained and exported behind the guard for issue 15: no longer re-exports)
     assert {"fashion_mnist_small_cnn", "fashion_mnist_cnn_gap", "fashion_mnist_unet_l2", "fashion_mnist_unet_joint",
-            "fashion_mnist_autoencoder_l2", "fashion_mnist_universal_l2", "fashion_mnist_universal_linf"} <= reexported
+            "fashion_mnist_autoencoder_l2"} <= reexported
     for name in reexported:
         record = REGISTRY[name]["reexported"]
         assert record["why"] == "in-graph input guard" and record["command"] == f"python tools/reguard.py --name={name}"

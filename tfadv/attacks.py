@@ -212,10 +212,60 @@ def universal_iterative(classifier, dataset, *, eps: float, norm: str = "l2", nu
     previous image; here each batch's r_i are computed at the batch's starting
     U (vectorised), then applied in turn.
 
+    Each batch's DeepFool and its sequential projections run as one compiled
+    graph (the same steps as :func:`deepfool`; the K class gradients come from
+    one backward pass over the still-unfooled images repeated K times).
+
     Returns:
         (U [1, H, W, C] inside the eps-ball, list of fooling rates after each pass).
     """
     eps = check_budget(norm, eps)
+    k = int(num_classes)
+
+    def class_gradients(x_adv):
+        """(logits [B, K], d logit_k / d x [B, K, ...]) from one forward/backward pass on K copies of x."""
+        b = tf.shape(x_adv)[0]
+        copies = tf.repeat(x_adv, k, axis=0)  # [B*K, ...]: copy j*K + c gives class c's gradient of image j
+        with tf.GradientTape() as tape:
+            tape.watch(copies)
+            logits_rep = classifier(copies)
+            picked = tf.reduce_sum(logits_rep * tf.tile(tf.eye(k, dtype=logits_rep.dtype), [b, 1]))
+        grads = tape.gradient(picked, copies)
+        grads = tf.reshape(grads, tf.concat([[b, k], tf.shape(x_adv)[1:]], 0))
+        return tf.reshape(logits_rep, [b, k, k])[:, 0], grads
+
+    @tf.function(reduce_retracing=True)
+    def batch_update(u, x):
+        """U after DeepFool on x (= clip(images + U), the not yet fooled ones) and the in-turn projections."""
+        original = tf.argmax(classifier(x), -1, output_type=tf.int32)
+        shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 1], tf.int32)], 0)
+
+        def body(i, r_total, active):  # active: the images x + (1 + overshoot) r_total has not pushed over yet
+            x_adv = tf.clip_by_value(x + (1 + overshoot) * r_total, 0.0, 1.0)
+            where = tf.cast(tf.where(active), tf.int32)  # [A, 1]: only these need the K gradients
+            target = tf.boolean_mask(original, active)
+            logits, grads = class_gradients(tf.boolean_mask(x_adv, active))
+            f = logits - tf.gather(logits, target, batch_dims=1)[:, None]
+            w = grads - tf.gather(grads, target, batch_dims=1)[:, None]
+            w_norm = tf.sqrt(tf.reduce_sum(tf.square(tf.reshape(w, tf.concat([tf.shape(w)[:2], [-1]], 0))), -1))
+            ratio = tf.abs(f) / (w_norm + 1e-8)
+            ratio = tf.where(tf.one_hot(target, k) > 0, tf.fill(tf.shape(ratio), float("inf")), ratio)
+            nearest = tf.argmin(ratio, -1, output_type=tf.int32)
+            w_k = tf.gather(w, nearest, batch_dims=1)
+            step = tf.reshape((tf.gather(ratio, nearest, batch_dims=1) + 1e-4)
+                              / (tf.gather(w_norm, nearest, batch_dims=1) + 1e-8),
+                              tf.concat([tf.shape(w_k)[:1], shape[1:]], 0)) * w_k
+            r_total += tf.scatter_nd(where, step, tf.shape(r_total))
+            x_adv = tf.clip_by_value(x + (1 + overshoot) * r_total, 0.0, 1.0)
+            return i + 1, r_total, tf.argmax(classifier(x_adv), -1, output_type=tf.int32) == original
+
+        # stopping once no image is active is what deepfool's break does (its later steps would add nothing)
+        _, r_total, _ = tf.while_loop(lambda i, r, active: tf.logical_and(i < max_iter, tf.reduce_any(active)),
+                                      body, (tf.constant(0), tf.zeros_like(x), tf.ones_like(original, tf.bool)))
+        pushes = (1 + overshoot) * r_total
+        return tf.foldl(lambda acc, push: constrain(acc + push[None], norm, eps, "project"), pushes,
+                        initializer=u)
+
     u = None
     history = []
     for _ in range(max_passes):
@@ -227,10 +277,7 @@ def universal_iterative(classifier, dataset, *, eps: float, norm: str = "l2", nu
             todo = tf.boolean_mask(images, clean == adv)
             if not todo.shape[0]:
                 continue
-            pushes = deepfool(classifier, tf.clip_by_value(todo + u, 0.0, 1.0), num_classes=num_classes,
-                              overshoot=overshoot, max_iter=max_iter)
-            for push in tf.unstack(pushes):
-                u = constrain(u + push[None], norm, eps, "project")
+            u = batch_update(u, tf.clip_by_value(todo + u, 0.0, 1.0))
         history.append(_fooling_rate(classifier, dataset, u))
         if history[-1] >= target_fooling_rate:
             break

@@ -37,6 +37,12 @@ TABLES=(
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_refined_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_l2,fashion_mnist_pgd_defense_l2 --undefended=fashion_mnist_small_cnn --norm=l2 --eps=1.5 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
 )
+# The perturbation entries the tables measure as transfer columns at their norm: rebuilding one re-measures
+# the tables of that norm (their recorded transfer figures are of the old SavedModel otherwise).
+declare -A TRANSFER=(
+  [l2]="fashion_mnist_unet_l2 fashion_mnist_autoencoder_l2 fashion_mnist_universal_l2"
+  [linf]="fashion_mnist_universal_linf"
+)
 entries=()
 for name in "${@:-${ORDER[@]}}"; do
   if [[ -z ${EXPERIMENT[$name]:-} && -n ${EXPERIMENT[${name%_generator}]:-} ]]; then name=${name%_generator}; fi
@@ -56,8 +62,10 @@ for name in "${ORDER[@]}"; do  # dependency order, whatever order the arguments 
   rebuilt+=("$name")
 done
 for table in "${TABLES[@]}"; do
+  norm=${table#*--norm=}; norm=${norm%% *}
   for name in "${rebuilt[@]}"; do
-    if [[ $table == *"=$name "* || $table == *"=$name,"* || $table == *",$name "* ]]; then
+    if [[ $table == *"=$name "* || $table == *"=$name,"* || $table == *",$name "* ||
+          " ${TRANSFER[$norm]:-} " == *" $name "* ]]; then
       echo "== defence table: $table"
       $PY $table
       break

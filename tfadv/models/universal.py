@@ -9,12 +9,23 @@ saved with the model, and the same seed draws the same z, so runs reproduce.
 ``UniversalPerturbation`` is an x -> x_hat model like the per-image ones, so
 the same :class:`tfadv.trainers.PerturbationTrainer` trains it and the same
 export serves it; ``perturbation()`` returns U itself.
+
+L-inf budgets (``linf_map``): scaling the tanh output g so that max|U| = eps
+("scale", the first entries) makes every pixel reach eps only where tanh
+saturates, and a saturated tanh passes no gradient: U froze within an epoch
+(issue 15: the same validation accuracy, 38.2%, after epochs 1 and 2).
+"straight_through" (the default of new models) normalises g by its mean
+|g|, clips to [-1, 1] and scales by eps, passing the gradient through the
+clip unchanged: U can be an eps-sign pattern while the generator stays in its
+linear range, and a clipped pixel can still turn back. Models saved before
+the option existed load with "scale", so they compute what they computed.
 """
 
 import keras
 import tensorflow as tf
 
 from tfadv.budgets import bounded_perturbation, check_budget, constrain
+from tfadv.errors import ConfigError
 from tfadv.serialization import NestedModels
 
 
@@ -26,12 +37,18 @@ class UniversalPerturbation(NestedModels, keras.Model):
         generator: functional model from [1, H, W, C] noise to a same-sized tanh output.
         norm, eps: the budget U is scaled to ("l2" or "linf").
         noise_seed: seed of the uniform [0, 1) noise image z.
+        linf_map: for L-inf, "straight_through" or "scale" (see the module doc); L2 always scales.
     """
+
+    LINF_MAPS = ("straight_through", "scale")
 
     NESTED_MODELS = ("generator",)
 
-    def __init__(self, generator, norm="l2", eps=2.5, noise_seed=0, **kwargs):
+    def __init__(self, generator, norm="l2", eps=2.5, noise_seed=0, linf_map="straight_through", **kwargs):
         super().__init__(**kwargs)
+        if linf_map not in self.LINF_MAPS:
+            raise ConfigError(f"linf_map must be one of {self.LINF_MAPS}. Received: linf_map={linf_map!r}")
+        self.linf_map = linf_map
         self.generator = generator
         self.norm, self.eps, self.noise_seed = norm, check_budget(norm, eps), int(noise_seed)
         shape = (1,) + tuple(generator.input_shape[1:])
@@ -41,7 +58,12 @@ class UniversalPerturbation(NestedModels, keras.Model):
 
     def perturbation(self, training=False):
         """U: [1, H, W, C] with ``||U||_norm = eps`` (up to the budget's safety margin)."""
-        return constrain(self.generator(self.noise, training=training), self.norm, self.eps, "scale")
+        raw = self.generator(self.noise, training=training)
+        if self.norm == "linf" and self.linf_map == "straight_through":
+            # mean |r| = 1, so some |r| >= 1 and the clipped r peaks at exactly 1: "scale" then multiplies by eps
+            r = raw / (tf.reduce_mean(tf.abs(raw)) + 1e-12)
+            raw = r + tf.stop_gradient(tf.clip_by_value(r, -1.0, 1.0) - r)
+        return constrain(raw, self.norm, self.eps, "scale")
 
     def call(self, images, training=False):
         u = self.perturbation(training)
@@ -50,4 +72,10 @@ class UniversalPerturbation(NestedModels, keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "generator": keras.saving.serialize_keras_object(self.generator),
-                "norm": self.norm, "eps": self.eps, "noise_seed": self.noise_seed}
+                "norm": self.norm, "eps": self.eps, "noise_seed": self.noise_seed, "linf_map": self.linf_map}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.setdefault("linf_map", "scale")  # saved before the option: the map it was trained with
+        return super().from_config(config)

@@ -48,12 +48,17 @@ def fashion_mnist_unet_gan() -> PerturbationExperiment:
 
 @recipe
 def fashion_mnist_universal_l2() -> PerturbationExperiment:
-    """The seed's universal perturbation: U-Net on fixed noise -> one U with L2 = 2.5 for every image."""
+    """The seed's universal perturbation: U-Net on fixed noise -> one U with L2 = 2.5 for every image.
+
+    The C&W margin capped at kappa = 1 (issue 15): an image already fooled by a margin of 1 stops pulling on U,
+    so U serves the images still classified correctly. Measured on train[90%:] after 2 epochs: 12.2%
+    adversarial accuracy (test split: 12.0%; the first entry's loss, ``untargeted``, left 21.0% on test).
+    """
     return PerturbationExperiment(
         data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=False),
         target="fashion_mnist_small_cnn",
         generator="unet", generator_kwargs={"depth": 2, "filters": 16, "batch_norm": False},
-        mode="universal", norm="l2", eps=2.5, loss="untargeted",
+        mode="universal", norm="l2", eps=2.5, loss="cw", kappa=1.0,
         optimizer=OptimizerConfig(name="adam", learning_rate=1e-3, warmup_epochs=0.1),
         epochs=2,
     )
@@ -61,7 +66,13 @@ def fashion_mnist_universal_l2() -> PerturbationExperiment:
 
 @recipe
 def fashion_mnist_universal_linf() -> PerturbationExperiment:
-    """Universal perturbation with an L-inf budget of 0.1."""
+    """Universal perturbation with an L-inf budget of 0.1 (the L2 recipe's C&W loss, kappa = 1).
+
+    New models map the generator to U by the straight-through clip (``UniversalPerturbation.linf_map``): the
+    first entry's tanh scaling saturated and froze U at 38.2% validation adversarial accuracy (38.4% on test).
+    Measured on train[90%:] after epoch 1 of 2 with the straight-through map: 23.3% with this loss, 34.5% with
+    ``untargeted``.
+    """
     cfg = fashion_mnist_universal_l2()
     cfg.norm, cfg.eps = "linf", 0.1
     return cfg
