@@ -252,6 +252,14 @@ def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
     recorded = zoo.entry("hardened", zoo_dir)["metrics"][key]
     assert key == "robustness_linf_0.1" and recorded["pgd3x2"] == rows[1]["pgd3x2"]
     assert zoo.verify("hardened", zoo_dir)  # the artifact and its checksum are untouched
+    fixed = defense_report.report(["hardened"], "base", "linf", 0.1, fresh_generator=None, zoo_dir=zoo_dir,
+                                  idx_dir=idx_dir, fixed_only=True)
+    assert set(fixed[1]) == {"classifier", "clean", "co_trained_generator", "transfer:base_attack",
+                             "transfer:base_attack_wide@0.1", "seconds"}
+    assert fixed[1]["transfer:base_attack"] == rows[1]["transfer:base_attack"]  # fixed attacks: the same figure
+    defense_report.record(fixed, {"norm": "linf", "eps": 0.1, "command": "again"}, zoo_dir, update=True)
+    updated = zoo.entry("hardened", zoo_dir)["metrics"][key]
+    assert updated["pgd3x2"] == rows[1]["pgd3x2"] and updated["settings"]["remeasured"]["command"] == "again"
     table = defense_report.markdown(rows)
     assert table.splitlines()[0].startswith("| classifier | clean |") and "| hardened |" in table
     with pytest.raises(ConfigError, match="Unknown attack 'nope'"):

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfadv import data as data_lib
 from tfadv import evaluation, progress, zoo
+from tfadv.errors import ZooError
 from tfadv.attacks import get_attack, pgd
 from tfadv.budgets import bounded_perturbation
 
@@ -58,7 +59,7 @@ def transfer_attacks(registry, undefended, norm, eps, zoo_dir=None) -> dict:
 
 
 def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, idx_dir=None, pgd_steps=100,
-           pgd_restarts=2, pgd_examples=1000, attacks=()) -> list[dict]:
+           pgd_restarts=2, pgd_examples=1000, attacks=(), fixed_only=False) -> list[dict]:
     """One dict per classifier (undefended first) with its accuracy under each attack, plus seconds spent.
 
     Args:
@@ -71,6 +72,8 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
         pgd_steps, pgd_restarts, pgd_examples: PGD on the first ``pgd_examples`` test images.
         attacks: more registered attacks (``tfadv.attacks.ATTACKS``) at their default settings, each a column
             of its name, on the same images as PGD.
+        fixed_only: only the columns of fixed artifacts (clean, co-trained generator, transfer), e.g. after a
+            zoo perturbation was retrained; ``fresh_generator`` may then be None.
     """
     started = time.time()
     for attack_name in attacks:
@@ -88,6 +91,11 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
         co_trained = co_trained_generator(name, registry, zoo_dir)
         if co_trained is not None:
             row["co_trained_generator"] = _accuracy_under(classifier, test_ds, lambda x, y: co_trained(x))
+        for column, attack in transfer.items():
+            row[column] = _accuracy_under(classifier, test_ds, lambda x, y: attack(x))
+        if fixed_only:
+            rows.append({**row, "seconds": round(time.time() - started, 1)})
+            continue
         row["fresh_generator"] = evaluation.measure_attack(fresh_generator(name), classifier, test_ds)["adv_accuracy"]
         row[f"pgd{pgd_steps}x{pgd_restarts}"] = _accuracy_under(
             classifier, pgd_ds, lambda x, y: pgd(classifier, x, y, eps=eps, norm=norm, steps=pgd_steps,
@@ -97,8 +105,6 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
             row[attack_name] = _accuracy_under(classifier, pgd_ds,
                                                lambda x, y, fn=attack_fn: fn(classifier, x, y, eps=eps, norm=norm),
                                                label=f"{name}: {attack_name}")
-        for column, attack in transfer.items():
-            row[column] = _accuracy_under(classifier, test_ds, lambda x, y: attack(x))
         row["seconds"] = round(time.time() - started, 1)
         rows.append(row)
     return rows
@@ -107,17 +113,28 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
 OTHER_TOOLS_COLUMNS = ("autoattack",)  # measured by tools/autoattack.py: a new table keeps them
 
 
-def record(rows: list[dict], settings: dict, zoo_dir=None) -> str:
+def record(rows: list[dict], settings: dict, zoo_dir=None, update: bool = False) -> str:
     """Writes each row into its classifier's registry metrics under ``robustness_<norm>_<eps>``; returns the key.
 
-    The row replaces the table's own columns; columns other tools measured on the same artifact stay.
+    The row replaces the table's own columns; columns other tools measured on the same artifact stay. With
+    ``update`` (a ``fixed_only`` report) the table keeps every other column and its settings, and records the
+    re-measured columns and ``settings`` under ``settings.remeasured``.
     """
     key = f"robustness_{settings['norm']}_{settings['eps']:g}"
     for row in rows:
         figures = {k: v for k, v in row.items() if k not in ("classifier", "seconds")}
         old = zoo.entry(row["classifier"], zoo_dir)["metrics"].get(key, {})
-        kept = {column: old[column] for column in OTHER_TOOLS_COLUMNS if column in old}
-        zoo.add_metrics(row["classifier"], {key: {**figures, **kept, "settings": settings}}, zoo_dir)
+        if update:
+            if not old:
+                raise ZooError(f"{row['classifier']!r} has no {key} table to update: record a full one first.")
+            stale = [c for c in old if c.startswith("transfer:") and c not in figures]  # entries gone from the zoo
+            table = {k: v for k, v in old.items() if k not in stale}
+            remeasured = {**settings, "columns": sorted(figures)}
+            table.update(figures, settings={**old["settings"], "remeasured": remeasured})
+        else:
+            kept = {column: old[column] for column in OTHER_TOOLS_COLUMNS if column in old}
+            table = {**figures, **kept, "settings": settings}
+        zoo.add_metrics(row["classifier"], {key: table}, zoo_dir)
     return key
 
 

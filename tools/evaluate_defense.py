@@ -29,6 +29,9 @@ flags.DEFINE_integer("fresh_steps_per_epoch", None, "Cap on the fresh generator'
                      lower_bound=1)
 flags.DEFINE_list("attacks", [], "More registered attacks (tfadv.attacks.ATTACKS, e.g. fgsm) at their default "
                   "settings, one column each, on the PGD images.")
+flags.DEFINE_bool("fixed_only", False, "Only the columns of fixed artifacts (clean, co-trained generator, transfer): "
+                  "with --record, they update the recorded table (after a zoo perturbation was retrained) and the "
+                  "other columns stay.")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: the checkout's zoo/).")
 flags.DEFINE_string("idx_dir", None, "Local IDX files of the dataset (default: the automatic data sources).")
 flags.DEFINE_string("output", None, "Also write the table as JSON here.")
@@ -48,14 +51,15 @@ def main(argv):
     rows = defense_report.report(FLAGS.defended, FLAGS.undefended, FLAGS.norm, FLAGS.eps, fresh_generator=fresh,
                                  zoo_dir=FLAGS.zoo_dir, idx_dir=FLAGS.idx_dir, pgd_steps=FLAGS.pgd_steps,
                                  pgd_restarts=FLAGS.pgd_restarts, pgd_examples=FLAGS.pgd_examples,
-                                 attacks=FLAGS.attacks)
+                                 attacks=FLAGS.attacks, fixed_only=FLAGS.fixed_only)
     print(defense_report.markdown(rows))
     if FLAGS.record:
-        settings = {name: FLAGS[name].value for name in ("undefended", "norm", "eps", "pgd_steps",
-                                                          "pgd_restarts", "pgd_examples", "fresh_epochs",
-                                                          "fresh_steps_per_epoch", "attacks")}
+        names = ("undefended", "norm", "eps") + (() if FLAGS.fixed_only else (
+            "pgd_steps", "pgd_restarts", "pgd_examples", "fresh_epochs", "fresh_steps_per_epoch", "attacks"))
+        settings = {name: FLAGS[name].value for name in names}
         settings["command"] = " ".join(["python tools/evaluate_defense.py"] + sys.argv[1:])
-        print(f"recorded as {defense_report.record(rows, settings, FLAGS.zoo_dir)} in the zoo registry")
+        key = defense_report.record(rows, settings, FLAGS.zoo_dir, update=FLAGS.fixed_only)
+        print(f"recorded as {key} in the zoo registry")
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump(rows, f, indent=2)
