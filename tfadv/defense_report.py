@@ -127,7 +127,9 @@ def record(rows: list[dict], settings: dict, zoo_dir=None, update: bool = False)
         if update:
             if not old:
                 raise ZooError(f"{row['classifier']!r} has no {key} table to update: record a full one first.")
-            stale = [c for c in old if c.startswith("transfer:") and c not in figures]  # entries gone from the zoo
+            present = zoo.read_registry(zoo_dir)
+            stale = [c for c in old if c.startswith("transfer:")  # columns of entries gone from the zoo
+                     and c.split(":", 1)[1].partition("@")[0] not in present]
             table = {k: v for k, v in old.items() if k not in stale}
             remeasured = {**settings, "columns": sorted(figures)}
             table.update(figures, settings={**old["settings"], "remeasured": remeasured})
