@@ -95,3 +95,12 @@ def imagenet_unet_linf() -> PerturbationExperiment:
         mode="thresholded", norm="linf", eps=10 / 255, loss="least_likely",
         optimizer=OptimizerConfig(name="adam", learning_rate=2e-4, schedule="constant"), epochs=10,
     )
+
+
+@recipe
+def fashion_mnist_unet_gan_l2() -> PerturbationExperiment:
+    """The seed's realism variant at the thresholded budget: ``fashion_mnist_unet_l2`` (L2 = 2.4) plus the
+    discriminator's "looks real" term (no magnitude term: the budget bounds delta by construction)."""
+    cfg = fashion_mnist_unet_l2()
+    cfg.gan, cfg.realism_weight = True, 1.0
+    return cfg
