@@ -40,6 +40,7 @@ flags.DEFINE_integer("gen_examples", 0, "Test examples the generators are measur
                      lower_bound=0)
 flags.DEFINE_integer("batch_size", 500, "Batch size for evaluation and attacks.", lower_bound=1)
 flags.DEFINE_integer("step_timing_steps", 10, "Steps timed for fit vs bare XLA train_step.", lower_bound=2)
+flags.DEFINE_bool("time_steps", True, "Time training steps (fit and bare XLA); --notime_steps leaves both out.")
 flags.DEFINE_bool("time_xla", True, "Also time a bare tf.function(jit_compile=True) train_step (slow to run on CPU).")
 flags.DEFINE_string("figure", None, "Also write a PNG: x | x_hat of each --figure_entries, same images per row.")
 flags.DEFINE_list("figure_entries", [], "Entries of the figure, in column order (default: the benchmarked entries).")
@@ -247,8 +248,8 @@ def main(argv):
         eq_adv = tf.concat([pgd(classifier.serve, x, y, eps=budget["eps"], norm=budget["norm"], steps=eq_steps)
                             for x, y in pgd_ds], 0)
         eq_acc = _accuracy(classifier, eq_adv, labels)
-        fit_t, bare_t = _step_times(entry["config"], zoo.keras_layer(FLAGS.target), ds,
-                                    FLAGS.step_timing_steps)
+        fit_t, bare_t = (_step_times(entry["config"], zoo.keras_layer(FLAGS.target), ds, FLAGS.step_timing_steps)
+                         if FLAGS.time_steps else ("not timed", "not timed"))
         row = (name, entry["config"]["generator"], entry["config"]["mode"], entry["config"]["loss"],
                f"{budget['norm']} {budget['eps']:.3g}", gen["adv_accuracy"], gen["fooling_rate"],
                gen["l2_mean"], gen["linf_mean"], gen_ssim, pgd_acc, pgd_fool, pgd_l2, pgd_ssim, gen_speed,
