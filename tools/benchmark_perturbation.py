@@ -263,8 +263,9 @@ def main(argv):
           f"'gen adv acc (PGD imgs)' on PGD's {n_pgd}). Equal time: PGD-k with k = the PGD steps that fit in the "
           f"generator's time per image (PGD-{FLAGS.pgd_steps}'s time / {FLAGS.pgd_steps} per step), at least 1; "
           "'(floor)': not even one step fits, so PGD-1 (2.5 eps from a random start) is the floor shown. "
-          f"SSIM: tf.image.ssim(x, x_hat, max_val=1), mean. Step times: each entry's training batch size, "
-          f"{FLAGS.step_timing_steps} steps.")
+          "SSIM: tf.image.ssim(x, x_hat, max_val=1), mean."
+          + (f" Step times: each entry's training batch size, {FLAGS.step_timing_steps} steps."
+             if FLAGS.time_steps else ""))
 
 
 if __name__ == "__main__":
