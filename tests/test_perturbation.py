@@ -147,6 +147,29 @@ def test_gan_variant_save_reload_keeps_both_optimizers(data, classifier, tmp_pat
         trainer.compile(optimizer=keras.optimizers.Adam())
 
 
+def test_gan_test_step_runs_the_generator_once_and_reports_both_losses(data, classifier):
+    x, y = data
+    generator = unet(filters=4)
+    trainer = GANPerturbationTrainer(perturbation_model(generator, "thresholded", "l2", 2.0), classifier,
+                                     discriminator(filters=4), magnitude_weight=0.1)
+    trainer(x[:1])
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    calls = []
+    generator_call = generator.call
+    generator.call = lambda *a, **k: calls.append(1) or generator_call(*a, **k)  # counts every generator pass
+    logs = trainer.test_step((x, y))
+    assert len(calls) == 1
+    generator.call = generator_call
+    x_hat = trainer.attacker(x, training=False)
+    d_real, d_fake = trainer.discriminator(x), trainer.discriminator(x_hat)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    np.testing.assert_allclose(logs["d_loss"], bce(tf.ones_like(d_real), d_real) + bce(tf.zeros_like(d_fake), d_fake),
+                               rtol=1e-4)
+    expected, _ = trainer.generator_loss(x, x_hat, y, classifier(x))  # no realism term in the evaluated loss
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-4)
+    np.testing.assert_allclose(logs["adv_accuracy"], accuracy(classifier, x_hat, y), atol=1e-6)
+
+
 @pytest.mark.parametrize("norm,eps", [("linf", 0.12), ("l2", 3.0)])
 def test_pgd_respects_the_budget_and_breaks_the_classifier(data, classifier, norm, eps):
     x, y = data

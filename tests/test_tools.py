@@ -183,3 +183,26 @@ def test_defence_benchmark_prints_a_row_per_experiment():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| fashion_mnist_")]
     assert [row.split(" | ")[1] for row in rows] == ["generator x1", "generator x1 + PGD-2", "PGD-7"]
     assert rows[0].endswith("| 1.00x |") and all(float(row.split(" | ")[2]) > 0 for row in rows)
+
+
+@pytest.mark.slow  # loads zoo SavedModels and the Fashion-MNIST test split (~1 min alone)
+def test_perturbation_benchmark_reports_ssim_and_pgd_at_equal_time(tmp_path):
+    figure = str(tmp_path / "side_by_side.png")
+    proc = tool("benchmark_perturbation", "--entries=fashion_mnist_unet_l2", "--gen_examples=100",
+                "--pgd_examples=20", "--pgd_steps=4", "--batch_size=20", "--notime_xla", "--step_timing_steps=2",
+                f"--figure={figure}", "--figure_examples=3")
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("| entry |")).strip("| ").split(" | ")
+    row = dict(zip(header, next(line for line in lines if line.startswith("| fashion_mnist_unet_l2 |"))
+                   .strip("| ").split(" | ")))
+    # PGD steps in the generator's time = pgd_steps * PGD img/s / gen img/s (cells rounded as printed)
+    fit = float(row["PGD steps in gen time"])
+    assert fit == pytest.approx(4 * float(row["PGD img/s"]) / float(row["gen img/s"]), rel=0.05)
+    assert row["equal-time PGD steps"] == ("1 (floor)" if fit < 1 else str(int(fit)))
+    assert int(row["equal-time PGD steps"].split()[0]) < 4  # fewer steps than PGD-4: no stronger than it
+    assert float(row["equal-time PGD adv acc"]) >= float(row["PGD-4 adv acc"])
+    # a thresholded L2 2.4 perturbation changes the image visibly but keeps its structure
+    assert 0.3 < float(row["gen SSIM"]) < 0.99 and 0.3 < float(row["PGD SSIM"]) < 0.99
+    assert float(row["gen L2"]) == pytest.approx(2.4, abs=0.05)
+    image = tf.io.decode_png(tf.io.read_file(figure))
+    assert image.shape[2] == 3 and image.shape[0] > 3 * 112  # 3 rows of 28 px images upscaled x4, captioned

@@ -25,11 +25,14 @@ declare -A EXPERIMENT=(
   [fashion_mnist_pgd_defense_l2]=fashion_mnist_pgd_defense_l2
   [fashion_mnist_unet_linf_vs_pgd]=fashion_mnist_unet_linf_vs_pgd
   [fashion_mnist_unet_l2_vs_pgd]=fashion_mnist_unet_l2_vs_pgd
+  [fashion_mnist_unet_gan_l2]=fashion_mnist_unet_gan_l2
+  [fashion_mnist_unet_gan]=fashion_mnist_unet_gan
 )
 ORDER=(fashion_mnist_small_cnn fashion_mnist_cnn_gap fashion_mnist_unet_l2 fashion_mnist_unet_joint
        fashion_mnist_autoencoder_l2 fashion_mnist_universal_l2 fashion_mnist_universal_linf
        fashion_mnist_joint_defense_linf fashion_mnist_pgd_defense_linf fashion_mnist_joint_refined_defense_linf
        fashion_mnist_joint_defense_l2 fashion_mnist_pgd_defense_l2
+       fashion_mnist_unet_gan_l2 fashion_mnist_unet_gan
        fashion_mnist_unet_linf_vs_pgd fashion_mnist_unet_l2_vs_pgd)  # the last two attack the PGD-trained ones
 # The defence tables, as recorded in the registry (the last one recorded for a classifier is the one kept).
 TABLES=(

@@ -134,3 +134,12 @@ def fashion_mnist_unet_l2_vs_pgd() -> PerturbationExperiment:
     cfg = fashion_mnist_unet_linf_vs_pgd()
     cfg.target, cfg.norm, cfg.eps = "fashion_mnist_pgd_defense_l2", "l2", 1.5
     return cfg
+
+
+@recipe
+def fashion_mnist_unet_gan_l2() -> PerturbationExperiment:
+    """The seed's realism variant at the thresholded budget: ``fashion_mnist_unet_l2`` (L2 = 2.4) plus the
+    discriminator's "looks real" term (no magnitude term: the budget bounds delta by construction)."""
+    cfg = fashion_mnist_unet_l2()
+    cfg.gan, cfg.realism_weight = True, 1.0
+    return cfg

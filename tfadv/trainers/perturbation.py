@@ -224,11 +224,18 @@ class GANPerturbationTrainer(SecondOptimizerMixin, PerturbationTrainer):
         return self._update_metrics(loss, x, x_hat, raw, labels, clean_logits, logits)
 
     def test_step(self, data):
-        x, _ = batch_of(data)
-        x_hat = self.attacker(x, training=False)
+        """The base class's test step plus the discriminator's loss, from one pass of the attacker.
+
+        The loss reported is the base class's (classification + magnitude, no
+        realism term), as before; ``d_loss`` is the discriminator's on (x, x_hat).
+        """
+        x, labels = batch_of(data)
+        clean_logits = self.classifier(x, training=False)
+        x_hat, raw = self._attack(x, training=False)
         d_real, d_fake = self.discriminator(x, training=False), self.discriminator(x_hat, training=False)
         self.d_loss_tracker.update_state(self._bce(d_real, True) + self._bce(d_fake, False))
-        return super().test_step(data)
+        loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
+        return self._update_metrics(loss, x, x_hat, raw, labels, clean_logits, logits)
 
     def get_config(self):
         return {**super().get_config(), "discriminator": keras.saving.serialize_keras_object(self.discriminator),
