@@ -10,10 +10,9 @@ import pytest
 
 pytest.importorskip("art", reason="AutoAttack needs the eval extra: pip install 'tfadv[eval]'")
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from conftest import brightness_task  # noqa: E402
+from conftest import brightness_classifier, brightness_task  # noqa: E402
 from tfadv.autoattack import perturbation_norms  # noqa: E402
 from tfadv.errors import ConfigError  # noqa: E402
 
@@ -26,14 +25,8 @@ QUICK_AA = dict(apgd_iter=5, targets=1, square_queries=5, batch_size=64)
 
 @pytest.fixture(scope="module")
 def tiny_classifier():
-    """A dense classifier of the brightness task (class k ~ brightness 0.09 k), trained in seconds."""
-    keras.utils.set_random_seed(0)
-    images, labels = brightness_task(1024)
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Rescaling(10.0), keras.layers.Dense(64, activation="relu"),
-                              keras.layers.Dense(10)])
-    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(images, labels, epochs=30, batch_size=64, verbose=0)
+    """A dense classifier of the brightness task, trained in seconds (conftest.brightness_classifier)."""
+    model = brightness_classifier()
     return tf.function(lambda x: model(x, training=False))
 
 

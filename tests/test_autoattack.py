@@ -10,10 +10,9 @@ import pytest
 
 pytest.importorskip("art", reason="AutoAttack needs the eval extra: pip install 'tfadv[eval]'")
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from conftest import brightness_task  # noqa: E402
+from conftest import brightness_classifier, brightness_task  # noqa: E402
 from tfadv import autoattack, export, zoo  # noqa: E402
 from tfadv.errors import ConfigError  # noqa: E402
 
@@ -24,13 +23,7 @@ QUICK = dict(apgd_iter=10, targets=2, square_queries=20, batch_size=64)  # secon
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory):
     """A zoo holding one classifier of the brightness task, trained in seconds; returns (zoo_dir, name)."""
-    keras.utils.set_random_seed(0)
-    images, labels = brightness_task(1024)
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Rescaling(10.0), keras.layers.Dense(64, activation="relu"),
-                              keras.layers.Dense(10)])
-    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(images, labels, epochs=30, batch_size=64, verbose=0)
+    model = brightness_classifier()
     zoo_dir = str(tmp_path_factory.mktemp("zoo"))
     with zoo.staging("tiny", zoo_dir) as stage:
         export.write_classifier(stage.path, model)

@@ -161,6 +161,23 @@ def deepfool(classifier, x, *, num_classes: int, overshoot: float = 0.02, max_it
     return _deepfool(classifier, x, num_classes, float(overshoot), int(max_iter))
 
 
+def _deepfool_step(logits, grads, original, num_classes):
+    """One DeepFool linearisation step per image: the smallest move onto the nearest linearised boundary.
+
+    ``logits`` [B, K] and ``grads`` [B, K, ...] (d logit_k / d x) at the current images, ``original`` [B] the
+    clean predictions. Returns the step [B, ...] (slightly past the boundary: +1e-4).
+    """
+    f = logits - tf.gather(logits, original, batch_dims=1)[:, None]  # [B, K], <= 0 while not fooled
+    w = grads - tf.gather(grads, original, batch_dims=1)[:, None]
+    w_norm = tf.sqrt(tf.reduce_sum(tf.square(tf.reshape(w, tf.concat([tf.shape(w)[:2], [-1]], 0))), -1))
+    ratio = tf.abs(f) / (w_norm + 1e-8)
+    ratio = tf.where(tf.one_hot(original, num_classes) > 0, tf.fill(tf.shape(ratio), float("inf")), ratio)
+    nearest = tf.argmin(ratio, -1, output_type=tf.int32)
+    w_k = tf.gather(w, nearest, batch_dims=1)
+    scale = (tf.gather(ratio, nearest, batch_dims=1) + 1e-4) / (tf.gather(w_norm, nearest, batch_dims=1) + 1e-8)
+    return tf.reshape(scale, tf.concat([tf.shape(w_k)[:1], tf.ones([tf.rank(w_k) - 1], tf.int32)], 0)) * w_k
+
+
 def _deepfool(classifier, x, num_classes, overshoot, max_iter):
     original = tf.argmax(classifier(x), -1, output_type=tf.int32)
     shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 1], tf.int32)], 0)
@@ -176,15 +193,7 @@ def _deepfool(classifier, x, num_classes, overshoot, max_iter):
             break
         grads = tf.stack([tape.gradient(per_class[k], x_adv) for k in range(num_classes)], 1)  # [B, K, ...]
         del tape
-        f = logits - tf.gather(logits, original, batch_dims=1)[:, None]  # [B, K], <= 0 while not fooled
-        w = grads - tf.gather(grads, original, batch_dims=1)[:, None]
-        w_norm = tf.sqrt(tf.reduce_sum(tf.square(tf.reshape(w, tf.concat([tf.shape(w)[:2], [-1]], 0))), -1))
-        ratio = tf.abs(f) / (w_norm + 1e-8)
-        ratio = tf.where(tf.one_hot(original, num_classes) > 0, tf.fill(tf.shape(ratio), float("inf")), ratio)
-        nearest = tf.argmin(ratio, -1, output_type=tf.int32)
-        w_k = tf.gather(w, nearest, batch_dims=1)
-        step = tf.reshape((tf.gather(ratio, nearest, batch_dims=1) + 1e-4)
-                          / (tf.gather(w_norm, nearest, batch_dims=1) + 1e-8), shape) * w_k
+        step = _deepfool_step(logits, grads, original, num_classes)
         r_total += tf.where(tf.reshape(active, shape), step, tf.zeros_like(step))
     return (1 + overshoot) * r_total
 
@@ -238,23 +247,13 @@ def universal_iterative(classifier, dataset, *, eps: float, norm: str = "l2", nu
     def batch_update(u, x):
         """U after DeepFool on x (= clip(images + U), the not yet fooled ones) and the in-turn projections."""
         original = tf.argmax(classifier(x), -1, output_type=tf.int32)
-        shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 1], tf.int32)], 0)
 
         def body(i, r_total, active):  # active: the images x + (1 + overshoot) r_total has not pushed over yet
             x_adv = tf.clip_by_value(x + (1 + overshoot) * r_total, 0.0, 1.0)
             where = tf.cast(tf.where(active), tf.int32)  # [A, 1]: only these need the K gradients
             target = tf.boolean_mask(original, active)
             logits, grads = class_gradients(tf.boolean_mask(x_adv, active))
-            f = logits - tf.gather(logits, target, batch_dims=1)[:, None]
-            w = grads - tf.gather(grads, target, batch_dims=1)[:, None]
-            w_norm = tf.sqrt(tf.reduce_sum(tf.square(tf.reshape(w, tf.concat([tf.shape(w)[:2], [-1]], 0))), -1))
-            ratio = tf.abs(f) / (w_norm + 1e-8)
-            ratio = tf.where(tf.one_hot(target, k) > 0, tf.fill(tf.shape(ratio), float("inf")), ratio)
-            nearest = tf.argmin(ratio, -1, output_type=tf.int32)
-            w_k = tf.gather(w, nearest, batch_dims=1)
-            step = tf.reshape((tf.gather(ratio, nearest, batch_dims=1) + 1e-4)
-                              / (tf.gather(w_norm, nearest, batch_dims=1) + 1e-8),
-                              tf.concat([tf.shape(w_k)[:1], shape[1:]], 0)) * w_k
+            step = _deepfool_step(logits, grads, target, k)
             r_total += tf.scatter_nd(where, step, tf.shape(r_total))
             x_adv = tf.clip_by_value(x + (1 + overshoot) * r_total, 0.0, 1.0)
             return i + 1, r_total, tf.argmax(classifier(x_adv), -1, output_type=tf.int32) == original
