@@ -77,6 +77,44 @@ def test_refined_joint_trains_on_pgd_steps_from_the_generators_images(data, tmp_
         JointAdversarialTrainer(trainer.classifier, trainer.attacker, refine_steps=1)
 
 
+def test_generator_batch_updates_the_generator_on_the_first_images_and_attacks_the_whole_batch(data):
+    x, y = data
+    x, y = tf.constant(x[:16]), tf.constant(y[:16])
+    other = tf.concat([x[:4], 1.0 - x[4:]], 0)  # the same first 4 images, different rest
+
+    def one_step(images, generator_batch):
+        keras.utils.set_random_seed(3)
+        trainer = JointAdversarialTrainer(build_classifier("small_cnn", filters=[8, 16]),
+                                          perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
+                                          generator_batch=generator_batch, refine_steps=1, norm="linf", eps=0.1,
+                                          step_size=0.125)
+        trainer(x[:1])
+        trainer.compile(optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+        logs = trainer.train_step((images, y))
+        return trainer, [w.numpy() for w in trainer.attacker.trainable_weights], logs
+
+    trainer, g_a, logs = one_step(x, 4)
+    _, g_b, _ = one_step(other, 4)
+    for a, b in zip(g_a, g_b):  # images 4: did not reach the generator's update
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    _, g_all_a, _ = one_step(x, None)
+    _, g_all_b, _ = one_step(other, None)
+    assert any(not np.allclose(a, b, atol=1e-6) for a, b in zip(g_all_a, g_all_b))  # ... as they do without it
+    assert float(logs["linf_max"]) <= 0.1 + 1e-6
+    # The classifier's images: one FGSM step of step_size from the generator's x_hat, for all 16 images.
+    x_hat = trainer.attacker(x, training=False)
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        loss = keras.losses.sparse_categorical_crossentropy(y, trainer.classifier(x_hat, training=False),
+                                                            from_logits=True)
+    step = x_hat + 0.125 * tf.sign(tape.gradient(loss, x_hat))
+    expected = tf.clip_by_value(tf.clip_by_value(step, x - 0.1, x + 0.1), 0.0, 1.0)
+    np.testing.assert_allclose(trainer.adversarial(x, y), expected, atol=1e-5)
+    assert (trainer.get_config()["generator_batch"], trainer.get_config()["step_size"]) == (4, 0.125)
+    with pytest.raises(ConfigError, match="generator_batch"):
+        JointAdversarialTrainer(trainer.classifier, trainer.attacker, generator_batch=0)
+
+
 def test_pgd_training_defends_and_evaluates_under_its_budget():
     keras.utils.set_random_seed(0)
     x, y = brightness_task(512, seed=1)

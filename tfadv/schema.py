@@ -258,13 +258,15 @@ class DefenseExperiment(TrainingConfig):
     eps: float = 0.1
     adversarial_fraction: float = 0.5
     pgd_steps: int = 7
-    step_size: float | None = None  # the training attack's step (None: pgd 2.5 eps / pgd_steps, fgsm 1.25 eps)
+    step_size: float | None = None  # the training attack's step (None: pgd 2.5 eps / pgd_steps, fgsm 1.25 eps,
+    #                                 joint's refine steps 2.5 eps / refine_steps)
     trades_beta: float = 6.0  # trades: weight of the KL (robustness) term against clean cross-entropy
     guard_max_drop: float | None = None  # stop when held-out PGD-10 accuracy falls this much in an epoch (None: off)
     generator: str = "unet"
     generator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     generator_steps: int = 1
     refine_steps: int = 0
+    generator_batch: int | None = None  # joint: the generator updates on the first this many images of a batch
     g_learning_rate: float = 1e-3
     generator_loss: str = "cw"  # the joint generator's loss: cw (C&W margin) or untargeted
     generator_kappa: float = 2.0  # the cw loss's confidence margin
@@ -294,6 +296,8 @@ class DefenseExperiment(TrainingConfig):
             raise ConfigError(f"step_size must be > 0 or null. Received: {self.step_size!r}")
         if self.refine_steps < 0:
             raise ConfigError(f"refine_steps must be >= 0. Received: {self.refine_steps!r}")
+        if self.generator_batch is not None and self.generator_batch < 1:
+            raise ConfigError(f"generator_batch must be >= 1 or null. Received: {self.generator_batch!r}")
         from tfadv.losses import untargeted_losses
 
         if self.generator_loss not in untargeted_losses():

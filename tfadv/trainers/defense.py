@@ -107,6 +107,14 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
             sees it (0: the generator's images as they are).
         norm, eps: the budget of those PGD steps (the attacker's own; needed
             only when refine_steps > 0).
+        step_size: the step of those PGD steps (None: 2.5 eps / refine_steps;
+            1.25 eps with refine_steps=1 is FGSM started from x_hat instead of
+            a random point).
+        generator_batch: the generator's update uses only the first this many
+            images of each batch (None: all). Its cost grows with the batch like
+            the classifier's, so a sub-batch is what makes a generator cheaper
+            than multi-step PGD; x_hat for the classifier then comes from one
+            more forward pass of the updated generator over the whole batch.
 
     Compile with ``optimizer=`` (classifier) and ``g_optimizer=`` (generator).
     """
@@ -114,7 +122,8 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
     SECOND_OPTIMIZER = "g_optimizer"
 
     def __init__(self, classifier, attacker, adversarial_fraction=0.5, generator_steps=1, attack_loss="cw",
-                 refine_steps=0, norm=None, eps=None, attack_kappa=2.0, **kwargs):
+                 refine_steps=0, norm=None, eps=None, attack_kappa=2.0, step_size=None, generator_batch=None,
+                 **kwargs):
         super().__init__(classifier, adversarial_fraction, **kwargs)
         if attack_loss not in untargeted_losses():
             raise ConfigError(f"attack_loss must be one of {untargeted_losses()} (a defence's generator attacks every "
@@ -127,6 +136,12 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
             if norm is None or eps is None:
                 raise ConfigError("refine_steps > 0 needs the budget of its PGD steps: pass norm= and eps=.")
             eps = check_budget(norm, eps)
+        if step_size is not None and not step_size > 0:
+            raise ConfigError(f"step_size must be > 0 or None. Received: {step_size!r}")
+        if generator_batch is not None and (not isinstance(generator_batch, int) or generator_batch < 1):
+            raise ConfigError(f"generator_batch must be an int >= 1 or None. Received: {generator_batch!r}")
+        self.step_size = None if step_size is None else float(step_size)
+        self.generator_batch = generator_batch
         self.attacker, self.generator_steps, self.attack_loss = attacker, generator_steps, attack_loss
         self.attack_kappa = float(attack_kappa)
         self._attack = raw_output_attack(attacker)  # (x_hat, the generator's raw output); not tracked
@@ -155,7 +170,7 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
             return x_hat
         frozen = lambda images: self.classifier(images, training=False)  # noqa: E731
         return tf.stop_gradient(pgd(frozen, x, labels, eps=self.eps, norm=self.norm, steps=self.refine_steps,
-                                    random_start=False, start=x_hat))
+                                    step_size=self.step_size, random_start=False, start=x_hat))
 
     def generator_loss(self, x, labels, training=False):
         """The generator's objective on a batch: its adversarial loss against the current classifier."""
@@ -169,12 +184,15 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
 
     def train_step(self, data):
         x, labels = batch_of(data)
+        n = self.generator_batch
         for _ in range(self.generator_steps):
             with tf.GradientTape() as tape:
-                g_loss, x_hat, raw = self._generator_objective(x, labels, training=True)
+                g_loss, x_hat, raw = self._generator_objective(x[:n], labels[:n], training=True)
             minimize(self.g_optimizer, tape, g_loss, self.second_player_variables())
         self.g_loss_tracker.update_state(g_loss)
         self.nonfinite_tracker.update_state(nonfinite_count(raw))
+        if n is not None:  # the updated generator's images for the whole batch (no tape: forward only)
+            x_hat = self.attacker(x, training=True)
         # The classifier trains on the images the (last) generator step optimised, BatchNorm in training mode.
         self._classifier_step(x, self._refined(x, x_hat, labels), labels)
         return synced_results(self.metrics)
@@ -189,7 +207,7 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
         return {**super().get_config(), "attacker": keras.saving.serialize_keras_object(self.attacker),
                 "generator_steps": self.generator_steps, "attack_loss": self.attack_loss,
                 "attack_kappa": self.attack_kappa, "refine_steps": self.refine_steps, "norm": self.norm,
-                "eps": self.eps}
+                "eps": self.eps, "step_size": self.step_size, "generator_batch": self.generator_batch}
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
@@ -336,7 +354,8 @@ def _joint_training(cfg, classifier, image_shape):
                                    adversarial_fraction=cfg.adversarial_fraction,
                                    generator_steps=cfg.generator_steps, refine_steps=cfg.refine_steps,
                                    norm=cfg.norm, eps=cfg.eps, attack_loss=cfg.generator_loss,
-                                   attack_kappa=cfg.generator_kappa)
+                                   attack_kappa=cfg.generator_kappa, step_size=cfg.step_size,
+                                   generator_batch=cfg.generator_batch)
 
 
 @register_defense("trades")
