@@ -177,12 +177,25 @@ def test_progress_bars_write_to_stderr_and_stay_quiet_in_ci_or_at_verbose_0(monk
     assert "Quiet" not in capsys.readouterr().err
 
 
-@pytest.mark.slow  # a benchmark script's smoke run (~10 s of training alone): speed figures live in benchmarks
-def test_defence_benchmark_prints_a_row_per_experiment():
-    proc = tool("benchmark_defense", "--steps=1", "--batch_size=4")
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| fashion_mnist_")]
-    assert [row.split(" | ")[1] for row in rows] == ["generator x1", "generator x1 + PGD-2", "PGD-7"]
-    assert rows[0].endswith("| 1.00x |") and all(float(row.split(" | ")[2]) > 0 for row in rows)
+@pytest.mark.slow  # a benchmark script's smoke run (~15 s of training alone): speed figures live in benchmarks
+def test_defence_benchmark_prints_a_row_per_experiment_and_records_it(tmp_path):
+    registry = json.load(open(os.path.join(ROOT, "zoo", "registry.json")))
+    del registry["fashion_mnist_joint_defense_linf"]
+    (tmp_path / "registry.json").write_text(json.dumps(registry))
+    proc = tool("benchmark_defense", "--steps=1", "--batch_size=4", "--epoch_images=10", "--record",
+                "--experiments=fashion_mnist_pgd_defense_linf,fashion_mnist_fgsm_defense_linf,"
+                "fashion_mnist_joint_defense_linf", TFADV_ZOO_DIR=str(tmp_path))
+    rows = [line.strip("| ").split(" | ") for line in proc.stdout.splitlines() if line.startswith("| fashion_mnist_")]
+    assert [row[1] for row in rows] == ["PGD-7", "FGSM, random start", "generator x1"]
+    assert rows[0][-1] == "1.00x" and all(float(row[2]) > 0 for row in rows)
+    recorded = json.load(open(tmp_path / "registry.json"))
+    for name, row in zip(("fashion_mnist_pgd_defense_linf", "fashion_mnist_fgsm_defense_linf"), rows):
+        cost = recorded[name]["metrics"]["training_cost"]
+        assert cost["ms_per_step"] == pytest.approx(float(row[2]), abs=0.5)
+        assert cost["seconds_per_epoch"] == round(cost["ms_per_step"] / 1000 * 3)  # 10 images in batches of 4
+        assert cost["cost_vs"] == "fashion_mnist_pgd_defense_linf" and "--record" in cost["settings"]["command"]
+    assert "no zoo entry fashion_mnist_joint_defense_linf" in proc.stdout
+    assert "fashion_mnist_joint_defense_linf" not in recorded
 
 
 @pytest.mark.slow  # loads zoo SavedModels and the Fashion-MNIST test split (~1 min alone)
