@@ -54,6 +54,7 @@ def test_sigkilled_run_resumes_from_its_last_epoch_and_ends_like_an_unbroken_run
     finish(command(broken_dir, idx_dir))  # the same command again
     resumed = json.loads((broken_dir / "metrics.json").read_text())
     assert 1 <= resumed["epochs_run"] < 4  # it did not start over
+    assert resumed["resumed_from_epoch"] + resumed["epochs_run"] == 4 and "resumed_from_epoch" not in unbroken
     # Both players' optimizers continued from the checkpoint: the step counts add up to an unbroken run's.
     steps = 576 // 16  # it trains on train[:90%] of the 640 images, 16 a batch
     assert resumed["optimizer_steps"] == unbroken["optimizer_steps"] == 4 * steps

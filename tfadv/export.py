@@ -27,7 +27,8 @@ from tfadv.targets import load_target
 
 
 def _training_figures(workdir: str, companion: bool = False) -> dict:
-    """train_seconds and epochs_run from the run's metrics.json, when present (kept for the record); a
+    """train_seconds and epochs_run from the run's metrics.json, when present (kept for the record), and
+    resumed_from_epoch when the run was killed and resumed (the figures then cover only the epochs after it); a
     companion entry's training is its run's, recorded once, on the run's own entry."""
     if companion:
         return {}
@@ -36,7 +37,7 @@ def _training_figures(workdir: str, companion: bool = False) -> dict:
         return {}
     with open(path) as f:
         run = json.load(f)
-    return {k: run[k] for k in ("train_seconds", "epochs_run") if k in run}
+    return {k: run[k] for k in ("train_seconds", "epochs_run", "resumed_from_epoch") if k in run}
 
 
 def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: bool = False,

@@ -158,6 +158,8 @@ def run_experiment(cfg, workdir: str, verbose="auto"):
     task.save(trainer, cfg, workdir)
     metrics = {**task.measure(trainer, cfg, data, history), **data.split_facts(cfg), **last_validation(history),
                "train_seconds": train_seconds, "epochs_run": len(history.epoch)}
+    if history.epoch and history.epoch[0] > 0:  # resumed from a backup: train_seconds and epochs_run cover only
+        metrics["resumed_from_epoch"] = history.epoch[0]  # epochs resumed_from_epoch + 1, ..., this process's
     return trainer, finish_run(workdir, metrics, trainer)
 
 

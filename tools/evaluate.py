@@ -40,6 +40,7 @@ FLAGS = flags.FLAGS
 def what_was_read() -> dict:
     """The zoo (or run) folder evaluated and, for attacks, the budget their norms are judged against."""
     from tfadv import experiments, zoo
+    from tfadv.tasks import get_task
 
     if FLAGS.zoo_name:
         entry = zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)
@@ -47,9 +48,8 @@ def what_was_read() -> dict:
         return {**read, "budget": entry.get("budget")} if entry["kind"] in ("perturbation", "universal") else read
     cfg = experiments.load_json(os.path.join(FLAGS.workdir, "config.json"))
     read = {"workdir": os.path.abspath(FLAGS.workdir)}
-    if cfg.kind != "perturbation":
-        return read
-    return {**read, "budget": None if cfg.mode == "joint" else {"norm": cfg.norm, "eps": cfg.eps}}
+    fields = get_task(cfg.kind).entry_fields(cfg)  # what the run's zoo entry would say: attacks carry a budget
+    return {**read, "budget": fields["budget"]} if "budget" in fields else read
 
 
 FIGURE_EXAMPLES = 8
