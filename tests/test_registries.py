@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfadv import attacks, experiments, losses, training
+from tfadv import attacks, experiments, losses, tasks, training
 from tfadv.data import catalog
 from tfadv.errors import ConfigError
 from tfadv.models import generators
@@ -88,6 +88,18 @@ def test_a_new_generator_and_a_new_defence_train_through_the_runner(registered, 
     cfg.method = "noise_augmentation"
     _, noise = training.run_experiment(cfg, str(tmp_path / "noise"), verbose=0)  # the defence, by name
     assert noise["optimizer_steps"] == 2 and "g_optimizer_steps" not in noise
+    assert not (tmp_path / "noise" / "attacker.keras").exists()
+    assert [c.suffix for c in tasks.get_task("defense").companions(cfg)] == []
+
+    @defense.register_defense("joint_by_another_name", co_trained_generator=True)
+    def _joint_again(cfg, classifier, image_shape):
+        return defense.DEFENSES["joint"](cfg, classifier, image_shape)
+
+    registered(defense.DEFENSES, "joint_by_another_name")
+    cfg.method = "joint_by_another_name"  # a generator-based defence: its run saves the generator, export publishes it
+    training.run_experiment(cfg, str(tmp_path / "again"), verbose=0)
+    assert (tmp_path / "again" / "attacker.keras").exists()
+    assert [c.suffix for c in tasks.get_task("defense").companions(cfg)] == ["_generator"]
     cfg.method = "unknown_defence"
     with pytest.raises(ConfigError, match="Unknown defence method 'unknown_defence'. Known: .*noise_augmentation"):
         cfg.validate()

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfadv.models import build_classifier
 from tfadv.tasks.base import Companion, RunData, Task, attack_panels
-from tfadv.trainers.defense import DEFENSES, RobustAccuracyGuard
+from tfadv.trainers.defense import DEFENSES, RobustAccuracyGuard, co_trains_a_generator
 
 
 def build_defense_trainer(cfg, image_shape, num_classes):
@@ -21,8 +21,8 @@ def build_defense_trainer(cfg, image_shape, num_classes):
 
 
 class DefenseTask(Task):
-    """The run folder holds ``model.keras`` (the defended classifier, what export publishes) and, for the joint
-    method, ``attacker.keras`` (its co-trained generator)."""
+    """The run folder holds ``model.keras`` (the defended classifier, what export publishes) and, for methods
+    registered with a co-trained generator (joint), ``attacker.keras``."""
 
     kind = "defense"
 
@@ -48,7 +48,7 @@ class DefenseTask(Task):
 
     def save(self, trainer, cfg, workdir):
         trainer.classifier.save(os.path.join(workdir, self.artifact))
-        if cfg.method == "joint":
+        if co_trains_a_generator(cfg.method):
             trainer.attacker.save(os.path.join(workdir, "attacker.keras"))
 
     def measure(self, trainer, cfg, data, history):
@@ -59,9 +59,9 @@ class DefenseTask(Task):
         return "defended_classifier"
 
     def companions(self, cfg):
-        """The joint method's co-trained generator, as ``<entry>_generator`` (the defence report's co-trained row
-        comes from the zoo like every other attack)."""
-        if cfg.method != "joint":
+        """The co-trained generator of a method registered with one (joint), as ``<entry>_generator`` (the defence
+        report's co-trained row comes from the zoo like every other attack)."""
+        if not co_trains_a_generator(cfg.method):
             return []
         return [Companion("_generator", "attacker.keras", "perturbation",
                           {"output": "x_hat", "co_trained": True, "budget": {"norm": cfg.norm, "eps": cfg.eps}})]

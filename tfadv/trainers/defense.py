@@ -320,10 +320,26 @@ class RobustAccuracyGuard(keras.callbacks.Callback):
 # Defence methods: a DefenseExperiment's ``method`` names the builder of its (uncompiled) trainer.
 
 DEFENSES = Registry("defence method")
-# Decorator: registers ``build(cfg, classifier, image_shape) -> trainer`` as a defence method (the one
-# registration point; ``DefenseExperiment.method`` and ``tfadv.tasks.defense`` find it by name). A trainer with a
-# second optimizer names it in ``SECOND_OPTIMIZER``; the task compiles it with ``Adam(cfg.g_learning_rate)``.
-register_defense = DEFENSES.register
+
+
+def register_defense(name: str, co_trained_generator: bool = False):
+    """Decorator: registers ``build(cfg, classifier, image_shape) -> trainer`` as defence method ``name`` (the one
+    registration point; ``DefenseExperiment.method`` and ``tfadv.tasks.defense`` find it by name).
+
+    ``co_trained_generator``: the trainer co-trains a perturbation model as ``.attacker``; the run saves it and
+    export publishes it as the entry ``<name>_generator``. A trainer with a second optimizer names it in
+    ``SECOND_OPTIMIZER``; the task compiles it with ``Adam(cfg.g_learning_rate)``.
+    """
+    def decorate(build):
+        build.co_trained_generator = bool(co_trained_generator)
+        return DEFENSES.register(name)(build)
+
+    return decorate
+
+
+def co_trains_a_generator(method: str) -> bool:
+    """Whether defence ``method`` was registered with a co-trained generator (its run saves ``attacker.keras``)."""
+    return getattr(DEFENSES.lookup(method), "co_trained_generator", False)
 
 
 @register_defense("pgd")
@@ -342,7 +358,7 @@ def _fgsm_training(cfg, classifier, image_shape):
                                  adversarial_fraction=cfg.adversarial_fraction)
 
 
-@register_defense("joint")
+@register_defense("joint", co_trained_generator=True)
 def _joint_training(cfg, classifier, image_shape):
     """The seed's future work: a thresholded generator trained with the classifier (``refine_steps`` PGD steps
     from its x_hat)."""
