@@ -295,6 +295,11 @@ def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
     assert set(fixed[1]) == {"classifier", "clean", "co_trained_generator", "transfer:base_attack",
                              "transfer:base_attack_wide@0.1", "seconds"}
     assert fixed[1]["transfer:base_attack"] == rows[1]["transfer:base_attack"]  # fixed attacks: the same figure
+    alone = defense_report.report(["hardened"], "base", "linf", 0.1, fresh_generator=None, zoo_dir=zoo_dir,
+                                  idx_dir=idx_dir, fixed_only=True, baseline_row=False)
+    assert [row["classifier"] for row in alone] == ["hardened"]  # base: only the source of the transfer columns
+    assert {k: v for k, v in alone[0].items() if k != "seconds"} == {k: v for k, v in fixed[1].items()
+                                                                      if k != "seconds"}
     defense_report.record(fixed, {"norm": "linf", "eps": 0.1, "command": "again"}, zoo_dir, update=True)
     updated = zoo.entry("hardened", zoo_dir)["metrics"][key]
     assert updated["pgd3x2"] == rows[1]["pgd3x2"] and updated["settings"]["remeasured"]["command"] == "again"

@@ -18,6 +18,8 @@ from tfadv import cli
 
 flags.DEFINE_list("defended", [], "Zoo entries of defended classifiers.")
 flags.DEFINE_string("undefended", "fashion_mnist_small_cnn", "The undefended zoo classifier (baseline row).")
+flags.DEFINE_bool("baseline_row", True, "Also measure the undefended classifier's row (--nobaseline_row: it only "
+                  "supplies the transfer columns, e.g. when adding a defence to a table whose baseline is recorded).")
 flags.DEFINE_enum("norm", "linf", ["l2", "linf"], "Budget norm of every attack.")
 flags.DEFINE_float("eps", 0.1, "Budget of every attack.")
 flags.DEFINE_integer("pgd_steps", 100, "PGD steps.", lower_bound=1)
@@ -51,7 +53,8 @@ def main(argv):
     rows = defense_report.report(FLAGS.defended, FLAGS.undefended, FLAGS.norm, FLAGS.eps, fresh_generator=fresh,
                                  zoo_dir=FLAGS.zoo_dir, idx_dir=FLAGS.idx_dir, pgd_steps=FLAGS.pgd_steps,
                                  pgd_restarts=FLAGS.pgd_restarts, pgd_examples=FLAGS.pgd_examples,
-                                 attacks=FLAGS.attacks, fixed_only=FLAGS.fixed_only)
+                                 attacks=FLAGS.attacks, fixed_only=FLAGS.fixed_only,
+                                 baseline_row=FLAGS.baseline_row)
     print(defense_report.markdown(rows))
     if FLAGS.record:
         names = ("undefended", "norm", "eps") + (() if FLAGS.fixed_only else (
