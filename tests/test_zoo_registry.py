@@ -26,6 +26,7 @@ ARTIFACTS = sorted(n for n, e in REGISTRY.items() if e.get("path"))
 # issue 15 whose artifacts share every code path with the entries still checked there, and the undefended
 # baseline rows of the defence tables (its own figure stays in the default suite).
 SLOW_REPRODUCTIONS = {"fashion_mnist_unet_gan", "fashion_mnist_unet_gan_l2", "fashion_mnist_unet_linf_vs_pgd",
+                      "fashion_mnist_joint_fgsm_defense_linf", "fashion_mnist_joint_fgsm_defense_linf_generator",
                       "fashion_mnist_unet_l2_vs_pgd", "fashion_mnist_small_cnn"}
 
 

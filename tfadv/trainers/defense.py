@@ -111,10 +111,10 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
             1.25 eps with refine_steps=1 is FGSM started from x_hat instead of
             a random point).
         generator_batch: the generator's update uses only the first this many
-            images of each batch (None: all). Its cost grows with the batch like
-            the classifier's, so a sub-batch is what makes a generator cheaper
-            than multi-step PGD; x_hat for the classifier then comes from one
-            more forward pass of the updated generator over the whole batch.
+            images of each batch (None: all). The update's cost grows with the
+            batch, so a sub-batch shrinks the generator's share of a step; x_hat
+            for the classifier then comes from one more forward pass of the
+            updated generator over the whole batch.
 
     Compile with ``optimizer=`` (classifier) and ``g_optimizer=`` (generator).
     """
