@@ -27,6 +27,8 @@ ARTIFACTS = sorted(n for n, e in REGISTRY.items() if e.get("path"))
 # baseline rows of the defence tables (its own figure stays in the default suite).
 SLOW_REPRODUCTIONS = {"fashion_mnist_unet_gan", "fashion_mnist_unet_gan_l2", "fashion_mnist_unet_linf_vs_pgd",
                       "fashion_mnist_joint_fgsm_defense_linf", "fashion_mnist_joint_fgsm_defense_linf_generator",
+                      "fashion_mnist_joint_defense_l2", "fashion_mnist_joint_defense_l2_generator",
+                      "fashion_mnist_pgd_defense_l2",
                       "fashion_mnist_unet_l2_vs_pgd", "fashion_mnist_small_cnn"}
 
 
