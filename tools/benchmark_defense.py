@@ -41,6 +41,7 @@ def time_experiment(name: str) -> float:
     from tfadv import experiments
     from tfadv.data import get_spec
     from tfadv.errors import ConfigError
+    from tfadv.tasks import get_task
     from tfadv.tasks.defense import build_defense_trainer
 
     cfg = experiments.get_experiment(name)
@@ -49,9 +50,7 @@ def time_experiment(name: str) -> float:
     spec = get_spec(cfg.data.dataset)
     keras.utils.set_random_seed(0)
     trainer = build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
-    second_optimizer = getattr(trainer, "SECOND_OPTIMIZER", None)  # two-player methods: the generator's
-    second = {second_optimizer: keras.optimizers.Adam(cfg.g_learning_rate)} if second_optimizer else {}
-    trainer.compile(optimizer=keras.optimizers.AdamW(1e-3), jit_compile=cfg.runtime.jit_compile, **second)
+    get_task("defense").compile(trainer, cfg, keras.optimizers.AdamW(1e-3))  # as a training run compiles it
     images = tf.random.stateless_uniform((FLAGS.batch_size,) + tuple(spec.image_shape), (0, 1))
     labels = tf.random.stateless_uniform((FLAGS.batch_size,), (0, 2), 0, spec.num_classes, tf.int32)
     # The step itself, called on one batch already in memory: timing `fit` measured the input pipeline's
