@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 
 from tfadv import export, zoo
@@ -31,6 +32,20 @@ def test_export_serves_the_same_logits_with_plain_tensorflow(model, tmp_path):
                                model(images, training=False), rtol=1e-5, atol=1e-5)
     with pytest.raises((ValueError, TypeError)):
         loaded.serve(tf.zeros((1, 32, 32, 3)))  # the signature is fixed
+
+
+def test_export_stores_each_weight_once_and_tfsmlayer_still_sees_them(model, tmp_path):
+    """keras-team/keras#23553: ExportArchive wrote every weight twice (variables/ and _all_variables/)."""
+    _publish(model, tmp_path)
+    path = str(tmp_path / "tiny")
+    reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+    stored = sum(int(np.prod(shape)) for key, shape in reader.get_variable_to_shape_map().items()
+                 if key != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert stored == model.count_params()
+    layer = keras.layers.TFSMLayer(path, call_endpoint="serve")
+    assert sum(int(np.prod(w.shape)) for w in layer.weights) == model.count_params()
+    images = tf.random.uniform((3, 28, 28, 1), seed=4)
+    np.testing.assert_allclose(layer(images), model(images, training=False), rtol=1e-5, atol=1e-5)
 
 
 def test_registry_entry_and_checksum(model, tmp_path):
