@@ -85,3 +85,22 @@ def fashion_mnist_joint_pgd2_defense_linf() -> DefenseExperiment:
     cfg = fashion_mnist_joint_fgsm_defense_linf()
     cfg.refine_steps, cfg.step_size = 2, None
     return cfg
+
+
+@recipe
+def fashion_mnist_pgd2_defense_linf() -> DefenseExperiment:
+    """PGD-2 training (random start, 1.25 eps steps) at PGD-7's budget and epochs, with the overfitting guard:
+    the generator-free control of issue #16. It costs what the generator-based candidates cost, so it says
+    whether their generator buys more robustness than spending the same time on PGD steps."""
+    cfg = fashion_mnist_pgd_defense_linf()
+    cfg.pgd_steps, cfg.guard_max_drop = 2, 0.2
+    return cfg
+
+
+@recipe
+def fashion_mnist_pgd3_defense_linf() -> DefenseExperiment:
+    """PGD-3 training (random start, 0.83 eps steps): the most PGD steps that fit issue #16's 0.6x-of-PGD-7
+    cost target, with the overfitting guard."""
+    cfg = fashion_mnist_pgd2_defense_linf()
+    cfg.pgd_steps = 3
+    return cfg
