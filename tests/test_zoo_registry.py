@@ -29,7 +29,9 @@ SLOW_REPRODUCTIONS = {"fashion_mnist_unet_gan", "fashion_mnist_unet_gan_l2", "fa
                       "fashion_mnist_joint_fgsm_defense_linf", "fashion_mnist_joint_fgsm_defense_linf_generator",
                       "fashion_mnist_joint_defense_l2", "fashion_mnist_joint_defense_l2_generator",
                       "fashion_mnist_pgd_defense_l2",
-                      "fashion_mnist_unet_l2_vs_pgd", "fashion_mnist_small_cnn"}
+                      "fashion_mnist_unet_l2_vs_pgd", "fashion_mnist_small_cnn",
+                      "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",
+                      "fashion_mnist_joint_pgd2_defense_linf", "fashion_mnist_joint_pgd2_defense_linf_generator"}
 
 
 def _slow_if_listed(name, *values):

@@ -24,7 +24,9 @@ from tfadv import cli
 
 flags.DEFINE_list("experiments", ["fashion_mnist_pgd_defense_linf", "fashion_mnist_fgsm_defense_linf",
                                   "fashion_mnist_trades_defense_linf", "fashion_mnist_joint_defense_linf",
-                                  "fashion_mnist_joint_refined_defense_linf", "fashion_mnist_joint_fgsm_defense_linf"],
+                                  "fashion_mnist_joint_refined_defense_linf", "fashion_mnist_joint_fgsm_defense_linf",
+                                  "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",
+                                  "fashion_mnist_joint_pgd2_defense_linf"],
                   "Defence experiments to time (costs are relative to the first).")
 flags.DEFINE_integer("steps", 30, "Timed steps per experiment.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Batch size (the experiments' own is 128).", lower_bound=1)

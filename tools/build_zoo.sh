@@ -30,12 +30,16 @@ declare -A EXPERIMENT=(
   [fashion_mnist_fgsm_defense_linf]=fashion_mnist_fgsm_defense_linf
   [fashion_mnist_joint_fgsm_defense_linf]=fashion_mnist_joint_fgsm_defense_linf
   [fashion_mnist_trades_defense_linf]=fashion_mnist_trades_defense_linf
+  [fashion_mnist_pgd2_defense_linf]=fashion_mnist_pgd2_defense_linf
+  [fashion_mnist_pgd3_defense_linf]=fashion_mnist_pgd3_defense_linf
+  [fashion_mnist_joint_pgd2_defense_linf]=fashion_mnist_joint_pgd2_defense_linf
 )
 ORDER=(fashion_mnist_small_cnn fashion_mnist_cnn_gap fashion_mnist_unet_l2 fashion_mnist_unet_joint
        fashion_mnist_autoencoder_l2 fashion_mnist_universal_l2 fashion_mnist_universal_linf
        fashion_mnist_joint_defense_linf fashion_mnist_pgd_defense_linf fashion_mnist_joint_refined_defense_linf
        fashion_mnist_joint_defense_l2 fashion_mnist_pgd_defense_l2
        fashion_mnist_fgsm_defense_linf fashion_mnist_trades_defense_linf fashion_mnist_joint_fgsm_defense_linf
+       fashion_mnist_pgd2_defense_linf fashion_mnist_pgd3_defense_linf fashion_mnist_joint_pgd2_defense_linf
        fashion_mnist_unet_gan_l2 fashion_mnist_unet_gan
        fashion_mnist_unet_linf_vs_pgd fashion_mnist_unet_l2_vs_pgd)  # the last two attack the PGD-trained ones
 # The defence tables, as recorded in the registry (the last one recorded for a classifier is the one kept).
@@ -44,6 +48,7 @@ TABLES=(
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_refined_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
   "tools/evaluate_defense.py --defended=fashion_mnist_fgsm_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record --verbose=0"
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_fgsm_defense_linf,fashion_mnist_trades_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --nobaseline_row --record --verbose=0"
+  "tools/evaluate_defense.py --defended=fashion_mnist_pgd2_defense_linf,fashion_mnist_pgd3_defense_linf,fashion_mnist_joint_pgd2_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --nobaseline_row --record --verbose=0"
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_l2,fashion_mnist_pgd_defense_l2 --undefended=fashion_mnist_small_cnn --norm=l2 --eps=1.5 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
 )
 # The perturbation entries the tables measure as transfer columns at their norm: rebuilding one re-measures
