@@ -1,9 +1,9 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 from tfadv import export, zoo

@@ -71,7 +71,7 @@ def fashion_mnist_trades_defense_linf() -> DefenseExperiment:
 @recipe
 def fashion_mnist_joint_fgsm_defense_linf() -> DefenseExperiment:
     """A generator-based defence priced to undercut PGD-7 (issue #16): FGSM (1.25 eps) started from the co-trained
-    generator's x_hat instead of a random point, the generator updated on 32 of each batch's 128 images (0.54x
+    generator's x_hat instead of a random point, the generator updated on 32 of each batch's 128 images (0.51x
     PGD-7's step), and the catastrophic-overfitting guard of FGSM training."""
     cfg = fashion_mnist_joint_defense_linf()
     cfg.refine_steps, cfg.step_size, cfg.generator_batch, cfg.guard_max_drop = 1, 0.125, 32, 0.2
