@@ -23,8 +23,9 @@ ZOO = os.path.join(ROOT, "zoo")
 REGISTRY = zoo.read_registry(ZOO)
 ARTIFACTS = sorted(n for n, e in REGISTRY.items() if e.get("path"))
 # Kept out of the default suite to hold it near 15 minutes (make test-slow runs them): the research entries of
-# issue 15 whose artifacts share every code path with the entries still checked there, and the undefended
-# baseline rows of the defence tables (its own figure stays in the default suite).
+# issues 15 and 16 whose artifacts share every code path with the entries still checked there (the PGD-7, FGSM,
+# TRADES and refined joint defences stay), and the undefended baseline rows of the defence tables (its own
+# figure stays in the default suite).
 SLOW_REPRODUCTIONS = {"fashion_mnist_unet_gan", "fashion_mnist_unet_gan_l2", "fashion_mnist_unet_linf_vs_pgd",
                       "fashion_mnist_joint_fgsm_defense_linf", "fashion_mnist_joint_fgsm_defense_linf_generator",
                       "fashion_mnist_joint_defense_l2", "fashion_mnist_joint_defense_l2_generator",

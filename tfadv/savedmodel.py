@@ -21,6 +21,8 @@ import tensorflow as tf
 from tfadv.errors import ConfigError
 from tfadv.inputs import guarded
 
+_VARIABLE_LISTS = ("variables", "trainable_variables", "non_trainable_variables")  # what ExportArchive tracks
+
 
 def image_spec(shape: Sequence[int], name: str = "images") -> tf.TensorSpec:
     """The serving input spec for a batch of images of ``shape`` = (H, W, C)."""
@@ -47,7 +49,7 @@ def write_saved_model(export_dir: str, serve_fn: Callable, input_signature: Sequ
     for resource in track:
         archive.track(resource)
         if not isinstance(resource, keras.layers.Layer):  # a loaded SavedModel (re-guarding): list its variables
-            for attribute in ("variables", "trainable_variables", "non_trainable_variables"):  # as Keras does
+            for attribute in _VARIABLE_LISTS:  # as Keras does
                 getattr(archive._tf_trackable, attribute).extend(getattr(resource, attribute, ()))
     _list_each_weight_once(archive)
     guarded_fn = guarded(serve_fn, [spec.name for spec in input_signature])  # empty / NaN / range checks
@@ -65,7 +67,7 @@ def _list_each_weight_once(archive) -> None:
     keras#23553, open in Keras 3.15: a 2.2 MB classifier exported as 4.4 MB and loaded twice into memory).
     """
     trackable = archive._tf_trackable
-    for attribute in ("variables", "trainable_variables", "non_trainable_variables"):
+    for attribute in _VARIABLE_LISTS:
         listed = [v.value if isinstance(v, keras.Variable) else v for v in getattr(trackable, attribute)]
         setattr(trackable, attribute, listed)  # a new list: a tracked list refuses item replacement
 

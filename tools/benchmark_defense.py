@@ -6,9 +6,10 @@ Wall time of a whole training run depends on whatever else the machine was
 doing; this times ``train_step`` of each named defence experiment (the exact
 trainer its config builds: classifier, generator, refine and PGD steps), as one
 ``tf.function``, on one fixed synthetic batch of the experiment's image shape,
-one experiment after the other, after two warm-up steps. The table gives ms per step, images per
-second and the cost relative to the first experiment, which is what "a lower
-training cost" means in issue #6. Run it on an otherwise idle machine.
+one experiment after the other, after two warm-up steps. The table gives ms per
+step, images per second and the cost relative to the first experiment, which is
+what "a lower training cost" means in issue #6. Run it on an otherwise idle
+machine.
 
 Seconds per epoch = ms per step x the batches of an epoch of --epoch_images (the
 recipes train on train[:90%] of Fashion-MNIST: 54,000 images, 422 batches).
