@@ -80,6 +80,17 @@ def require_fashion_mnist() -> str:
     return FASHION_MNIST_DIR
 
 
+def require_art():
+    """ART (the eval extra, which ``make test`` installs): a cross-check that must not pass by not running, so a
+    missing ART skips locally and fails under CI=true."""
+    try:
+        import art  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but ART is missing: pip install 'tfadv[eval]'.")
+        pytest.skip("needs ART: pip install 'tfadv[eval]'")
+
+
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory):
     """A folder of small, learnable IDX files shaped like (Fashion-)MNIST."""

@@ -29,10 +29,14 @@ get_attack = ATTACKS.lookup  # the attack registered as ``name``; a one-line err
 
 
 def _random_start(x, norm, eps, seed):
+    """A uniform random point of the eps-ball: L-inf uniform per pixel; L2 a uniform direction at radius
+    ``eps * U ** (1 / n)`` (n pixels: uniform in the ball's volume), direction and radius from independent seeds."""
     if norm == "linf":
         return tf.random.stateless_uniform(tf.shape(x), seed, -eps, eps)
-    direction = tf.random.stateless_normal(tf.shape(x), seed)
-    radius = tf.random.stateless_uniform(tf.shape(x)[:1], seed + 1, 0.0, eps)
+    direction_seed, radius_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    direction = tf.random.stateless_normal(tf.shape(x), direction_seed)
+    n = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), tf.float32)
+    radius = eps * tf.random.stateless_uniform(tf.shape(x)[:1], radius_seed) ** (1.0 / n)
     unit = constrain(direction, "l2", 1.0, "scale")
     return unit * tf.reshape(radius, (-1,) + (1,) * (len(x.shape) - 1))
 
@@ -51,7 +55,9 @@ def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 4
         random_start: start from a random point of the ball (else from x).
         start: images [B, H, W, C] to start from instead (e.g. a generator's
             x_hat); projected into the ball first. Excludes random_start and restarts > 1.
-        restarts: independent runs; per example the one with the lowest loss is kept.
+        restarts: independent runs. Per example, success first: the image of a restart that succeeded
+            (misclassified, or classified as ``target_class``) if any did, the lowest-loss one among those;
+            else the lowest-loss image. An example one restart broke is never returned unbroken.
         loss, target_class: the objective minimised (tfadv.losses.adversarial_loss).
 
     Returns:
@@ -126,7 +132,11 @@ def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class):
             return i + 1, project(x_adv - alpha * update)  # descend: the loss is minimised
 
         _, x_adv = tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), project(x + start)))
-        return x_adv, objective(x_adv)
+        logits = classifier(x_adv)
+        value = adversarial_loss(loss, logits, labels, clean_logits, target_class)
+        predicted = tf.argmax(logits, -1, output_type=tf.int32)
+        succeeded = predicted == target_class if target_class is not None else predicted != labels
+        return x_adv, value, succeeded
 
     if len(_COMPILED) > 16:
         _COMPILED.clear()
@@ -135,17 +145,19 @@ def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class):
 
 
 def _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts, loss, target_class, seed):
+    """Runs the restarts and keeps, per example, a succeeding image first and the lowest loss second."""
     run = _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class)
-    best, best_loss = None, None
+    best = best_loss = best_succeeded = None
     for r in range(restarts):
         start = _random_start(x, norm, eps, tf.constant([seed, r])) if random_start else tf.zeros_like(x)
-        x_adv, value = run(x, labels, start)
+        x_adv, value, succeeded = run(x, labels, start)
         if best is None:
-            best, best_loss = x_adv, value
-        else:
-            better = tf.reshape(value < best_loss, (-1,) + (1,) * (len(x.shape) - 1))
-            best = tf.where(better, x_adv, best)
-            best_loss = tf.minimum(value, best_loss)
+            best, best_loss, best_succeeded = x_adv, value, succeeded
+            continue
+        better = (succeeded & ~best_succeeded) | ((succeeded == best_succeeded) & (value < best_loss))
+        best = tf.where(tf.reshape(better, (-1,) + (1,) * (len(x.shape) - 1)), x_adv, best)
+        best_loss = tf.where(better, value, best_loss)
+        best_succeeded = best_succeeded | succeeded
     return best
 
 
