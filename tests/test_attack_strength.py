@@ -8,19 +8,17 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("art", reason="AutoAttack needs the eval extra: pip install 'tfadv[eval]'")
+import tensorflow as tf
 
-import tensorflow as tf  # noqa: E402
-
-from conftest import brightness_classifier, brightness_task  # noqa: E402
-from tfadv.autoattack import perturbation_norms  # noqa: E402
-from tfadv.errors import ConfigError  # noqa: E402
+from conftest import brightness_classifier, brightness_task
+from tfadv.autoattack import perturbation_norms
+from tfadv.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from tools import benchmark_attack_strength as bench  # noqa: E402
 
-QUICK_AA = dict(apgd_iter=5, targets=1, square_queries=5, batch_size=64)
+QUICK_AA = dict(version="custom", apgd_iter=5, targets=1, fab_iter=5, square_queries=5, batch_size=64)
 
 
 @pytest.fixture(scope="module")

@@ -165,7 +165,7 @@ def test_defended_entries_carry_the_full_defence_table():
         table = REGISTRY[name]["metrics"][key]
         assert {"clean", "fresh_generator", "pgd100x2", "settings"} <= set(table), name
         assert table["clean"] == pytest.approx(REGISTRY[name]["metrics"]["accuracy"], abs=1e-4)
-        figures = {k: v for k, v in table.items() if k not in ("settings", "autoattack")}
+        figures = {k: v for k, v in table.items() if k != "settings" and not k.startswith("autoattack")}
         # The white-box PGD with restarts is the strongest tfadv column (AutoAttack, from ART, has its own test),
         # and every attack trained on the model hurts it.
         assert table["pgd100x2"] == min(figures.values()) and table["pgd100x2"] < table["clean"], (name, key)
@@ -176,20 +176,63 @@ def test_defended_entries_carry_the_full_defence_table():
             assert REGISTRY[generator]["target"] == name and REGISTRY[generator]["co_trained"]
 
 
-def test_defended_entries_carry_an_autoattack_column():
-    """tools/autoattack.py --record: ART's AutoAttack on at least the first 1000 test images of every defence."""
+# Defended entries whose standard AutoAttack (native, 1,000 images: about 75 minutes each on this 2-core CPU) is
+# not measured yet: they carry only the reduced ART figure, under its own name. Issue 22's note tracks this list;
+# an entry leaves it when tools/autoattack.py --record has written its standard column.
+STANDARD_AUTOATTACK_PENDING = {
+    "fashion_mnist_fgsm_defense_linf", "fashion_mnist_joint_defense_l2", "fashion_mnist_joint_defense_linf",
+    "fashion_mnist_joint_fgsm_defense_linf", "fashion_mnist_joint_pgd2_defense_linf",
+    "fashion_mnist_joint_refined_defense_linf", "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",
+    "fashion_mnist_pgd_defense_l2", "fashion_mnist_trades_defense_linf"}
+
+
+def _autoattack_tables():
     for name in (n for n in ARTIFACTS if REGISTRY[n]["kind"] == "defended_classifier"):
         for key in (k for k in REGISTRY[name]["metrics"] if k.startswith("robustness_")):
-            table = REGISTRY[name]["metrics"][key]
-            column = table["autoattack"]
-            settings = column["settings"]
-            assert key == f"robustness_{settings['norm']}_{settings['eps']:g}", name
-            assert settings["library"] == "adversarial-robustness-toolbox==1.20.1" and settings["stages"], name
-            assert column["num_examples"] >= 1000 and column["split"] == f"test[:{column['num_examples']}]", name
-            assert column["command"].startswith(f"python tools/autoattack.py --zoo_name={name} "), name
-            stages = [s["robust_accuracy"] for s in column["stages"]]
-            assert stages == sorted(stages, reverse=True) and stages[-1] == column["robust_accuracy"], name
-            assert column["robust_accuracy"] < column["clean_accuracy"], name
+            yield name, key, REGISTRY[name]["metrics"][key]
+
+
+def _check_autoattack_column(name, key, column):
+    settings = column["settings"]
+    assert key == f"robustness_{settings['norm']}_{settings['eps']:g}", name
+    assert column["num_examples"] >= 1000 and column["split"] == f"test[:{column['num_examples']}]", name
+    stages = [s["robust_accuracy"] for s in column["stages"]]
+    assert stages == sorted(stages, reverse=True) and stages[-1] == column["robust_accuracy"], name
+    assert column["robust_accuracy"] < column["clean_accuracy"], name
+
+
+def test_defended_entries_carry_a_standard_autoattack_column():
+    """The ``autoattack`` column holds the standard version only (tools/autoattack.py --record, native, the
+    reference's stages and settings); the others wait in STANDARD_AUTOATTACK_PENDING with their reduced figure."""
+    from tfadv import autoattack
+
+    measured = set()
+    for name, key, table in _autoattack_tables():
+        if name in STANDARD_AUTOATTACK_PENDING:
+            assert "autoattack" not in table, f"{name} has its standard column: take it off the pending list"
+            continue
+        column = table["autoattack"]
+        _check_autoattack_column(name, key, column)
+        settings = column["settings"]
+        assert settings["version"] == "standard" and settings["implementation"] == autoattack.IMPLEMENTATION, name
+        assert {k: settings[k] for k in autoattack.STANDARD} == {**autoattack.STANDARD,
+                                                                  "stages": list(autoattack.STAGES)}, name
+        assert [s["stage"] for s in column["stages"]] == ["clean", *autoattack.STAGES], name
+        assert column["command"].startswith(f"python tools/autoattack.py --zoo_name={name} "), name
+        assert "--version" not in column["command"] and column["command"].endswith(" --record"), name
+        measured.add(name)
+    assert "fashion_mnist_pgd_defense_linf" in measured  # the reference defence, at least
+
+
+def test_reduced_art_figures_say_what_they_are():
+    """The figures recorded before the native version: ART's reduced AutoAttack, under its own column name, with a
+    command that reruns exactly that (tools/autoattack.py --version=art-reduced)."""
+    for name, key, table in _autoattack_tables():
+        column = table["autoattack_art_reduced"]
+        _check_autoattack_column(name, key, column)
+        assert column["settings"]["version"] == "art-reduced" and "fab-t" not in column["settings"]["stages"], name
+        assert column["settings"]["library"] == "adversarial-robustness-toolbox==1.20.1", name
+        assert column["command"].startswith(f"python tools/autoattack.py --version=art-reduced --zoo_name={name} ")
 
 
 @pytest.mark.parametrize("name,key", [_slow_if_listed(n, k) for n, k in ROBUST])

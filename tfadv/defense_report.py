@@ -112,7 +112,7 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
     return rows
 
 
-OTHER_TOOLS_COLUMNS = ("autoattack",)  # measured by tools/autoattack.py: a new table keeps them
+OTHER_TOOLS_COLUMNS = ("autoattack", "autoattack_custom", "autoattack_art_reduced")  # tools/autoattack.py: kept
 
 
 def record(rows: list[dict], settings: dict, zoo_dir=None, update: bool = False) -> str:

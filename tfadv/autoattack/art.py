@@ -1,21 +1,22 @@
-"""AutoAttack (Croce & Hein 2020) from the Adversarial Robustness Toolbox: an evaluation tfadv did not write.
+"""A reduced AutoAttack through the Adversarial Robustness Toolbox: the figures tfadv recorded before its native
+AutoAttack (``tfadv.autoattack``), kept as the independent cross-check of the native stages and the speed
+benchmark's comparison. It is NOT AutoAttack's standard version, and its figures say so (registry column
+``autoattack_art_reduced``).
 
     pip install 'tfadv[eval]'                       # ART 1.20.1 and what its attacks import
-    result = autoattack.evaluate(serve, images, labels, norm="linf", eps=0.1)
-    result["robust_accuracy"], result["stages"]     # final figure; robust accuracy after each stage
+    result = autoattack.art.evaluate(serve, images, labels, norm="linf", eps=0.1)
 
-The stages run in sequence, each only on the images still classified correctly, so an image counts as robust
-only if every stage fails (AutoAttack's worst case over attacks): APGD-CE (untargeted), APGD-T (targeted
-DLR loss, one run per target class, the runner-up classes of the clean logits first), then Square (score-based,
-no gradients: a check for gradient masking) with a reduced query budget. FAB-T is left out: ART has no FAB.
-Adversarial images are moved into the budget in float64 before the last prediction, so the figure is the
-accuracy on images that provably satisfy the norm bound and [0, 1].
+Stages, in sequence on the images still classified correctly: APGD-CE (ART), APGD-T (ART's APGD with its
+untargeted DLR loss evaluated towards the target, not Croce & Hein's targeted DLR; 3 targets by default) and Square
+(ART's, 500 queries by default). FAB-T is left out: ART has no FAB. Adversarial images are moved into the budget in
+float64 (``tfadv.autoattack.budget.into_budget``) before the last prediction.
 """
 
 import time
 
 import numpy as np
 
+from tfadv.autoattack.budget import into_budget
 from tfadv.errors import ConfigError
 
 ART_VERSION = "1.20.1"  # the version the recorded figures used; the eval extra pins it
@@ -54,34 +55,6 @@ def art_classifier(serve, input_shape=(28, 28, 1), nb_classes=10, loss_object=No
     return TensorFlowV2Classifier(model=model, nb_classes=nb_classes, input_shape=tuple(input_shape),
                                   loss_object=loss_object or keras.losses.CategoricalCrossentropy(from_logits=True),
                                   clip_values=(0.0, 1.0))
-
-
-def into_budget(x, x_adv, norm: str, eps: float) -> np.ndarray:
-    """``x_adv`` moved into the ``norm`` ball of radius ``eps`` around ``x`` and into [0, 1], checked in float64.
-
-    Float32 rounding of ``x + delta`` can overshoot the ball by ~1e-7; a slightly smaller radius absorbs it.
-    Non-finite pixels (ART's L2 Square can produce NaN) are replaced by the clean ones.
-    """
-    x64, adv64 = np.asarray(x, np.float64), np.asarray(x_adv, np.float64)
-    adv64 = np.where(np.isfinite(adv64), adv64, x64)
-    delta = adv64 - x64
-    if norm == "linf":
-        delta = np.clip(delta, -eps * (1 - 1e-5), eps * (1 - 1e-5))
-    else:
-        norms = np.sqrt(np.sum(delta.reshape(len(delta), -1) ** 2, axis=1))
-        scale = np.minimum(1.0, eps * (1 - 1e-5) / np.maximum(norms, 1e-12))
-        delta = delta * scale.reshape((-1,) + (1,) * (delta.ndim - 1))
-    out = np.clip(x64 + delta, 0.0, 1.0).astype(np.float32)
-    excess = perturbation_norms(x, out, norm) - eps
-    if np.any(excess > 0) or out.min() < 0 or out.max() > 1:
-        raise AssertionError(f"AutoAttack images leave the {norm} ball of {eps} by up to {excess.max():.3g}.")
-    return out
-
-
-def perturbation_norms(x, x_adv, norm: str) -> np.ndarray:
-    """Per-image ``norm`` of ``x_adv - x`` in float64."""
-    delta = (np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)).reshape(len(x), -1)
-    return np.abs(delta).max(axis=1) if norm == "linf" else np.sqrt(np.sum(delta ** 2, axis=1))
 
 
 def _predict(classifier, x, batch_size):
@@ -202,8 +175,8 @@ def evaluate(serve, images, labels, *, norm: str = "linf", eps: float = 0.1, log
         raise AssertionError("AutoAttack bookkeeping: an image counted as broken is classified correctly.")
     return {"robust_accuracy": float(final.mean()), "clean_accuracy": stages[0]["robust_accuracy"],
             "stages": stages, "settings": {**settings, "stages": list(settings["stages"]), "norm": norm, "eps": eps,
-                                           "eps_step": 2 * eps, "library": f"adversarial-robustness-toolbox=="
-                                           f"{art.__version__}"},
+                                           "eps_step": 2 * eps, "version": "art-reduced",
+                                           "library": f"adversarial-robustness-toolbox=={art.__version__}"},
             "num_examples": len(y), "seconds": round(time.time() - started, 1), "adversarial": x_adv,
             "robust": final}
 
@@ -216,37 +189,3 @@ def _keep_successes(classifier, x, y, x_adv, idx, candidate, robust, norm, eps, 
     x_adv[idx[broken]] = candidate[broken]
     robust[idx[broken]] = False
     return robust, x_adv
-
-
-def evaluate_zoo_entry(name: str, *, norm: str, eps: float, num_examples: int = 1000, zoo_dir=None, idx_dir=None,
-                       log=None, **settings) -> dict:
-    """:func:`evaluate` on zoo classifier ``name`` (plain ``tf.saved_model.load`` after its checksum) over the
-    first ``num_examples`` test images; returns the JSON-ready figures (no image arrays)."""
-    import tensorflow as tf
-
-    from tfadv import data, zoo
-
-    entry = zoo.entry(name, zoo_dir)
-    if entry["kind"] not in ("classifier", "defended_classifier"):
-        raise ConfigError(f"Zoo entry {name!r} is a {entry['kind']}, not a classifier; AutoAttack needs one.")
-    saved_model = tf.saved_model.load(zoo.verify(name, zoo_dir))
-    ds, info = data.load(entry["dataset"], f"test[:{num_examples}]", batch_size=num_examples, idx_dir=idx_dir)
-    images, labels = next(iter(ds))
-    result = evaluate(saved_model.serve, images.numpy(), labels.numpy(), norm=norm, eps=eps, log=log, **settings)
-    result = {k: v for k, v in result.items() if k not in ("adversarial", "robust")}
-    return {"zoo_name": name, **result, "split": f"test[:{num_examples}]",
-            "data_source": getattr(info, "source", None)}
-
-
-def record(name: str, result: dict, zoo_dir=None) -> str:
-    """Adds ``result`` as column ``autoattack`` of entry ``name``'s ``robustness_<norm>_<eps>`` table (through
-    :func:`tfadv.zoo.add_metrics`: the artifact and its checksum stay as they are); returns the table's key."""
-    from tfadv import zoo
-
-    settings = result["settings"]
-    key = f"robustness_{settings['norm']}_{settings['eps']:g}"
-    column = {k: result[k] for k in ("robust_accuracy", "clean_accuracy", "stages", "settings", "num_examples",
-                                     "split", "seconds", "command") if k in result}
-    table = zoo.entry(name, zoo_dir)["metrics"].get(key, {})
-    zoo.add_metrics(name, {key: {**table, "autoattack": column}}, zoo_dir)
-    return key

@@ -1,0 +1,94 @@
+"""Benchmark: tfadv's native AutoAttack stages against ART's, stage by stage, on the same images, in one run.
+
+    python tools/benchmark_autoattack.py --zoo_name=fashion_mnist_pgd_defense_linf --num_examples=1000 \
+        --output=/tmp/aa_speed.json
+    python tools/benchmark_autoattack.py --zoo_name=fashion_mnist_pgd_defense_linf --num_examples=1000 \
+        --rows=art-reduced,native-reduced,native-standard
+
+Rows (each on the first --num_examples test images of the zoo entry, its SavedModel's ``serve`` loaded once):
+
+* ``native:<stage>`` / ``art:<stage>``: one stage alone, on the images classified correctly, with the settings the
+  reduced ART version ran (APGD-CE 100 iterations; APGD-T 3 targets, 100 iterations: the native stage uses Croce &
+  Hein's targeted DLR, ART's its untargeted DLR towards the target; Square 500 queries, p_init 0.8);
+* ``art-reduced``: the whole reduced version through ART (tfadv.autoattack.art, what figures before used);
+* ``native-reduced``: the same three stages native;
+* ``native-standard``: the native standard version (APGD-CE, APGD-T and FAB-T with 9 targets, Square 5000).
+
+Each row: robust accuracy after it and wall seconds, scaled to seconds per 1,000 images; the first call of a
+native stage includes its tracing (a user pays it once per classifier and batch size). Prints a Markdown table
+and the JSON result (also written to --output).
+"""
+
+import time
+
+from absl import flags
+
+from tfadv import cli
+
+REDUCED = dict(stages=["apgd-ce", "apgd-t", "square"], apgd_iter=100, targets=3, square_queries=500)
+STAGE_ROWS = [f"{impl}:{stage}" for stage in REDUCED["stages"] for impl in ("native", "art")]
+ROWS = STAGE_ROWS + ["art-reduced", "native-reduced", "native-standard"]
+
+flags.DEFINE_string("zoo_name", "fashion_mnist_pgd_defense_linf", "Zoo classifier to attack.")
+flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: $TFADV_ZOO_DIR or the checkout's zoo/).")
+flags.DEFINE_string("idx_dir", None, "Folder of MNIST-format IDX files (default: tfadv.data's search).")
+flags.DEFINE_enum("norm", "linf", ["linf", "l2"], "Norm of the budget.")
+flags.DEFINE_float("eps", 0.1, "Radius of the budget.", lower_bound=0.0)
+flags.DEFINE_integer("num_examples", 200, "The first N test images.", lower_bound=1)
+flags.DEFINE_list("rows", ROWS, f"Rows to run, from {', '.join(ROWS)}.")
+flags.DEFINE_string("output", None, "Also write the JSON result to this file.")
+FLAGS = flags.FLAGS
+
+
+def run_row(row: str, serve, images, labels, norm: str, eps: float) -> dict:
+    """One row: (robust accuracy, seconds) of the attack ``row`` names."""
+    from tfadv import autoattack
+    from tfadv.autoattack import art
+
+    started = time.perf_counter()
+    if row == "native-standard":
+        result = autoattack.evaluate(serve, images, labels, norm=norm, eps=eps)
+    elif row == "native-reduced":
+        result = autoattack.evaluate(serve, images, labels, norm=norm, eps=eps, version="custom", **REDUCED)
+    elif row == "art-reduced":
+        result = art.evaluate(serve, images, labels, norm=norm, eps=eps, **REDUCED)
+    else:
+        impl, stage = row.split(":")
+        settings = {**REDUCED, "stages": [stage]}
+        result = (autoattack.evaluate(serve, images, labels, norm=norm, eps=eps, version="custom", **settings)
+                  if impl == "native" else art.evaluate(serve, images, labels, norm=norm, eps=eps, **settings))
+    seconds = time.perf_counter() - started
+    return {"row": row, "robust_accuracy": result["robust_accuracy"], "seconds": round(seconds, 1),
+            "seconds_per_1000": round(seconds * 1000 / len(labels), 1),
+            "stages": result["stages"], "settings": result["settings"]}
+
+
+def main(argv):
+    import tensorflow as tf
+
+    from tfadv import data, zoo
+    from tfadv.errors import ConfigError
+
+    unknown = sorted(set(FLAGS.rows) - set(ROWS))
+    if unknown:
+        raise ConfigError(f"Unknown --rows {', '.join(unknown)}; known: {', '.join(ROWS)}.")
+    entry = zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)
+    loaded = tf.saved_model.load(zoo.verify(FLAGS.zoo_name, FLAGS.zoo_dir))
+    ds, info = data.load(entry["dataset"], f"test[:{FLAGS.num_examples}]", batch_size=FLAGS.num_examples,
+                         idx_dir=FLAGS.idx_dir)
+    images, labels = (t.numpy() for t in next(iter(ds)))
+    rows = []
+    for row in FLAGS.rows:
+        rows.append(run_row(row, loaded.serve, images, labels, FLAGS.norm, FLAGS.eps))
+        print(f"{row}: {rows[-1]['robust_accuracy']:.4f} in {rows[-1]['seconds']} s", flush=True)
+    print(f"\n{FLAGS.zoo_name}, {FLAGS.norm} {FLAGS.eps:g}, first {len(labels)} test images "
+          f"({getattr(info, 'source', '?')}), 2-core CPU\n")
+    print("| row | robust accuracy | seconds | seconds per 1,000 images |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['row']} | {r['robust_accuracy']:.4f} | {r['seconds']} | {r['seconds_per_1000']} |")
+    cli.print_json({"zoo_name": FLAGS.zoo_name, "norm": FLAGS.norm, "eps": FLAGS.eps,
+                    "split": f"test[:{len(labels)}]", "rows": rows}, FLAGS.output)
+
+
+if __name__ == "__main__":
+    cli.run(main)
