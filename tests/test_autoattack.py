@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import brightness_classifier, brightness_task, require_art
-from tfadv import autoattack, export, zoo
+from tfadv import autoattack, defense_report, export, zoo
 from tfadv.autoattack import apgd
 from tfadv.errors import ConfigError
 
@@ -178,6 +178,9 @@ def test_record_adds_the_standard_column_and_leaves_the_artifact(tiny_zoo, idx_d
     assert column["robust_accuracy"] < column["clean_accuracy"]
     assert column["command"].startswith("python tools/autoattack.py --zoo_name=tiny")
     assert printed["robust_accuracy"] == column["robust_accuracy"]
+    shown = defense_report.recorded_robustness(zoo.entry(name, zoo_dir))  # what tfadv-evaluate prints
+    assert f"| autoattack | {column['robust_accuracy']:.4f} | AutoAttack standard (apgd-ce, apgd-t, fab-t, square)" \
+        in shown and "| pgd100x2 | 0.5000 | PGD-100, 2 random restarts |" in shown
 
 
 def test_the_tool_names_custom_runs_and_refuses_unclear_requests(tiny_zoo, idx_dir):
@@ -208,6 +211,7 @@ def test_into_budget_projects_clips_and_drops_nan_pixels(norm, eps):
     np.testing.assert_allclose(inside, out, atol=eps * 2e-5)  # already inside: (almost) unchanged
 
 
+@pytest.mark.slow  # a benchmark's smoke run, like the other benchmarks' (BUILD.md, Tests)
 def test_speed_benchmark_runs_native_and_art_rows_on_the_same_images(tiny_zoo, idx_dir):
     require_art()
     zoo_dir, name = tiny_zoo

@@ -151,3 +151,40 @@ def markdown(rows: list[dict]) -> str:
                                        else str(row.get(c, "-"))
                                        for c in columns) + " |")
     return "\n".join(lines)
+
+
+def recorded_robustness(entry: dict) -> str:
+    """The robustness tables recorded in zoo ``entry`` as Markdown ('' if none): per table (norm, eps), each
+    column's accuracy and what measured it (AutoAttack's version and images; the other columns' settings)."""
+    blocks = []
+    for key in sorted(k for k in entry.get("metrics", {}) if k.startswith("robustness_")):
+        table = entry["metrics"][key]
+        settings = table.get("settings", {})
+        lines = [f"{key} (accuracy under attack; PGD and generators on the first {settings.get('pgd_examples', '?')} "
+                 f"test images, clean on all):", "| column | accuracy | what ran |", "|---|---|---|"]
+        for column, value in sorted(table.items()):
+            if column == "settings":
+                continue
+            if isinstance(value, dict):  # an AutoAttack column: its own settings
+                s = value.get("settings", {})
+                what = (f"AutoAttack {s.get('version')} ({', '.join(s.get('stages', []))}), "
+                        f"{value.get('split')}, {s.get('implementation') or s.get('library')}")
+                value = value.get("robust_accuracy")
+            else:
+                what = _column_label(column, settings)
+            lines.append(f"| {column} | {value:.4f} | {what} |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _column_label(column: str, settings: dict) -> str:
+    if column.startswith("pgd"):
+        steps, restarts = column[3:].split("x")
+        label = f"PGD-{steps}, {restarts} random restarts"
+        if settings.get("pgd_restart_selection") == "lowest-loss":
+            label += " (recorded when restarts kept the lowest loss, not a success: an upper bound)"
+        return label
+    if column.startswith("transfer:"):
+        return f"zoo attack {column.split(':', 1)[1]} (fixed; made against another classifier)"
+    return {"clean": "no attack", "fresh_generator": "a generator trained from scratch against it",
+            "co_trained_generator": "the generator trained together with it"}.get(column, column.replace("_", " "))

@@ -6,7 +6,8 @@
     tfadv-evaluate --zoo_name=fashion_mnist_universal_l2 --figures_dir=runs/figures  # + figures and report.md
 
 Prints the metrics as JSON, led by what was read: the zoo folder (``zoo_dir``) or run folder, and for
-attacks the ``budget`` ({norm, eps}) their norms are judged against (null: the entry guarantees none).
+attacks the ``budget`` ({norm, eps}) their norms are judged against (null: the entry guarantees none). For a
+defended classifier it also prints its recorded robustness tables (PGD, generators, AutoAttack) to stderr.
 """
 
 import os
@@ -127,6 +128,12 @@ def main(argv):
     name = {k: metrics[k] for k in ("zoo_name", "workdir") if k in metrics}
     metrics = {**name, **what_was_read(), **metrics}
     cli.print_json(metrics, FLAGS.output)
+    if FLAGS.zoo_name:
+        from tfadv import defense_report, zoo
+
+        table = defense_report.recorded_robustness(zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir))
+        if table:  # a defended classifier: its recorded robustness, beside the clean accuracy just measured
+            print(f"\nRecorded robustness of {FLAGS.zoo_name} (zoo/registry.json):\n{table}", file=sys.stderr)
     if FLAGS.figures_dir:
         print(f"report: {write_figures(metrics)}", file=sys.stderr)  # stdout stays JSON
 
