@@ -4,7 +4,9 @@
 # Each entry: tfadv-train with its named experiment, then tfadv-export --overwrite into zoo/ (atomic; the
 # registry's figures are measured on the exported SavedModel). A joint defence's export also writes its
 # co-trained generator NAME_generator (asking for NAME_generator rebuilds NAME). Then every defence table
-# (tools/evaluate_defense.py --record) whose command names a rebuilt entry is measured and recorded again.
+# (tools/evaluate_defense.py --record) whose command names a rebuilt entry is measured and recorded again, and
+# so is every column other tools added to a rebuilt entry (AutoAttack, training cost: tfadv.zoo.other_tools_commands,
+# read before the export replaces the entry).
 # tests/test_zoo_registry.py checks that this covers every Fashion-MNIST entry and every recorded table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,10 +67,12 @@ for name in "${@:-${ORDER[@]}}"; do
 done
 mkdir -p "$RUNS"
 rebuilt=()
+declare -A OTHER=()
 for name in "${ORDER[@]}"; do  # dependency order, whatever order the arguments came in
   [[ " ${entries[*]} " == *" $name "* ]] || continue
   experiment=${EXPERIMENT[$name]}
   echo "== $name ($experiment)"
+  OTHER[$name]=$($PY -c "from tfadv import zoo; print('\n'.join(zoo.other_tools_commands('$name')))")
   rm -rf "${RUNS:?}/$name"
   $PY tools/train.py --experiment="$experiment" --workdir="$RUNS/$name" > "$RUNS/$name.log" 2>&1
   $PY tools/export.py --workdir="$RUNS/$name" --name="$name" --overwrite >> "$RUNS/$name.log" 2>&1
@@ -85,4 +89,11 @@ for table in "${TABLES[@]}"; do
       break
     fi
   done
+done
+for name in "${rebuilt[@]}"; do
+  while IFS= read -r command; do
+    [[ -n $command ]] || continue
+    echo "== $name: ${command}"
+    ${command/#python/$PY}
+  done <<< "${OTHER[$name]}"
 done
