@@ -72,13 +72,16 @@ def test_style_trainer_lowers_its_loss_saves_and_exports(method, tmp_path):
     content = tf.random.uniform((4, 32, 32, 3), seed=1)
     style = tf.random.uniform((4, 32, 32, 3), seed=2)
     trainer({"content": content[:1], "style": style[:1]})
-    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3 if method == "gram" else 3e-4))
     vgg_before = [w.copy() for w in trainer.loss_net.get_weights()]
-    history = trainer.fit(tf.data.Dataset.from_tensors((content, style)).repeat(8), epochs=1, verbose=0)
-    first = trainer.evaluate(tf.data.Dataset.from_tensors((content, style)), verbose=0, return_dict=True)
-    trainer.fit(tf.data.Dataset.from_tensors((content, style)).repeat(8), epochs=1, verbose=0)
-    second = trainer.evaluate(tf.data.Dataset.from_tensors((content, style)), verbose=0, return_dict=True)
-    assert second["loss"] < first["loss"], (history.history, first, second)
+    batch = tf.data.Dataset.from_tensors((content, style))
+    # Before training against after 16 steps at a rate that descends: at 1e-3 AdaIN's loss first jumped (259.7 ->
+    # 427 after 4 steps) and wandered (on the CI machine 366.9 -> 369.1 between steps 8 and 16); at 3e-4 it fell
+    # 259.7 -> 39.4 here. The Gram network at 1e-3: 61275 -> 33037.
+    before = trainer.evaluate(batch, verbose=0, return_dict=True)
+    history = trainer.fit(batch.repeat(16), epochs=1, verbose=0)
+    after = trainer.evaluate(batch, verbose=0, return_dict=True)
+    assert after["loss"] < 0.75 * before["loss"], (history.history, before, after)
     for a, b in zip(vgg_before, trainer.loss_net.get_weights()):
         np.testing.assert_array_equal(a, b)
     trainer.network.save(tmp_path / "net.keras")
