@@ -302,7 +302,25 @@ def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
                                                                       if k != "seconds"}
     defense_report.record(fixed, {"norm": "linf", "eps": 0.1, "command": "again"}, zoo_dir, update=True)
     updated = zoo.entry("hardened", zoo_dir)["metrics"][key]
-    assert updated["pgd3x2"] == rows[1]["pgd3x2"] and updated["settings"]["remeasured"]["command"] == "again"
+    assert updated["pgd3x2"] == rows[1]["pgd3x2"] and updated["settings"]["updates"][-1]["command"] == "again"
+    # a PGD-only update: clean and PGD again, every other column kept, the old restart selection's mark gone
+    old_table = zoo.entry("hardened", zoo_dir)["metrics"][key]
+    zoo.add_metrics("hardened", {key: {**old_table, "pgd3x2": 1.0,
+                                       "settings": {**old_table["settings"], "pgd_restart_selection": "lowest-loss"}}},
+                    zoo_dir)
+    again = defense_report.report(["hardened"], "base", "linf", 0.1, fresh_generator=None, zoo_dir=zoo_dir,
+                                  idx_dir=idx_dir, pgd_steps=3, pgd_restarts=2, pgd_examples=20, pgd_only=True,
+                                  baseline_row=False)
+    assert set(again[0]) == {"classifier", "clean", "pgd3x2", "seconds"} and again[0]["pgd3x2"] < 1.0
+    defense_report.record(again, {"norm": "linf", "eps": 0.1, "command": "pgd"}, zoo_dir, update=True)
+    repgd = zoo.entry("hardened", zoo_dir)["metrics"][key]
+    assert repgd["pgd3x2"] == again[0]["pgd3x2"] and "pgd_restart_selection" not in repgd["settings"]
+    assert [u["command"] for u in repgd["settings"]["updates"]] == ["again", "pgd"]
+    assert {k: v for k, v in repgd.items() if k not in ("pgd3x2", "clean", "settings")} == {
+        k: v for k, v in updated.items() if k not in ("pgd3x2", "clean", "settings")}
+    with pytest.raises(ConfigError, match="give one of them"):
+        defense_report.report(["hardened"], "base", "linf", 0.1, fresh_generator=None, zoo_dir=zoo_dir,
+                              fixed_only=True, pgd_only=True)
     table = defense_report.markdown(rows)
     assert table.splitlines()[0].startswith("| classifier | clean |") and "| hardened |" in table
     with pytest.raises(ConfigError, match="Unknown attack 'nope'"):

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfadv import data as data_lib
 from tfadv import evaluation, progress, zoo
-from tfadv.errors import ZooError
+from tfadv.errors import ConfigError, ZooError
 from tfadv.attacks import get_attack, pgd
 from tfadv.budgets import bounded_perturbation
 
@@ -59,7 +59,8 @@ def transfer_attacks(registry, undefended, norm, eps, zoo_dir=None) -> dict:
 
 
 def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, idx_dir=None, pgd_steps=100,
-           pgd_restarts=2, pgd_examples=1000, attacks=(), fixed_only=False, baseline_row=True) -> list[dict]:
+           pgd_restarts=2, pgd_examples=1000, attacks=(), fixed_only=False, pgd_only=False,
+           baseline_row=True) -> list[dict]:
     """One dict per classifier (undefended first) with its accuracy under each attack, plus seconds spent.
 
     Args:
@@ -74,10 +75,14 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
             of its name, on the same images as PGD.
         fixed_only: only the columns of fixed artifacts (clean, co-trained generator, transfer), e.g. after a
             zoo perturbation was retrained; ``fresh_generator`` may then be None.
+        pgd_only: only clean accuracy and the PGD column, e.g. to re-measure PGD after a change to the attack
+            (restarts that count a success); ``fresh_generator`` may then be None.
         baseline_row: also a row for the undefended classifier (without it, that classifier only supplies the
             transfer columns: its row, measured once, need not be trained against again for every new defence).
     """
     started = time.time()
+    if fixed_only and pgd_only:
+        raise ConfigError("fixed_only and pgd_only each re-measure part of a table: give one of them.")
     for attack_name in attacks:
         get_attack(attack_name)  # a clear error for an unknown attack, before hours of work
     registry = zoo.read_registry(zoo_dir)
@@ -90,6 +95,11 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
     for name in ([undefended] if baseline_row else []) + list(defended):
         classifier = zoo.load(name, zoo_dir).serve
         row = {"classifier": name, "clean": _accuracy_under(classifier, test_ds, label=f"{name}: clean")}
+        if pgd_only:
+            row[f"pgd{pgd_steps}x{pgd_restarts}"] = _pgd_accuracy(classifier, pgd_ds, name, norm, eps, pgd_steps,
+                                                                   pgd_restarts)
+            rows.append({**row, "seconds": round(time.time() - started, 1)})
+            continue
         co_trained = co_trained_generator(name, registry, zoo_dir)
         if co_trained is not None:
             row["co_trained_generator"] = _accuracy_under(classifier, test_ds, lambda x, y: co_trained(x))
@@ -99,9 +109,8 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
             rows.append({**row, "seconds": round(time.time() - started, 1)})
             continue
         row["fresh_generator"] = evaluation.measure_attack(fresh_generator(name), classifier, test_ds)["adv_accuracy"]
-        row[f"pgd{pgd_steps}x{pgd_restarts}"] = _accuracy_under(
-            classifier, pgd_ds, lambda x, y: pgd(classifier, x, y, eps=eps, norm=norm, steps=pgd_steps,
-                                                 restarts=pgd_restarts), label=f"{name}: PGD-{pgd_steps}")
+        row[f"pgd{pgd_steps}x{pgd_restarts}"] = _pgd_accuracy(classifier, pgd_ds, name, norm, eps, pgd_steps,
+                                                               pgd_restarts)
         for attack_name in attacks:
             attack_fn = get_attack(attack_name)
             row[attack_name] = _accuracy_under(classifier, pgd_ds,
@@ -112,6 +121,11 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
     return rows
 
 
+def _pgd_accuracy(classifier, pgd_ds, name, norm, eps, steps, restarts) -> float:
+    return _accuracy_under(classifier, pgd_ds, lambda x, y: pgd(classifier, x, y, eps=eps, norm=norm, steps=steps,
+                                                                restarts=restarts), label=f"{name}: PGD-{steps}")
+
+
 OTHER_TOOLS_COLUMNS = ("autoattack", "autoattack_custom", "autoattack_art_reduced")  # tools/autoattack.py: kept
 
 
@@ -119,8 +133,9 @@ def record(rows: list[dict], settings: dict, zoo_dir=None, update: bool = False)
     """Writes each row into its classifier's registry metrics under ``robustness_<norm>_<eps>``; returns the key.
 
     The row replaces the table's own columns; columns other tools measured on the same artifact stay. With
-    ``update`` (a ``fixed_only`` report) the table keeps every other column and its settings, and records the
-    re-measured columns and ``settings`` under ``settings.remeasured``.
+    ``update`` (a ``fixed_only`` or ``pgd_only`` report) the table keeps every other column and its settings, and
+    appends the re-measured columns and ``settings`` to the list ``settings.updates``; a re-measured PGD column
+    drops the table's ``pgd_restart_selection`` mark (PGD now counts a success, see :func:`tfadv.attacks.pgd`).
     """
     key = f"robustness_{settings['norm']}_{settings['eps']:g}"
     for row in rows:
@@ -133,8 +148,11 @@ def record(rows: list[dict], settings: dict, zoo_dir=None, update: bool = False)
             stale = [c for c in old if c.startswith("transfer:")  # columns of entries gone from the zoo
                      and c.split(":", 1)[1].partition("@")[0] not in present]
             table = {k: v for k, v in old.items() if k not in stale}
-            remeasured = {**settings, "columns": sorted(figures)}
-            table.update(figures, settings={**old["settings"], "remeasured": remeasured})
+            base = dict(old["settings"])
+            if any(column.startswith("pgd") for column in figures):
+                base.pop("pgd_restart_selection", None)
+            updates = base.get("updates", []) + [{**settings, "columns": sorted(figures)}]
+            table.update(figures, settings={**base, "updates": updates})
         else:
             kept = {column: old[column] for column in OTHER_TOOLS_COLUMNS if column in old}
             table = {**figures, **kept, "settings": settings}

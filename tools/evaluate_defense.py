@@ -34,6 +34,9 @@ flags.DEFINE_list("attacks", [], "More registered attacks (tfadv.attacks.ATTACKS
 flags.DEFINE_bool("fixed_only", False, "Only the columns of fixed artifacts (clean, co-trained generator, transfer): "
                   "with --record, they update the recorded table (after a zoo perturbation was retrained) and the "
                   "other columns stay.")
+flags.DEFINE_bool("pgd_only", False, "Only clean accuracy and the PGD column: with --record, they update the "
+                  "recorded table (e.g. a table measured before PGD's restarts counted a success) and the other "
+                  "columns stay.")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: the checkout's zoo/).")
 flags.DEFINE_string("idx_dir", None, "Local IDX files of the dataset (default: the automatic data sources).")
 flags.DEFINE_string("output", None, "Also write the table as JSON here.")
@@ -53,15 +56,18 @@ def main(argv):
     rows = defense_report.report(FLAGS.defended, FLAGS.undefended, FLAGS.norm, FLAGS.eps, fresh_generator=fresh,
                                  zoo_dir=FLAGS.zoo_dir, idx_dir=FLAGS.idx_dir, pgd_steps=FLAGS.pgd_steps,
                                  pgd_restarts=FLAGS.pgd_restarts, pgd_examples=FLAGS.pgd_examples,
-                                 attacks=FLAGS.attacks, fixed_only=FLAGS.fixed_only,
+                                 attacks=FLAGS.attacks, fixed_only=FLAGS.fixed_only, pgd_only=FLAGS.pgd_only,
                                  baseline_row=FLAGS.baseline_row)
     print(defense_report.markdown(rows))
     if FLAGS.record:
-        names = ("undefended", "norm", "eps") + (() if FLAGS.fixed_only else (
-            "pgd_steps", "pgd_restarts", "pgd_examples", "fresh_epochs", "fresh_steps_per_epoch", "attacks"))
+        names = ("undefended", "norm", "eps")
+        if not FLAGS.fixed_only:
+            names += ("pgd_steps", "pgd_restarts", "pgd_examples")
+        if not (FLAGS.fixed_only or FLAGS.pgd_only):
+            names += ("fresh_epochs", "fresh_steps_per_epoch", "attacks")
         settings = {name: FLAGS[name].value for name in names}
         settings["command"] = " ".join(["python tools/evaluate_defense.py"] + sys.argv[1:])
-        key = defense_report.record(rows, settings, FLAGS.zoo_dir, update=FLAGS.fixed_only)
+        key = defense_report.record(rows, settings, FLAGS.zoo_dir, update=FLAGS.fixed_only or FLAGS.pgd_only)
         print(f"recorded as {key} in the zoo registry")
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
