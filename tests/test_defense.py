@@ -381,3 +381,33 @@ def test_trades_step_minimises_clean_cross_entropy_plus_beta_times_kl_to_its_kl_
     assert kl.mean() > 1e-4  # the attack moved the prediction (a no-op attack would give KL 0)
     np.testing.assert_allclose(adversarial_loss("trades_kl", classifier(x_adv), y, clean_logits=classifier(x)),
                                -kl, rtol=1e-4, atol=1e-7)
+
+
+def test_madry_recipe_trains_on_adversarial_images_only_and_differs_from_the_mix_in_nothing_else():
+    """Madry et al. train on PGD images alone: with adversarial_fraction 1.0 the clean images carry no gradient;
+    the mix recipe (the recorded reference) keeps half its weight on them."""
+    import dataclasses
+
+    from tfadv import experiments
+    from tfadv.trainers.defense import _mixed_cross_entropy
+
+    madry = experiments.get_experiment("fashion_mnist_madry_pgd_defense_linf")
+    mix = experiments.get_experiment("fashion_mnist_pgd_defense_linf")
+    assert madry.adversarial_fraction == 1.0 and mix.adversarial_fraction == 0.5
+    assert dataclasses.replace(madry, adversarial_fraction=0.5) == mix
+    assert madry.data.train_split == "train[:90%]" and madry.data.validation_split == "train[90%:]"
+    keras.utils.set_random_seed(0)
+    x, y = brightness_task(16)
+    classifier = build_classifier("small_cnn", filters=[4, 8])
+    x_adv = tf.clip_by_value(x + 0.1, 0.0, 1.0)
+
+    def clean_gradient(fraction):
+        trainer = PGDAdversarialTrainer(classifier, adversarial_fraction=fraction, norm="linf", eps=0.1)
+        clean = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(clean)
+            loss = _mixed_cross_entropy(classifier(clean), classifier(x_adv), y, trainer.adversarial_fraction)
+        return tape.gradient(loss, clean)
+
+    assert float(tf.reduce_max(tf.abs(clean_gradient(1.0)))) == 0.0
+    assert float(tf.reduce_max(tf.abs(clean_gradient(0.5)))) > 0.0
