@@ -33,6 +33,7 @@ setup(
             "tfadv-stylize=tfadv_tools.stylize:run",
             "tfadv-attack=tfadv_tools.attack:run",
             "tfadv-autoattack=tfadv_tools.autoattack:run",
+            "tfadv-security-curve=tfadv_tools.security_curve:run",
         ],
     },
 )

@@ -17,13 +17,14 @@ LAYERS = [
     {"tfadv", "errors", "registry", "config", "inputs", "budgets", "losses", "distribute", "progress",
      "serialization", "data", "metrics", "callbacks", "figures"},
     {"models", "zoo", "attacks", "savedmodel", "targets"},
-    {"trainers", "evaluation", "autoattack"},
+    {"trainers", "evaluation", "autoattack", "security_curve"},
     {"schema", "recipes", "experiments"},
     {"tasks"},
     {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo"},
     {"cli"},
 ]
-NOT_TRAINING = {"export", "defense_report", "report", "evaluation", "runs", "sweep"}  # measuring never trains
+# measuring never trains
+NOT_TRAINING = {"export", "defense_report", "report", "evaluation", "runs", "sweep", "security_curve"}
 
 
 def layer_of(module: str) -> int:

@@ -381,6 +381,8 @@ def test_build_zoo_reruns_every_column_other_tools_added():
                 assert metrics[key][column]["command"] in commands, (name, column)
         if "training_cost" in metrics:
             assert metrics["training_cost"]["settings"]["command"] in commands, name
+        for key in (k for k in metrics if k.startswith("security_curve_")):
+            assert metrics[key]["command"] in commands, (name, key)
         assert not any("evaluate_defense" in c for c in commands), name  # the tables rerun on their own
 
 

@@ -139,7 +139,7 @@ def evaluate(classifier, images, labels, *, norm: str = "linf", eps: float = 0.1
             "robust": final}
 
 
-def _test_images(dataset: str, num_examples: int, idx_dir=None):
+def first_test_images(dataset: str, num_examples: int, idx_dir=None):
     """The first ``num_examples`` test images and labels of ``dataset`` as numpy arrays, and the data source."""
     from tfadv import data
 
@@ -166,7 +166,7 @@ def evaluate_zoo_entry(name: str, *, norm: str, eps: float, num_examples: int = 
     if entry["kind"] not in ("classifier", "defended_classifier"):
         raise ConfigError(f"Zoo entry {name!r} is a {entry['kind']}, not a classifier; AutoAttack needs one.")
     saved_model = tf.saved_model.load(zoo.verify(name, zoo_dir))
-    images, labels, source = _test_images(entry["dataset"], num_examples, idx_dir)
+    images, labels, source = first_test_images(entry["dataset"], num_examples, idx_dir)
     if version == "art-reduced":
         from tfadv.autoattack import art
 
@@ -184,7 +184,7 @@ def evaluate_classifier(target: str, *, dataset: str, norm: str, eps: float, num
     from tfadv.targets import load_target, with_pixel_scale
 
     classifier = load_target(with_pixel_scale(target, pixel_scale), zoo_dir)
-    images, labels, source = _test_images(dataset, num_examples, idx_dir)
+    images, labels, source = first_test_images(dataset, num_examples, idx_dir)
     check_logits(classifier, images[:8], target)
     result = evaluate(classifier, images, labels, norm=norm, eps=eps, **kwargs)
     return {"classifier": target, "dataset": dataset, **_figures(result, f"test[:{num_examples}]", source)}
