@@ -57,7 +57,8 @@ def main(argv):
                  + " ".join(shlex.quote(a) for a in sys.argv[1:]
                             if not a.startswith(("--output", "--figure"))))
     if FLAGS.figure:
-        write_png(FLAGS.figure, security_curve.figure(curve, title=f"{FLAGS.zoo_name}, first {FLAGS.num_examples} test images"))
+        title = f"{FLAGS.zoo_name}, first {FLAGS.num_examples} test images"
+        write_png(FLAGS.figure, security_curve.figure(curve, title=title))
     if FLAGS.record:
         curve["recorded_under"] = security_curve.record(FLAGS.zoo_name, curve, FLAGS.zoo_dir)
     cli.print_json(curve, FLAGS.output)
