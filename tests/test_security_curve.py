@@ -66,6 +66,10 @@ def test_figure_draws_each_attack_where_its_accuracy_is():
     middle = (top + bottom) // 2
     assert is_color(middle, (left + right) // 2, pgd_color) or is_color(middle, (left + right) // 2, aa_color)
     assert is_color(middle, left + 30, figures.GREY)  # clean 0.5: the grey line half way up
+    # the legend says how many images each attack ran on: AutoAttack may run on fewer than PGD
+    counted = security_curve.figure({**curve, "num_examples": 1000, "autoattack_examples": 100}, title="T")
+    legend = slice(top - 26, top - 18)
+    assert not np.array_equal(counted[legend], image[legend]) and np.array_equal(counted[top:], image[top:])
 
 
 def test_tool_records_the_curve_and_writes_its_figure(model, tmp_path, idx_dir):

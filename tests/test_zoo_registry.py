@@ -182,7 +182,7 @@ def test_defended_entries_carry_the_full_defence_table():
 STANDARD_AUTOATTACK_PENDING = {
     "fashion_mnist_fgsm_defense_linf", "fashion_mnist_joint_defense_l2", "fashion_mnist_joint_defense_linf",
     "fashion_mnist_joint_fgsm_defense_linf", "fashion_mnist_joint_pgd2_defense_linf",
-    "fashion_mnist_joint_refined_defense_linf", "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",
+    "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",
     "fashion_mnist_pgd_defense_l2", "fashion_mnist_trades_defense_linf"}
 
 
@@ -220,7 +220,7 @@ def test_defended_entries_carry_a_standard_autoattack_column():
         assert [s["stage"] for s in column["stages"]] == ["clean", *autoattack.STAGES], name
         assert column["command"].startswith(f"python tools/autoattack.py --zoo_name={name} "), name
         version_flags = [a for a in column["command"].split() if a.startswith("--version")]
-        assert version_flags in ([], ["--version=standard"]) and column["command"].endswith(" --record"), name
+        assert version_flags in ([], ["--version=standard"]) and "--record" in column["command"].split(), name
         measured.add(name)
     assert "fashion_mnist_pgd_defense_linf" in measured  # the reference defence, at least
 

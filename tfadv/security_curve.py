@@ -85,6 +85,12 @@ def series(curve: dict) -> dict:
     return {k: v for k, v in curve.items() if isinstance(v, list) and k != "eps"}
 
 
+def _legend_label(curve: dict, column: str) -> str:
+    """The column's name and how many images it ran on (AutoAttack may run on fewer than PGD)."""
+    count = curve.get("autoattack_examples") if column.startswith("autoattack") else curve.get("num_examples")
+    return column if count is None else f"{column}, {count} images"
+
+
 def record(name: str, curve: dict, zoo_dir=None) -> str:
     """Writes ``curve`` into zoo entry ``name``'s metrics as ``security_curve_<norm>`` (the artifact and its
     checksum stay as they are); returns the key."""
@@ -97,7 +103,7 @@ def record(name: str, curve: dict, zoo_dir=None) -> str:
 
 def figure(curve: dict, *, title: str = "", height: int = 300, width: int = 480) -> np.ndarray:
     """The curve as an RGB line chart [H, W, 3] in [0, 1]: accuracy (0 to 1) against eps, one line per attack,
-    a legend naming each, the clean accuracy as a grey line."""
+    a legend naming each with its image count, the clean accuracy as a grey line."""
     canvas = np.ones((height, width, 3), np.float32)
     top, bottom, left, right = 44, height - 34, 52, width - 16
     eps = np.asarray(curve["eps"], float)
@@ -136,7 +142,7 @@ def figure(curve: dict, *, title: str = "", height: int = 300, width: int = 480)
             line(p0, p1, color)
         for p in points:
             line((p[0] - 2, p[1]), (p[0] + 2, p[1]), color, 5)
-        legend.append((column, color))
+        legend.append((_legend_label(curve, column), color))
     col = left + 8
     for label, color in legend:
         canvas[top - 25:top - 19, col:col + 12] = color

@@ -57,7 +57,7 @@ def main(argv):
                  + " ".join(shlex.quote(a) for a in sys.argv[1:]
                             if not a.startswith(("--output", "--figure"))))
     if FLAGS.figure:
-        title = f"{FLAGS.zoo_name}, first {FLAGS.num_examples} test images"
+        title = f"{FLAGS.zoo_name}: accuracy against the budget, first test images"
         write_png(FLAGS.figure, security_curve.figure(curve, title=title))
     if FLAGS.record:
         curve["recorded_under"] = security_curve.record(FLAGS.zoo_name, curve, FLAGS.zoo_dir)
