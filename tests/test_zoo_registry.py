@@ -183,7 +183,7 @@ STANDARD_AUTOATTACK_PENDING = {
     "fashion_mnist_fgsm_defense_linf", "fashion_mnist_joint_defense_l2", "fashion_mnist_joint_defense_linf",
     "fashion_mnist_joint_fgsm_defense_linf", "fashion_mnist_joint_pgd2_defense_linf",
     "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",
-    "fashion_mnist_pgd_defense_l2", "fashion_mnist_trades_defense_linf"}
+    "fashion_mnist_pgd_defense_l2"}
 
 
 def _autoattack_tables():
