@@ -1,7 +1,8 @@
-"""Security curve of a zoo classifier: accuracy under PGD and the standard AutoAttack at several budgets.
+r"""Security curve of a zoo classifier: accuracy under PGD and the standard AutoAttack at several budgets.
 
-    python tools/security_curve.py --zoo_name=fashion_mnist_pgd_defense_linf --norm=linf \
-        --eps=0.05,0.1,0.15,0.2,0.3 --num_examples=1000 --autoattack_examples=200 --record --figure=curve.png
+    python tools/security_curve.py --zoo_name=fashion_mnist_pgd_defense_linf --eps=0.05,0.1,0.15,0.2,0.3 --record
+    python tools/security_curve.py --zoo_name=fashion_mnist_pgd_defense_l2 --norm=l2 --eps=0.5,1,1.5,2,3 \
+        --figure=curve.png
 
 Each point is PGD (--pgd_steps, --pgd_restarts; restarts count a success) on the first --num_examples test images
 and AutoAttack (--version, standard by default) on the first --autoattack_examples of them (0: PGD only). Prints a
