@@ -182,8 +182,7 @@ def test_defended_entries_carry_the_full_defence_table():
 STANDARD_AUTOATTACK_PENDING = {
     "fashion_mnist_fgsm_defense_linf", "fashion_mnist_joint_defense_l2", "fashion_mnist_joint_defense_linf",
     "fashion_mnist_joint_fgsm_defense_linf", "fashion_mnist_joint_pgd2_defense_linf",
-    "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",
-    "fashion_mnist_pgd_defense_l2"}
+    "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf"}
 
 
 def _autoattack_tables():
