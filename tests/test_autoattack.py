@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import brightness_classifier, brightness_task, require_art
-from tfadv import autoattack, defense_report, export, zoo
+from tfadv import autoattack, defense_report, zoo
 from tfadv.autoattack import apgd
 from tfadv.errors import ConfigError
 
@@ -19,20 +19,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # every stage runs, in seconds: the custom version with short stages
 QUICK = dict(version="custom", apgd_iter=10, targets=2, fab_iter=10, square_queries=20, batch_size=64)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1"}
-
-
-@pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory):
-    """A zoo holding one classifier of the brightness task, trained in seconds; returns (zoo_dir, name)."""
-    model = brightness_classifier()
-    zoo_dir = str(tmp_path_factory.mktemp("zoo"))
-    with zoo.staging("tiny", zoo_dir) as stage:
-        export.write_classifier(stage.path, model)
-        stage.commit(kind="defended_classifier", dataset="fashion_mnist", metrics={"accuracy": 0.9},
-                     config={"model": "dense"})
-    zoo.add_metrics("tiny", {"robustness_linf_0.1": {"clean": 0.9, "pgd100x2": 0.5, "settings": {"norm": "linf"}}},
-                    zoo_dir)
-    return zoo_dir, "tiny"
 
 
 @pytest.fixture(scope="module")

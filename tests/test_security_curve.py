@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import brightness_classifier, brightness_task
-from tfadv import autoattack, export, figures, security_curve, zoo
+from tfadv import autoattack, figures, security_curve, zoo
 from tfadv.attacks import pgd
 from tfadv.errors import ConfigError
 
@@ -72,12 +72,8 @@ def test_figure_draws_each_attack_where_its_accuracy_is():
     assert not np.array_equal(counted[legend], image[legend]) and np.array_equal(counted[top:], image[top:])
 
 
-def test_tool_records_the_curve_and_writes_its_figure(model, tmp_path, idx_dir):
-    zoo_dir = str(tmp_path / "zoo")
-    with zoo.staging("tiny", zoo_dir) as stage:
-        export.write_classifier(stage.path, model)
-        stage.commit(kind="defended_classifier", dataset="fashion_mnist", metrics={"accuracy": 0.9},
-                     config={"model": "dense"})
+def test_tool_records_the_curve_and_writes_its_figure(tiny_zoo, tmp_path, idx_dir):
+    zoo_dir, _ = tiny_zoo
     args = ["--zoo_name=tiny", f"--zoo_dir={zoo_dir}", f"--idx_dir={idx_dir}", "--eps=0.02,0.3",
             "--num_examples=16", "--autoattack_examples=0", "--pgd_steps=3", "--record"]
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "security_curve.py"), *args,

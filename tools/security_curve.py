@@ -37,20 +37,13 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    import tensorflow as tf
-
-    from tfadv import security_curve, zoo
-    from tfadv.autoattack import first_test_images
+    from tfadv import security_curve
+    from tfadv.autoattack import zoo_classifier_and_test_images
     from tfadv.data.images import write_png
-    from tfadv.errors import ConfigError
 
-    entry = zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)
-    if entry["kind"] not in ("classifier", "defended_classifier"):
-        raise ConfigError(f"Zoo entry {FLAGS.zoo_name!r} is a {entry['kind']}, not a classifier.")
-    saved_model = tf.saved_model.load(zoo.verify(FLAGS.zoo_name, FLAGS.zoo_dir))  # held: serve uses its variables
-    images, labels, source = first_test_images(entry["dataset"], FLAGS.num_examples, FLAGS.idx_dir)
-    eps_values = security_curve.check_eps_values(FLAGS.norm, FLAGS.eps, images.shape[1:])
-    curve = security_curve.measure(saved_model.serve, images, labels, norm=FLAGS.norm, eps_values=eps_values,
+    saved_model, images, labels, source = zoo_classifier_and_test_images(
+        FLAGS.zoo_name, FLAGS.num_examples, FLAGS.zoo_dir, FLAGS.idx_dir, purpose="a security curve")
+    curve = security_curve.measure(saved_model.serve, images, labels, norm=FLAGS.norm, eps_values=FLAGS.eps,
                                    pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts,
                                    autoattack_examples=FLAGS.autoattack_examples, version=FLAGS.version,
                                    batch_size=FLAGS.batch_size, log=lambda line: print(line, flush=True))

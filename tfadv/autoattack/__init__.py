@@ -139,13 +139,30 @@ def evaluate(classifier, images, labels, *, norm: str = "linf", eps: float = 0.1
             "robust": final}
 
 
-def first_test_images(dataset: str, num_examples: int, idx_dir=None):
+def _test_images(dataset: str, num_examples: int, idx_dir=None):
     """The first ``num_examples`` test images and labels of ``dataset`` as numpy arrays, and the data source."""
     from tfadv import data
 
     ds, info = data.load(dataset, f"test[:{num_examples}]", batch_size=num_examples, idx_dir=idx_dir)
     images, labels = next(iter(ds))
     return images.numpy(), labels.numpy(), getattr(info, "source", None)
+
+
+def zoo_classifier_and_test_images(name: str, num_examples: int, zoo_dir=None, idx_dir=None, *,
+                                   purpose: str = "this"):
+    """Zoo classifier ``name`` (plain ``tf.saved_model.load`` after its checksum; call its ``serve`` while the
+    returned object lives) and the first ``num_examples`` test images of its dataset: (saved_model, images,
+    labels, data source). A one-line ConfigError names ``purpose`` when the entry serves images, not logits."""
+    import tensorflow as tf
+
+    from tfadv import zoo
+    from tfadv.evaluation import CLASSIFIER_KINDS
+
+    entry = zoo.entry(name, zoo_dir)
+    if entry["kind"] not in CLASSIFIER_KINDS:
+        raise ConfigError(f"Zoo entry {name!r} is a {entry['kind']}, not a classifier; {purpose} needs one.")
+    saved_model = tf.saved_model.load(zoo.verify(name, zoo_dir))
+    return (saved_model, *_test_images(entry["dataset"], num_examples, idx_dir))
 
 
 def _figures(result: dict, split: str, source) -> dict:
@@ -158,15 +175,8 @@ def evaluate_zoo_entry(name: str, *, norm: str, eps: float, num_examples: int = 
     """:func:`evaluate` on zoo classifier ``name`` (plain ``tf.saved_model.load`` after its checksum) over the
     first ``num_examples`` test images; returns the JSON-ready figures (no image arrays). ``version="art-reduced"``
     runs :func:`tfadv.autoattack.art.evaluate` instead (the reduced ART version earlier figures used)."""
-    import tensorflow as tf
-
-    from tfadv import zoo
-
-    entry = zoo.entry(name, zoo_dir)
-    if entry["kind"] not in ("classifier", "defended_classifier"):
-        raise ConfigError(f"Zoo entry {name!r} is a {entry['kind']}, not a classifier; AutoAttack needs one.")
-    saved_model = tf.saved_model.load(zoo.verify(name, zoo_dir))
-    images, labels, source = first_test_images(entry["dataset"], num_examples, idx_dir)
+    saved_model, images, labels, source = zoo_classifier_and_test_images(name, num_examples, zoo_dir, idx_dir,
+                                                                         purpose="AutoAttack")
     if version == "art-reduced":
         from tfadv.autoattack import art
 
@@ -184,7 +194,7 @@ def evaluate_classifier(target: str, *, dataset: str, norm: str, eps: float, num
     from tfadv.targets import load_target, with_pixel_scale
 
     classifier = load_target(with_pixel_scale(target, pixel_scale), zoo_dir)
-    images, labels, source = first_test_images(dataset, num_examples, idx_dir)
+    images, labels, source = _test_images(dataset, num_examples, idx_dir)
     check_logits(classifier, images[:8], target)
     result = evaluate(classifier, images, labels, norm=norm, eps=eps, **kwargs)
     return {"classifier": target, "dataset": dataset, **_figures(result, f"test[:{num_examples}]", source)}
