@@ -15,7 +15,7 @@ import tfadv
 ROOT = os.path.dirname(tfadv.__file__)
 LAYERS = [
     {"tfadv", "errors", "registry", "config", "inputs", "budgets", "losses", "distribute", "progress",
-     "serialization", "data", "metrics", "callbacks", "figures"},
+     "serialization", "data", "metrics", "callbacks", "figures", "faults", "backup"},
     {"models", "zoo", "attacks", "savedmodel", "targets"},
     {"trainers", "evaluation", "autoattack", "security_curve"},
     {"schema", "recipes", "experiments"},

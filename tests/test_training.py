@@ -3,9 +3,11 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 from tfadv import config as config_lib
 from tfadv import data, evaluation, experiments, tasks, training
+from tfadv.errors import ConfigError
 
 from conftest import make_idx_dataset
 
@@ -20,7 +22,7 @@ def tiny_config(idx_dir, **overrides):
 def test_train_classifier_writes_a_complete_run_folder(idx_dir, tmp_path):
     workdir = str(tmp_path / "run")
     model, metrics = training.train_classifier(tiny_config(idx_dir), workdir, verbose=0)
-    assert sorted(os.listdir(workdir)) == ["config.json", "images", "logs", "metrics.json", "model.keras"]
+    assert sorted(os.listdir(workdir)) == [".lock", "config.json", "images", "logs", "metrics.json", "model.keras"]
     assert experiments.load_json(os.path.join(workdir, "config.json")) == tiny_config(idx_dir)
     saved = json.load(open(os.path.join(workdir, "metrics.json")))
     assert saved == metrics and saved["num_examples"] == 48 and saved["data_source"] == f"idx:{idx_dir}"
@@ -74,3 +76,12 @@ def test_validation_uses_held_out_training_images_and_never_the_test_split(idx_d
     no_validation = config_lib.override(cfg, {"data.validation_split": None})
     _, metrics = training.train_classifier(no_validation, str(tmp_path / "run"), verbose=0)
     assert "val_accuracy" not in metrics and metrics["split"] == "test"
+
+
+@pytest.mark.parametrize("key", ["data.eval_split", "data.validation_split"])
+def test_an_empty_split_is_refused_before_training(idx_dir, tmp_path, key):
+    """An empty test split used to fail only after the whole run had trained."""
+    cfg = tiny_config(idx_dir, **{key: "test[:0]" if key == "data.eval_split" else "train[90%:90%]"})
+    with pytest.raises(ConfigError, match=f"{key}=.* holds no examples"):
+        training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)
+    assert not (tmp_path / "run" / "logs").exists()  # nothing trained

@@ -128,6 +128,11 @@ def _parse_flags(argv):
         # flagfile errors with "ERROR::".
         message = re.sub(r"^(ERROR:+ *|flags [^:]*: )", "", str(e)).rstrip(".")
         fail(f"{message}. Run with --help to list the flags.")
+    except UnicodeDecodeError as e:  # a binary --flagfile
+        fail(f"A flag file is not text ({e.reason} at byte {e.start}); --flagfile takes a text file of --flag=value "
+             "lines.")
+    except OSError as e:  # a --flagfile that cannot be read
+        fail(f"Cannot read {e.filename or 'a flag file'}: {e.strerror or e}.")
     except SystemExit as e:  # --help / --helpfull: absl printed the help and exits 1; asking for help is no error
         sys.exit(0 if e.code == 1 else e.code)
 
@@ -160,6 +165,8 @@ def run(main) -> None:
             return main(argv)
         except (TfadvError, app.UsageError) as e:
             fail(e)
+        except OSError as e:  # a full disk, a missing permission: the environment, not a bug to trace
+            fail(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "") + ".")
 
     _adopt_tool_flags(main)
     app.run(guarded, flags_parser=_parse_flags)

@@ -2,23 +2,26 @@
 
 ``run_experiment(cfg, workdir)`` asks the config's task (``tfadv.tasks``) for
 its data and trainer, then does what every kind shares: compile, callbacks
-(TensorBoard, image panels, divergence check, BackupAndRestore), ``fit``,
-save, measure on the test split, write metrics.json. A run lives in one work
-directory::
+(TensorBoard, image panels, divergence check, the run's backup), ``fit``,
+save, measure on the test split, write metrics.json, drop the backup. A run
+lives in one work directory, locked while a process trains in it::
 
     WORKDIR/config.json      resolved config (re-run with --config=WORKDIR/config.json)
     WORKDIR/logs/            TensorBoard: scalars (train/validation) and images/
     WORKDIR/images/          the same image panels as PNG files
-    WORKDIR/backup/          BackupAndRestore state: rerunning a killed run resumes here
+    WORKDIR/backup/          one checkpoint per epoch (tfadv.backup): rerunning a killed run resumes here
+    WORKDIR/.lock            held by the process training in the folder: a second one is refused
     WORKDIR/model.keras      the trained model (attacker.keras for perturbation runs: the x -> x_hat model)
     WORKDIR/metrics.json     figures on the test split, with the data source used
 """
 
 import contextlib
+import fcntl
 import functools
 import json
 import logging
 import os
+import socket
 import tempfile
 import time
 
@@ -26,7 +29,8 @@ import keras
 import tensorflow as tf
 
 from tfadv import config as config_lib
-from tfadv import distribute, experiments, tasks, zoo
+from tfadv import distribute, experiments, faults, tasks, zoo
+from tfadv.backup import ResumableCallback, RunBackup
 from tfadv.callbacks import FailOnNonFinite, ImageGridLogger, TensorBoard
 from tfadv.errors import ConfigError
 from tfadv.experiments import OptimizerConfig
@@ -50,15 +54,10 @@ def make_optimizer(cfg: OptimizerConfig, steps_per_epoch: int, epochs: int) -> k
     return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
 
 
-def standard_callbacks(workdir: str, backup_every_steps: int | None = None) -> list:
-    """Fail on NaN/Inf, TensorBoard logging (epoch scalars every epoch, batch ones every 50 steps), and
-    BackupAndRestore (resume a killed run by rerunning it)."""
-    return [
-        FailOnNonFinite(),
-        TensorBoard(log_dir=os.path.join(workdir, "logs"), update_freq=50),
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"),
-                                         save_freq=backup_every_steps or "epoch"),
-    ]
+def standard_callbacks(workdir: str, backup: RunBackup) -> list:
+    """Fail on NaN/Inf, TensorBoard logging (epoch scalars every epoch, batch ones every 50 steps), and the
+    run's backup (resume a killed run by rerunning it)."""
+    return [FailOnNonFinite(), TensorBoard(log_dir=os.path.join(workdir, "logs"), update_freq=50), backup]
 
 
 def placed(runner):
@@ -92,8 +91,33 @@ def recipe_json(config: dict) -> str:
     return json.dumps({k: v for k, v in config_lib.to_dict(config).items() if k != "runtime"}, sort_keys=True)
 
 
+@contextlib.contextmanager
+def locked(workdir: str):
+    """Holds ``WORKDIR/.lock`` while a run trains there; a second process on the folder gets a one-line
+    ConfigError. The lock is the kernel's (``flock``): a killed process releases it."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f"--workdir {workdir!r} is a file, not a folder: choose a folder for the run.")
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, ".lock"), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise ConfigError(f"{workdir} is in use by another training run ({holder}): wait for it to finish or "
+                              "choose another --workdir.") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def start_run(cfg, workdir: str) -> None:
-    """Validates ``cfg``, creates the run folder with its config.json, and seeds every RNG.
+    """Validates ``cfg``, writes the run folder's config.json, and seeds every RNG (call under :func:`locked`).
 
     Refuses a folder holding a finished run (its metrics.json: nothing saved is
     overwritten) and resuming a killed run (backup/ present) with a different
@@ -109,7 +133,6 @@ def start_run(cfg, workdir: str) -> None:
         if recipe_json(previous) != recipe_json(json.loads(json.dumps(config_lib.to_dict(cfg)))):
             raise ConfigError(f"{workdir} holds a killed run started with a different config ({config_path}); "
                               "rerun it with --config=" + config_path + " to resume, or choose another --workdir.")
-    os.makedirs(workdir, exist_ok=True)
     config_lib.save_json(cfg, config_path)
     keras.utils.set_random_seed(cfg.seed)
 
@@ -134,33 +157,68 @@ def finish_run(workdir: str, metrics: dict, trainer: keras.Model | None = None) 
         second = getattr(trainer, "SECOND_OPTIMIZER", None)
         if second:
             metrics[f"{second}_steps"] = _step_count(getattr(trainer, second))
-    with open(os.path.join(workdir, "metrics.json"), "w") as f:
+    path = os.path.join(workdir, "metrics.json")  # its presence marks the run finished: written whole or not at all
+    with open(f"{path}.tmp-{os.getpid()}", "w") as f:
         json.dump(metrics, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f.name, path)
     log.info("Run %s: %s", workdir, metrics)
     return metrics
 
 
+def skip_used_orders(train: tf.data.Dataset, epochs_done: int) -> None:
+    """Advances a reshuffling dataset past the orders the killed process drew, so a resumed run sees the orders
+    an unbroken run would (and its result, bit for bit: tests/test_faults.py).
+
+    A shuffled split draws a new order each time an iterator is made, from a
+    seed generator that restarts with the process; making an iterator reads
+    no data. Keras' ``fit`` makes two per epoch (one to train on, and one made
+    when the epoch's batches run out, which the next epoch replaces), so a run
+    resuming after ``k`` epochs discards ``2 k``. Were Keras to make one, the
+    resumed epochs would still see orders the killed epochs never used.
+    """
+    for _ in range(2 * epochs_done):
+        iter(train)
+
+
 @placed
 def run_experiment(cfg, workdir: str, verbose="auto"):
-    """Trains any experiment config as its task says; returns (trainer, metrics) and writes the run folder."""
-    task = tasks.get_task(cfg.kind)
-    start_run(cfg, workdir)
-    data = task.data(cfg)
-    trainer = task.build(cfg, data)
-    task.compile(trainer, cfg, make_optimizer(cfg.optimizer, data.steps, cfg.epochs))
-    panels = ImageGridLogger(os.path.join(workdir, "logs"), task.panels(cfg, data),
-                             png_dir=os.path.join(workdir, "images"))
-    callbacks = task.callbacks(cfg, data) + standard_callbacks(workdir) + [panels]
-    start = time.time()
-    history = distribute.ready_to_fit(trainer).fit(data.train, validation_data=data.validation, epochs=cfg.epochs,
-                                                   shuffle=False, callbacks=callbacks, verbose=verbose)
-    train_seconds = round(time.time() - start, 1)
-    task.save(trainer, cfg, workdir)
-    metrics = {**task.measure(trainer, cfg, data, history), **data.split_facts(cfg), **last_validation(history),
-               "train_seconds": train_seconds, "epochs_run": len(history.epoch)}
-    if history.epoch and history.epoch[0] > 0:  # resumed from a backup: train_seconds and epochs_run cover only
-        metrics["resumed_from_epoch"] = history.epoch[0]  # epochs resumed_from_epoch + 1, ..., this process's
-    return trainer, finish_run(workdir, metrics, trainer)
+    """Trains any experiment config as its task says; returns (trainer, metrics) and writes the run folder.
+
+    The backup is removed only after metrics.json is written: a run killed at
+    any point resumes from its last finished epoch (after the last one, it
+    only saves and measures again).
+    """
+    with locked(workdir):
+        task = tasks.get_task(cfg.kind)
+        start_run(cfg, workdir)
+        data = task.data(cfg)
+        trainer = task.build(cfg, data)
+        task.compile(trainer, cfg, make_optimizer(cfg.optimizer, data.steps, cfg.epochs))
+        panels = ImageGridLogger(os.path.join(workdir, "logs"), task.panels(cfg, data),
+                                 png_dir=os.path.join(workdir, "images"))
+        own = task.callbacks(cfg, data)
+        backup = RunBackup(os.path.join(workdir, "backup"), [c for c in own if isinstance(c, ResumableCallback)])
+        skip_used_orders(data.train, backup.resume_epoch())
+        callbacks = own + standard_callbacks(workdir, backup) + [panels]
+        start = time.time()
+        history = distribute.ready_to_fit(trainer).fit(data.train, validation_data=data.validation,
+                                                       epochs=cfg.epochs, shuffle=False, callbacks=callbacks,
+                                                       verbose=verbose)
+        train_seconds = round(time.time() - start, 1)
+        faults.point("run.trained")
+        epochs_run, history.history = len(history.epoch), backup.history  # every epoch's logs, resumed or not
+        task.save(trainer, cfg, workdir)
+        faults.point("run.saved")
+        metrics = {**task.measure(trainer, cfg, data, history), **data.split_facts(cfg), **last_validation(history),
+                   "train_seconds": train_seconds, "epochs_run": epochs_run}
+        if backup.resumed_from_epoch:  # train_seconds and epochs_run cover only epochs resumed_from_epoch + 1, ...
+            metrics["resumed_from_epoch"] = backup.resumed_from_epoch  # this process's
+        metrics = finish_run(workdir, metrics, trainer)
+        faults.point("run.finished")
+        backup.remove()
+        return trainer, metrics
 
 
 # One runner for every kind; the old per-kind names stay for existing callers.

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfadv import data as data_lib
 from tfadv import figures
+from tfadv.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -37,11 +38,18 @@ class RunData:
                 "data_source": f"{self.test_info.source}:{self.test_info.location}"}
 
 
-def load_split(cfg, split: str, *, training: bool, seed: int = 0):
-    """Loads ``split`` of a ``DataConfig``; training splits are shuffled (and augmented if asked)."""
-    return data_lib.load(cfg.dataset, split, batch_size=cfg.batch_size, shuffle=training,
-                         augment=training and cfg.augment, source=cfg.source, idx_dir=cfg.idx_dir,
-                         tfds_data_dir=cfg.tfds_data_dir, seed=seed)
+def load_split(cfg, split: str, *, training: bool, seed: int = 0, field: str = "data split"):
+    """Loads ``split`` of a ``DataConfig``; training splits are shuffled (and augmented if asked).
+
+    An empty split is refused here, before any training: an empty test split used to fail only after the run.
+    """
+    ds, info = data_lib.load(cfg.dataset, split, batch_size=cfg.batch_size, shuffle=training,
+                             augment=training and cfg.augment, source=cfg.source, idx_dir=cfg.idx_dir,
+                             tfds_data_dir=cfg.tfds_data_dir, seed=seed)
+    if info.num_examples == 0 or int(ds.cardinality()) == 0:
+        raise ConfigError(f"{field}={split!r} of {cfg.dataset} ({info.source}: {info.location}) holds no examples: "
+                          "choose a non-empty split.")
+    return ds, info
 
 
 def steps_in(dataset: tf.data.Dataset, cap: int | None = None) -> int:
@@ -63,11 +71,13 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 def labelled_data(cfg) -> RunData:
     """The train, validation and test splits of a labelled config (``cfg.data``)."""
-    train, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed)
+    train, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed,
+                                   field="data.train_split")
     validation = None
     if cfg.data.validation_split is not None:
-        validation = shard_by_data(load_split(cfg.data, cfg.data.validation_split, training=False)[0])
-    test, test_info = load_split(cfg.data, cfg.data.eval_split, training=False)
+        validation = shard_by_data(load_split(cfg.data, cfg.data.validation_split, training=False,
+                                              field="data.validation_split")[0])
+    test, test_info = load_split(cfg.data, cfg.data.eval_split, training=False, field="data.eval_split")
     steps = steps_in(train, cfg.steps_per_epoch)
     return RunData(shard_by_data(train.take(steps)), steps, validation, shard_by_data(test), test_info,
                    train_info.spec)

@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from tfadv.attacks import pgd
+from tfadv.backup import ResumableCallback
 from tfadv.budgets import check_budget
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
@@ -284,7 +285,7 @@ class TRADESTrainer(PGDAdversarialTrainer):
         return {**config, "beta": self.beta}
 
 
-class RobustAccuracyGuard(keras.callbacks.Callback):
+class RobustAccuracyGuard(ResumableCallback):
     """Early stopping against catastrophic overfitting (Wong et al. 2020): after every epoch, PGD accuracy of the
     defence's classifier on a fixed held-out batch (logged as ``guard_pgd_accuracy``); when it falls more than
     ``max_drop`` below the previous epoch's, training stops and the classifier gets back the weights of its best
@@ -315,6 +316,12 @@ class RobustAccuracyGuard(keras.callbacks.Callback):
         elif accuracy >= self.best:
             self.best, self.best_weights = accuracy, self.model.classifier.get_weights()
         self.previous = accuracy
+
+    def backup_state(self):
+        return {"best": self.best, "previous": self.previous}, list(self.best_weights or [])
+
+    def restore_backup_state(self, values, arrays):
+        self.best, self.previous, self.best_weights = values["best"], values["previous"], arrays or None
 
 
 # Defence methods: a DefenseExperiment's ``method`` names the builder of its (uncompiled) trainer.
