@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -129,20 +130,17 @@ def test_recipe_entries_without_artifacts_say_so(tmp_path):
 
 
 KILLED_EXPORT = """
-import os, signal, sys, time
+import sys
 from tfadv import export, zoo
 from tfadv.models import build_classifier
-zoo_dir, when, name = sys.argv[1], sys.argv[2], sys.argv[3]
+zoo_dir, name = sys.argv[1], sys.argv[2]
 model = build_classifier("small_cnn", input_shape=(28, 28, 1), num_classes=10, filters=[4, 8])
-if when == "in_commit":  # die after the new SavedModel moved into place, before the registry is rewritten
-    zoo._write_registry = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
 with zoo.staging(name, zoo_dir, overwrite=True) as stage:
     export.write_classifier(stage.path, model)
-    print("staged", flush=True)
-    if when == "while_writing":
-        time.sleep(600)
     stage.commit(kind="classifier", dataset="fashion_mnist", metrics={"accuracy": 0.1}, config={})
 """
+KILL_POINTS = {"while_writing": "zoo.staged",  # the SavedModel is written in its staging folder
+               "in_commit": "zoo.moved_in"}  # it moved into place, the registry is not rewritten yet
 
 
 def _killed_export(zoo_dir, when, name):
@@ -150,12 +148,8 @@ def _killed_export(zoo_dir, when, name):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(zoo_dir), when, name], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    if when == "while_writing":
-        assert proc.stdout.readline().strip() == "staged"
-        proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=300)
+    proc = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(zoo_dir), name], timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_FAULT": KILL_POINTS[when]})
     assert proc.returncode == -signal.SIGKILL
 
 
@@ -320,3 +314,68 @@ def test_a_new_defence_table_keeps_the_autoattack_column_and_replaces_its_own(mo
                           str(tmp_path))
     table = zoo.entry("tiny", str(tmp_path))["metrics"]["robustness_linf_0.1"]
     assert table == {"clean": 0.9, "pgd100x2": 0.4, "autoattack": {"robust_accuracy": 0.45}, "settings": settings}
+
+
+def _forge(zoo_dir, name, **changes):
+    """Edits entry ``name`` in the registry as someone with write access to it could."""
+    registry = zoo.read_registry(str(zoo_dir))
+    registry[name].update(changes)
+    (zoo_dir / "registry.json").write_text(json.dumps(registry))
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink"])
+def test_a_registry_path_leading_outside_the_zoo_is_refused(model, tmp_path, where):
+    """Whoever can edit the registry can also write the matching checksum: only confinement stops an entry from
+    loading a model from anywhere on the machine."""
+    zoo_dir, outside = tmp_path / "zoo", tmp_path / "outside"
+    _publish(model, zoo_dir)
+    shutil.copytree(zoo_dir / "tiny", outside)
+    path = {"absolute": str(outside), "dotdot": "../outside", "symlink": "link"}[where]
+    if where == "symlink":
+        os.symlink(outside, zoo_dir / "link")
+    _forge(zoo_dir, "tiny", path=path, sha256=zoo.tree_sha256(str(outside)))
+    message = "must be a folder relative to the zoo" if where == "absolute" else "leads outside the zoo"
+    for load in (zoo.load, zoo.keras_layer, zoo.verify):
+        with pytest.raises(ZooError, match=message):
+            load("tiny", str(zoo_dir))
+
+
+def test_an_entrys_file_target_loads_only_with_its_recorded_checksum(model, tmp_path, idx_dir):
+    from tfadv import evaluation, targets
+
+    target = tmp_path / "their_classifier.keras"
+    model.save(target)
+    _publish(model, tmp_path / "zoo", name="attack")
+    zoo_dir = tmp_path / "zoo"
+    _forge(zoo_dir, "attack", kind="perturbation", target=str(target))
+    with pytest.raises(ZooError, match="records no checksum for it: loading it would run unverified code"):
+        targets.load_entry_target("attack", str(zoo_dir))
+    with pytest.raises(ZooError, match="records no checksum"):  # what tfadv-evaluate --zoo_name=attack runs
+        evaluation.evaluate_zoo_entry("attack", str(zoo_dir), source="idx", idx_dir=idx_dir)
+    _forge(zoo_dir, "attack", target_sha256="0" * 64)
+    with pytest.raises(ZooError, match="fails the recorded checksum"):
+        targets.load_entry_target("attack", str(zoo_dir))
+    _forge(zoo_dir, "attack", target_sha256=targets.target_sha256(str(target), str(zoo_dir)))
+    images = tf.random.uniform((3, 28, 28, 1), seed=1)
+    np.testing.assert_allclose(targets.load_entry_target("attack", str(zoo_dir))(images), model(images), atol=1e-6)
+    assert targets.target_sha256("attack", str(zoo_dir)) is None  # a zoo entry is verified by the zoo instead
+
+
+def test_a_reader_after_a_killed_commit_gets_the_old_entry_not_a_checksum_error(model, tmp_path):
+    before = _publish(model, tmp_path)
+    _killed_export(tmp_path, "in_commit", "tiny")  # the new SavedModel sits at zoo/tiny, the registry says old
+    assert zoo.verify("tiny", str(tmp_path))  # the reader ran recover() itself: the old entry is back
+    assert zoo.read_registry(str(tmp_path))["tiny"] == before
+    assert sorted(os.listdir(tmp_path)) == [".registry.lock", "registry.json", "tiny"]
+
+
+def test_recover_tells_a_dead_export_by_its_lock_not_by_a_reused_process_id(model, tmp_path):
+    _publish(model, tmp_path)
+    reused = tmp_path / f".other.tmp-{os.getpid()}-x"  # a dead export whose pid now belongs to a live process
+    reused.mkdir()
+    (reused / zoo.ALIVE).write_text("")
+    (tmp_path / ".registry.k2j4.tmp").write_text("{")  # a registry rewrite killed before its rename
+    with zoo.staging("live", str(tmp_path)) as stage:  # a live export in this very process keeps its folder
+        zoo.recover(str(tmp_path))
+        assert os.path.isdir(stage.path.rsplit("/", 1)[0])
+    assert sorted(os.listdir(tmp_path)) == [".registry.lock", "registry.json", "tiny"]

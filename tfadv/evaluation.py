@@ -8,7 +8,7 @@ from tfadv import models  # noqa: F401 - registers the serializable layers load_
 from tfadv import progress, zoo
 from tfadv.errors import ZooError
 from tfadv.metrics import AttackMetrics
-from tfadv.targets import load_target
+from tfadv.targets import load_entry_target, load_target
 
 
 def predictor(model_or_fn):
@@ -99,7 +99,8 @@ def evaluate_zoo_entry(name: str, zoo_dir=None, split="test", source="auto", idx
         metrics = measure_entry(found["kind"], loaded.serve, ds)
         return {"zoo_name": name, "dataset": found["dataset"], **read, "accuracy": metrics["accuracy"],
                 "num_examples": metrics["num_examples"]}
+    # The caller's own target is trusted as given; the entry's is verified like the entry.
+    classifier = load_target(target, zoo_dir) if target else load_entry_target(name, zoo_dir)
     target = target or found["target"]
-    classifier = load_target(target, zoo_dir)  # a zoo name, or the .keras / SavedModel file an entry recorded
     metrics = measure_entry(found["kind"], loaded.serve, ds, classifier, found["config"].get("target_class"))
     return {"zoo_name": name, "target": target, "dataset": found["dataset"], **read, **metrics}

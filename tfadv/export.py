@@ -23,7 +23,7 @@ from tfadv.config import to_dict
 from tfadv.errors import ZooError
 from tfadv.savedmodel import (image_spec, write_classifier, write_perturbation, write_saved_model,  # noqa: F401
                               write_style)
-from tfadv.targets import load_target
+from tfadv.targets import load_entry_target, load_target, target_sha256
 
 
 def _training_figures(workdir: str, companion: bool = False) -> dict:
@@ -57,7 +57,10 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
     task = tasks.get_task(cfg.kind)
     data = _eval_data(cfg, source, idx_dir) if task.labelled else None
     target = task.attack_target(cfg)
-    entry = _publish(name, task, task.zoo_kind(cfg), model, cfg, workdir, data, task.entry_fields(cfg),
+    fields = task.entry_fields(cfg)
+    if target and target_sha256(target, zoo_dir):  # a file target: loading it later runs it; record what it was
+        fields["target_sha256"] = target_sha256(target, zoo_dir)
+    entry = _publish(name, task, task.zoo_kind(cfg), model, cfg, workdir, data, fields,
                      target=load_target(target, zoo_dir) if target else None, zoo_dir=zoo_dir, overwrite=overwrite)
     for companion in task.companions(cfg):
         path = os.path.join(workdir, companion.artifact)
@@ -168,7 +171,7 @@ def reguard(name: str, zoo_dir: str | None = None, idx_dir: str | None = None) -
         write_saved_model(stage.path, old.serve, [image_spec(old_entry["input_shape"])], track=[old],
                           extra_endpoints=extra)
         loaded = tf.saved_model.load(stage.path)
-        target = None if old_entry["kind"] in evaluation.CLASSIFIER_KINDS else load_target(old_entry["target"], zoo_dir)
+        target = None if old_entry["kind"] in evaluation.CLASSIFIER_KINDS else load_entry_target(name, zoo_dir)
         measured = evaluation.measure_entry(old_entry["kind"], loaded.serve, ds, target,
                                             old_entry["config"].get("target_class"))
         changed = {k: (old_entry["metrics"].get(k), v) for k, v in _rounded(measured).items()

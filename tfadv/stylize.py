@@ -22,12 +22,21 @@ def _load(saved_model: str | None, zoo_name: str | None, zoo_dir: str | None):
     else:
         if not os.path.isfile(os.path.join(saved_model or "", "saved_model.pb")):
             raise ZooError(f"No SavedModel at {saved_model!r} (saved_model.pb missing).")
-        loaded = tf.saved_model.load(saved_model)
+        try:
+            loaded = tf.saved_model.load(saved_model)
+        except Exception as e:  # noqa: BLE001 - TF raises many types for a corrupt model
+            raise ZooError(f"Cannot load the SavedModel at {saved_model!r} ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:160]}).") from None
 
         def serve(content, style):
             return loaded.serve(check_images(content, name="content"), check_images(style, name="style"))
 
-    spec = loaded.serve.concrete_functions[0].structured_input_signature[0][0]
+    inputs = [f.structured_input_signature[0] for f in getattr(getattr(loaded, "serve", None),
+                                                               "concrete_functions", [])]
+    if len(inputs) != 1 or len(inputs[0]) != 2:
+        raise ZooError(f"{zoo_name or saved_model!r} is not a style network: its 'serve' endpoint does not take "
+                       "(content, style).")
+    spec = inputs[0][0]
     return serve, int(spec.shape[1]), loaded  # the caller keeps `loaded` alive while it serves
 
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfadv import models  # noqa: F401 - registers the serializable layers a .keras target needs
 from tfadv import zoo
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, ZooError
 
 ENDPOINTS = ("serve", "serving_default")
 PIXEL_SCALE_KEY = "?pixel_scale="  # a target string's suffix, so configs and zoo entries record the wrapping
@@ -76,6 +76,63 @@ class PixelScale(keras.layers.Layer):
         return self.classifier(images * self.scale)
 
 
+def _names_a_zoo_entry(path: str, zoo_dir: str | None) -> bool:
+    return "/" not in path and not path.endswith(".keras") and path in zoo.read_registry(zoo_dir)
+
+
+def target_sha256(target: str, zoo_dir: str | None = None) -> str | None:
+    """What an exported entry records for its target: a file's checksum; None for a zoo entry (verified on its
+    own)."""
+    path, _ = split_target(target)
+    if _names_a_zoo_entry(path, zoo_dir):
+        return None
+    if not os.path.exists(path):
+        raise ConfigError(f"Target {path!r} does not exist.")
+    return zoo.file_sha256(path)
+
+
+def load_entry_target(name: str, zoo_dir: str | None = None):
+    """The classifier zoo entry ``name`` is measured against, verified like the entry itself.
+
+    A zoo entry target is checksum-verified by the zoo. A file target (a
+    .keras or SavedModel the attack was trained against) runs as code when
+    loaded, so it loads only when its content matches the ``target_sha256``
+    the export recorded; an entry without one is refused.
+    """
+    found = zoo.entry(name, zoo_dir)
+    target = found.get("target")
+    if not target:
+        raise ZooError(f"Zoo entry {name!r} records no target classifier.")
+    path, pixel_scale = split_target(target)
+    if _names_a_zoo_entry(path, zoo_dir):
+        model = zoo.keras_layer(path, zoo_dir)
+        return model if pixel_scale == 1.0 else PixelScale(model, pixel_scale)
+    recorded = found.get("target_sha256")
+    if not recorded:
+        raise ZooError(f"Zoo entry {name!r} names the file {path!r} as its target but records no checksum for it: "
+                       "loading it would run unverified code. Pass the target explicitly (--target) if you trust "
+                       "it, or re-export the entry.")
+    actual = zoo.file_sha256(path) if os.path.exists(path) else "missing"
+    if actual != recorded:
+        raise ZooError(f"Zoo entry {name!r}: its target {path!r} fails the recorded checksum ({recorded}; the "
+                       f"file: {actual}); refused.")
+    return load_target(target, zoo_dir)
+
+
+def _loaded(path: str, load):
+    """``load()``, with a file Keras or TensorFlow cannot load reported in one line naming it."""
+    try:
+        return load()
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - corrupt or unsafe files raise many types
+        message = str(e).splitlines()[0][:200] if str(e) else ""
+        hint = (" A Lambda layer runs arbitrary code, so Keras' safe mode refuses it: rebuild the model without "
+                "it (or register a custom layer)." if "Lambda" in str(e) or "safe_mode" in str(e) else "")
+        raise ConfigError(f"Cannot load the target classifier {path!r} ({type(e).__name__}: {message}).{hint}") \
+            from None
+
+
 def load_target(target: str, zoo_dir: str | None = None):
     """The frozen classifier an attack trains against: a .keras file, a SavedModel directory or a zoo entry name.
 
@@ -85,10 +142,10 @@ def load_target(target: str, zoo_dir: str | None = None):
     if path.endswith(".keras"):
         if not os.path.isfile(path):
             raise ConfigError(f"Target classifier file {path!r} does not exist.")
-        model = keras.saving.load_model(path, safe_mode=True)
+        model = _loaded(path, lambda: keras.saving.load_model(path, safe_mode=True))
         model.trainable = False
     elif is_saved_model_dir(path):
-        model = SavedModelClassifier(path)
+        model = _loaded(path, lambda: SavedModelClassifier(path))
     elif os.path.isdir(path):
         raise ConfigError(f"Target directory {path!r} holds no saved_model.pb: not a SavedModel.")
     else:

@@ -25,12 +25,23 @@ import re
 import shutil
 import tempfile
 
+from tfadv import faults
 from tfadv.errors import ZooError
 
 REGISTRY_FILE = "registry.json"
 KINDS = ("classifier", "perturbation", "universal", "style", "defended_classifier")
 REQUIRED_FIELDS = ("kind", "dataset", "path", "sha256", "metrics", "config")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+MAX_NAME = 128  # the staging folder adds ~25 characters; file names end at 255
+
+
+def check_name(name) -> None:
+    """Refuses an entry name that is not a plain folder name of the zoo (nor the registry file itself)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME:
+        raise ZooError(f"Zoo entry name {str(name)[:60]!r} must be lowercase letters, digits, '_', '.', '-' "
+                       f"(at most {MAX_NAME} characters).")
+    if name == REGISTRY_FILE:
+        raise ZooError(f"Zoo entry name {name!r} is the registry's own file name: choose another.")
 
 
 def default_zoo_dir() -> str:
@@ -92,13 +103,38 @@ def entry(name: str, zoo_dir: str | None = None) -> dict:
     missing = [k for k in REQUIRED_FIELDS if k not in found]
     if missing:
         raise ZooError(f"Zoo entry {name!r} lacks required field(s): {', '.join(missing)}.")
+    if found["kind"] not in KINDS:
+        raise ZooError(f"Zoo entry {name!r}: unknown kind {found['kind']!r}. Known kinds: {', '.join(KINDS)}.")
     return found
 
 
 def path_of(name: str, zoo_dir: str | None = None) -> str:
-    """Absolute path of entry ``name``'s SavedModel folder."""
+    """Path of entry ``name``'s SavedModel folder, which must lie inside the zoo.
+
+    The registry's ``path`` is relative to the zoo; an absolute path, ``..``, or
+    a link leading out of the zoo is refused: whoever can edit the registry
+    could otherwise point an entry (and its recorded checksum) at any model
+    on the machine, and a SavedModel runs as code.
+    """
     zoo_dir = zoo_dir or default_zoo_dir()
-    return os.path.join(zoo_dir, entry(name, zoo_dir)["path"])
+    relative = entry(name, zoo_dir)["path"]
+    root = os.path.realpath(zoo_dir)
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
+        raise ZooError(f"Zoo entry {name!r}: its path {relative!r} must be a folder relative to the zoo "
+                       f"({zoo_dir}); refused.")
+    resolved = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([resolved, root]) != root or resolved == root:
+        raise ZooError(f"Zoo entry {name!r}: its path {relative!r} leads outside the zoo ({zoo_dir}); refused "
+                       "(was the registry edited?).")
+    return os.path.join(zoo_dir, relative)
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a model outside the zoo: :func:`tree_sha256` of a folder, the content's of a file."""
+    if os.path.isdir(path):
+        return tree_sha256(path)
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify(name: str, zoo_dir: str | None = None) -> str:
@@ -110,11 +146,25 @@ def verify(name: str, zoo_dir: str | None = None) -> str:
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise ZooError(f"Zoo entry {name!r}: no SavedModel at {path!r} (saved_model.pb missing).")
     actual = tree_sha256(path)
+    if actual != found["sha256"] and _recovered_a_killed_export(name, zoo_dir):
+        actual = tree_sha256(path)  # a killed commit had left its SavedModel there: the old one is back
     if actual != found["sha256"]:
         raise ZooError(f"Zoo entry {name!r} fails its checksum: registry says {found['sha256']}, "
                        f"files at {path!r} hash to {actual}. The artifact was modified or corrupted; "
                        "re-export it or restore it from version control.")
     return path
+
+
+def _recovered_a_killed_export(name: str, zoo_dir: str | None) -> bool:
+    """Runs :func:`recover` for a reader that found entry ``name`` failing its checksum while a dead export's
+    staging folder is present; whether it put something back. A read-only zoo is left as it is."""
+    zoo_dir = zoo_dir or default_zoo_dir()
+    if not any(_STAGE_RE.match(f) for f in os.listdir(zoo_dir)):
+        return False
+    try:
+        return name in recover(zoo_dir)
+    except OSError:
+        return False
 
 
 class ServedModel:
@@ -250,8 +300,7 @@ def add_metrics(name: str, metrics: dict, zoo_dir: str | None = None) -> dict:
 
 
 def _check_entry(name, fields):
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ZooError(f"Zoo entry name {name!r} must be lowercase letters, digits, '_', '.', '-'.")
+    check_name(name)
     missing = [k for k in REQUIRED_FIELDS if k not in fields]
     if missing:
         raise ZooError(f"Zoo entry {name!r} lacks required field(s): {', '.join(missing)}.")
@@ -265,11 +314,16 @@ class Staging:
     def __init__(self, name: str, zoo_dir: str, overwrite: bool):
         self.name, self.zoo_dir, self.overwrite = name, zoo_dir, overwrite
         self._tmp_root = tempfile.mkdtemp(dir=zoo_dir, prefix=f".{name}.tmp-{os.getpid()}-")
+        # Held until this process ends: recover() tells a live export from a dead one by this lock, not by a
+        # process id that the system may have given to another process since.
+        self._alive = open(os.path.join(self._tmp_root, ALIVE), "w")
+        fcntl.flock(self._alive, fcntl.LOCK_EX)
         self.path = os.path.join(self._tmp_root, "saved_model")  # write the SavedModel here
         self.committed = False
 
     def commit(self, *, kind: str, dataset: str, metrics: dict, config: dict, **extra) -> dict:
         """Hashes the staged SavedModel, moves it into place and registers it; returns the entry."""
+        faults.point("zoo.staged")
         fields = {"kind": kind, "dataset": dataset, "path": self.name, "sha256": tree_sha256(self.path),
                   "metrics": metrics, "config": config,
                   "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -289,6 +343,7 @@ class Staging:
             os.rename(self.path, dest)
             registry[self.name] = fields
             try:
+                faults.point("zoo.moved_in")
                 _write_registry(self.zoo_dir, registry)
             except BaseException:
                 os.rename(dest, self.path)  # put things back as they were
@@ -307,10 +362,24 @@ class Staging:
 
 
 JOURNAL = "commit.json"  # inside a staging folder: the commit in progress
+ALIVE = "alive.lock"  # inside a staging folder: flock-held by the exporting process
 _STAGE_RE = re.compile(r"^\.(?P<name>[a-z0-9][a-z0-9_.-]*)\.tmp-(?P<pid>\d+)-")
+_REGISTRY_TMP_RE = re.compile(r"^\.registry\..*\.tmp$")
 
 
-def _alive(pid: int) -> bool:
+def _alive(stage: str, pid: int) -> bool:
+    """Whether the export owning staging folder ``stage`` still runs: its lock is held (the kernel drops it when
+    the process dies); folders from before the lock fall back to asking whether ``pid`` exists."""
+    try:
+        with open(os.path.join(stage, ALIVE)) as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -324,23 +393,30 @@ def recover(zoo_dir: str | None = None) -> builtins.list[str]:
     """Cleans up after exports that were killed; returns the entry names it restored.
 
     A killed export leaves its hidden staging folder (``.NAME.tmp-PID-*``),
-    which is removed once its process is gone. A kill inside a commit, after
+    which is removed once its process is gone (its ``alive.lock`` is free),
+    and a killed registry rewrite its ``.registry.*.tmp`` file. A kill inside a commit, after
     the new SavedModel was renamed into ``zoo/NAME`` but before the registry
     was rewritten, is undone: the commit's journal names the tree it moved in,
     and a ``zoo/NAME`` holding that tree which the registry does not point to
     is removed (a first-time entry leaves no orphan); when the commit was
     replacing an entry, the previous SavedModel, which still matches the
-    registry's checksum, is put back. Runs at the start of every export.
+    registry's checksum, is put back. Runs at the start of every export, and
+    when a reader finds an entry failing its checksum beside a dead staging
+    folder.
     """
     zoo_dir = zoo_dir or default_zoo_dir()
     restored = []
     with _registry_lock(zoo_dir):
         registry = read_registry(zoo_dir)
         for folder in sorted(os.listdir(zoo_dir)):
-            match = _STAGE_RE.match(folder)
-            if not match or _alive(int(match["pid"])):
+            if _REGISTRY_TMP_RE.match(folder):  # a registry rewrite killed before its rename (writers hold the lock)
+                os.remove(os.path.join(zoo_dir, folder))
                 continue
-            name, stage = match["name"], os.path.join(zoo_dir, folder)
+            match = _STAGE_RE.match(folder)
+            stage = os.path.join(zoo_dir, folder)
+            if not match or _alive(stage, int(match["pid"])):
+                continue
+            name = match["name"]
             previous, dest = os.path.join(stage, "previous"), os.path.join(zoo_dir, name)
             wanted = (registry.get(name) or {}).get("sha256")
             moved_in = _journal_sha256(stage)
@@ -375,8 +451,7 @@ def staging(name: str, zoo_dir: str | None = None, overwrite: bool = False):
             stage.commit(kind="classifier", dataset="fashion_mnist", metrics=metrics, config=cfg)
     """
     zoo_dir = zoo_dir or default_zoo_dir()
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ZooError(f"Zoo entry name {name!r} must be lowercase letters, digits, '_', '.', '-'.")
+    check_name(name)
     os.makedirs(zoo_dir, exist_ok=True)
     recover(zoo_dir)
     if not overwrite and name in read_registry(zoo_dir):
@@ -386,6 +461,7 @@ def staging(name: str, zoo_dir: str | None = None, overwrite: bool = False):
         yield stage
     finally:
         shutil.rmtree(stage._tmp_root, ignore_errors=True)
+        stage._alive.close()
 
 
 def list(zoo_dir: str | None = None) -> builtins.list[str]:  # noqa: A001 - the API the issue names

@@ -80,7 +80,8 @@ def entry_figures(metrics: dict, split_label: str) -> dict:
             x.numpy(), y.numpy(), predictions, names, title=f"{FLAGS.zoo_name}: mistakes in "
             f"{split_label.replace('[', '(').replace(']', ')')} (first {len(y)})")}  # the font has no brackets
     target_name = metrics["target"]
-    target = evaluation.predictor(targets.load_target(target_name, FLAGS.zoo_dir))
+    target = evaluation.predictor(targets.load_target(FLAGS.target, FLAGS.zoo_dir) if FLAGS.target
+                                  else targets.load_entry_target(FLAGS.zoo_name, FLAGS.zoo_dir))
     x, y = x[:FIGURE_EXAMPLES], y.numpy()[:FIGURE_EXAMPLES]
     x_hat = loaded.serve(x)
     clean, adv = np.argmax(target(x), -1), np.argmax(target(x_hat), -1)
