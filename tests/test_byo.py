@@ -192,3 +192,46 @@ def test_evaluate_writes_figures_and_a_report_for_any_zoo_entry(classifier, idx_
     run_tool("evaluate", "--zoo_name=cls", f"--zoo_dir={zoo_dir}", f"--idx_dir={idx_dir}", f"--figures_dir={cls_dir}")
     assert "![misclassified](misclassified.png)" in (cls_dir / "report.md").read_text()
     assert (cls_dir / "misclassified.png").is_file()
+
+
+def test_the_contract_refuses_a_classifier_with_non_finite_logits(classifier):
+    x, _ = brightness_task(16, seed=4)
+
+    def broken(images):  # NaN logits for the darker half of the batch
+        logits = classifier(images)
+        return tf.where(tf.reduce_mean(images, [1, 2, 3])[:, None] < 0.4, np.nan, logits)
+
+    with pytest.raises(ConfigError, match=r"returns NaN or infinite logits for \d+ of 16"):
+        byo.check_classifier(broken, x, num_classes=10)
+
+
+@pytest.mark.parametrize("pixels,message", [(255.0, r"must lie in \[0, 1\].*0-255 pixels"), (np.nan, "NaN")])
+def test_the_python_generator_attack_refuses_pixels_outside_the_contract(classifier, pixels, message):
+    from tfadv.errors import InputError
+
+    attack = byo.generator_attack(classifier, (28, 28, 1), norm="l2", eps=2.4, filters=4)
+    x, _ = brightness_task(4, seed=5)
+    bad = x * 255.0 if pixels == 255.0 else np.where(np.arange(x.size).reshape(x.shape) == 7, np.nan, x)
+    with pytest.raises(InputError, match=message):
+        attack(bad.astype("float32"))
+    assert attack(x).shape == x.shape  # [0, 1] pixels pass
+
+
+def test_an_image_folder_names_an_undecodable_file_and_reports_what_it_skipped_or_converted(tmp_path, caplog):
+    from tfadv.errors import InputError
+
+    folder = write_png_folder(tmp_path / "pngs", 2)
+    (tmp_path / "pngs" / "0" / "notes.txt").write_text("not an image")
+    rgb = tf.io.encode_png(tf.constant(np.full((28, 28, 3), [255, 0, 0], np.uint8)))
+    tf.io.write_file(str(tmp_path / "pngs" / "1" / "red.png"), rgb)
+    with caplog.at_level("WARNING", logger="tfadv.data"):
+        ds, names = labelled_image_folder(folder, (28, 28, 1), batch_size=10)
+    x, y = next(iter(ds))
+    assert names == ["0", "1"] and x.shape == (5, 28, 28, 1) and list(y.numpy()) == [0, 0, 1, 1, 1]
+    assert "Skipped 1 file(s)" in caplog.text and "notes.txt" in caplog.text
+    assert "Converted 1 image(s)" in caplog.text and "red.png" in caplog.text
+    red = x.numpy()[4]  # sorted after 0.png, 1.png: the red image as luminance
+    assert np.allclose(red, 0.2989, atol=0.01)
+    (tmp_path / "pngs" / "1" / "torn.png").write_bytes(rgb.numpy()[:40])
+    with pytest.raises(InputError, match=r"Cannot decode image .*torn\.png"):
+        labelled_image_folder(folder, (28, 28, 1))

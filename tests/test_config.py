@@ -59,6 +59,27 @@ def test_validate_rejects_bad_values_with_the_value_named(key, value, message):
         cfg.validate()
 
 
+@pytest.mark.parametrize("experiment,key,value,message", [
+    ("fashion_mnist_cnn", "optimizer.learning_rate", float("inf"), "optimizer.learning_rate must be a finite number"),
+    ("fashion_mnist_cnn", "optimizer.warmup_epochs", float("nan"), "optimizer.warmup_epochs must be a finite"),
+    ("fashion_mnist_cnn", "optimizer.momentum", float("nan"), "optimizer.momentum must be a finite"),
+    ("fashion_mnist_cnn", "optimizer.momentum", 1.5, r"optimizer.momentum must be in \[0, 1\)"),
+    ("fashion_mnist_cnn", "seed", -1, r"seed must be in \[0, 4294967295\]"),
+    ("fashion_mnist_unet_l2", "kappa", float("nan"), "kappa must be a finite number"),
+    ("fashion_mnist_unet_l2", "kappa", -1.0, "kappa must be >= 0"),
+    ("fashion_mnist_unet_joint", "magnitude_weight", float("nan"), "magnitude_weight must be a finite number"),
+    ("fashion_mnist_unet_gan", "d_learning_rate", -2e-4, "d_learning_rate must be > 0"),
+    ("fashion_mnist_joint_defense_linf", "g_learning_rate", -1e-3, "g_learning_rate must be > 0"),
+    ("fashion_mnist_joint_defense_linf", "eps", float("inf"), "eps must be a finite number"),
+])
+def test_validate_refuses_non_finite_and_out_of_range_numbers(experiment, key, value, message):
+    """NaN passes every comparison and a negative learning rate trains a player backwards: both used to reach
+    training."""
+    cfg = config_lib.override(experiments.get_experiment(experiment), {key: value})
+    with pytest.raises(ConfigError, match=message):
+        cfg.validate()
+
+
 def test_flag_combinations_that_cannot_work_are_refused_before_any_device_is_looked_for():
     cfg = config_lib.override(experiments.get_experiment("fashion_mnist_cnn"),
                               {"runtime.strategy": "tpu", "runtime.mixed_precision": True})

@@ -43,8 +43,8 @@ def check_classifier(classifier, images, labels=None, num_classes: int | None = 
                      data_name: str = "the data") -> None:
     """Raises a one-line ConfigError where ``classifier`` breaks the contract on a probe batch.
 
-    Checks, in order: it runs on ``images`` ([0, 1]); it returns [N, num_classes]; the rows are not
-    probabilities; and (with ``labels``) it is not far more accurate on the same images times 255, which
+    Checks, in order: it runs on ``images`` ([0, 1]); it returns [N, num_classes]; the logits are finite; the
+    rows are not probabilities; and (with ``labels``) it is not far more accurate on the same images times 255, which
     means it expects 0-255 pixels.
     """
     images = tf.convert_to_tensor(images, tf.float32)
@@ -58,6 +58,10 @@ def check_classifier(classifier, images, labels=None, num_classes: int | None = 
     if num_classes is not None and outputs.shape != (len(images), num_classes):
         raise ConfigError(f"Target {name!r} returns shape {outputs.shape[1:]} per batch; {data_name} needs one "
                           f"logit per class ({num_classes}).")
+    bad = int(np.sum(~np.all(np.isfinite(outputs), axis=tuple(range(1, outputs.ndim)))))
+    if bad:
+        raise ConfigError(f"Target {name!r} returns NaN or infinite logits for {bad} of {len(images)} {data_name} "
+                          "images in [0, 1]: an attack on it would measure nothing.")
     if np.all(outputs >= 0) and np.allclose(outputs.sum(-1), 1.0, atol=1e-3):
         raise ConfigError(f"Target {name!r} returns probabilities (rows are >= 0 and sum to 1); tfadv needs logits: "
                           "remove the final softmax (saturated softmax outputs mask the gradients) and save it again.")

@@ -7,11 +7,31 @@ registry of names is :mod:`tfadv.experiments`.
 """
 
 import dataclasses
+import math
 from typing import Any
 
 from tfadv.data import SOURCES, get_spec, parse_split
 from tfadv.errors import ConfigError
 
+MAX_SEED = 2**32 - 1  # what keras.utils.set_random_seed (numpy's generator) takes
+
+
+def check_finite(config, prefix: str = "") -> None:
+    """Refuses NaN and inf in every float field of a config and its sections: they pass every ``<`` / ``>``
+    range check (NaN compares false) and reach training as silent garbage."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            check_finite(value, f"{prefix}{field.name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{prefix}{field.name} must be a finite number. Received: {value!r}")
+
+
+def check_positive(**values) -> None:
+    """Refuses a value that is not > 0 (a negative learning rate trains a player backwards)."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{name} must be > 0. Received: {value!r}")
 
 
 @dataclasses.dataclass
@@ -97,8 +117,9 @@ class OptimizerConfig:
             raise ConfigError(f"optimizer.name must be adamw, adam or sgd. Received: {self.name!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"optimizer.schedule must be cosine or constant. Received: {self.schedule!r}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"optimizer.learning_rate must be > 0. Received: {self.learning_rate!r}")
+        check_positive(**{"optimizer.learning_rate": self.learning_rate})
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"optimizer.momentum must be in [0, 1). Received: {self.momentum!r}")
         if self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ConfigError("optimizer.weight_decay and optimizer.warmup_epochs must be >= 0. "
                               f"Received: {self.weight_decay!r}, {self.warmup_epochs!r}")
@@ -137,8 +158,11 @@ class ScheduleConfig:
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
     def validate(self):
+        check_finite(self)
         self.optimizer.validate()
         self.runtime.validate()
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be in [0, {MAX_SEED}]. Received: {self.seed!r}")
         if self.epochs <= 0:
             raise ConfigError(f"epochs must be > 0. Received: {self.epochs!r}")
         if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
@@ -231,6 +255,9 @@ class PerturbationExperiment(TrainingConfig):
                               f"Received: {self.magnitude_weight!r}, {self.realism_weight!r}")
         if not 0 <= self.d_beta_1 < 1:
             raise ConfigError(f"d_beta_1 must be in [0, 1). Received: {self.d_beta_1!r}")
+        if self.kappa < 0:
+            raise ConfigError(f"kappa must be >= 0. Received: {self.kappa!r}")
+        check_positive(d_learning_rate=self.d_learning_rate)
         if self.mode == "joint" and not (self.magnitude_weight or self.gan):
             raise ConfigError("mode='joint' needs magnitude_weight > 0 or gan=true: otherwise nothing keeps "
                               "x_hat close to x.")
@@ -304,6 +331,7 @@ class DefenseExperiment(TrainingConfig):
             raise ConfigError(f"generator_loss must be one of {untargeted_losses()}. Received: {self.generator_loss!r}")
         if not self.generator_kappa >= 0:
             raise ConfigError(f"generator_kappa must be >= 0. Received: {self.generator_kappa!r}")
+        check_positive(g_learning_rate=self.g_learning_rate)
         return self
 
 

@@ -9,13 +9,15 @@ one pass over the content images, style images are reshuffled and cycled) and
 attack on your own images). Writing: :func:`write_png`.
 """
 
+import logging
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tfadv.errors import ConfigError, DataUnavailableError
+from tfadv.errors import ConfigError, DataUnavailableError, InputError
+
+log = logging.getLogger("tfadv.data")
 
 _EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -84,20 +86,55 @@ def image_pairs(content_dir: str, style_dir: str, size: int, batch_size: int, se
 def labelled_image_folder(directory: str, image_shape, batch_size: int = 128, class_names=None):
     """A folder of labelled images (one subfolder per class, sorted names = class indices) as (images, labels).
 
-    Images are resized to ``image_shape``'s height and width, converted to its channels and scaled to [0, 1].
-    Returns (dataset, class_names).
+    Images are resized (bilinear) to ``image_shape``'s height and width, converted to its channels and scaled
+    to [0, 1]. Every file is decoded up front, so a file that cannot be decoded stops the run with a one-line
+    InputError naming it rather than a TensorFlow traceback mid-attack. Files that are not images are skipped
+    and images of other channels converted (RGB to grayscale, alpha dropped), each with a warning that counts
+    them and names the first. Returns (dataset, class_names).
     """
     height, width, channels = image_shape
     if channels not in (1, 3):
         raise ConfigError(f"Image folders give 1 or 3 channels; the classifier takes {channels}.")
     if not os.path.isdir(directory):
         raise ConfigError(f"Image folder {directory!r} does not exist.")
+    names = list(class_names or sorted(n for n in os.listdir(directory) if os.path.isdir(os.path.join(directory, n))))
+    if not names:
+        raise ConfigError(f"Image folder {directory!r} has no class subfolders (one per class, e.g. {directory}/0/).")
+    images, labels, skipped, converted = [], [], [], []
+    for label, name in enumerate(names):
+        folder = os.path.join(directory, name)
+        if not os.path.isdir(folder):
+            raise ConfigError(f"Image folder {directory!r} has no subfolder {name!r} for class {label}.")
+        for path in sorted(os.path.join(root, n) for root, _, files in os.walk(folder) for n in files):
+            if not path.lower().endswith(_EXTENSIONS):
+                skipped.append(path)
+                continue
+            image, was = _decoded(path, channels)
+            if was != channels:
+                converted.append(path)
+            images.append(tf.image.resize(image, (height, width)) / 255.0)
+            labels.append(label)
+    if not images:
+        raise ConfigError(f"Image folder {directory!r} holds no {'/'.join(_EXTENSIONS)} files in its class "
+                          "subfolders.")
+    if skipped:
+        log.warning("Skipped %d file(s) in %s that are not %s images, e.g. %s.", len(skipped), directory,
+                    "/".join(_EXTENSIONS), skipped[0])
+    if converted:
+        log.warning("Converted %d image(s) in %s to %d channel(s) for the classifier, e.g. %s.", len(converted),
+                    directory, channels, converted[0])
+    ds = tf.data.Dataset.from_tensor_slices((tf.stack(images), np.asarray(labels, np.int32)))
+    return ds.batch(batch_size), names
+
+
+def _decoded(path: str, channels: int):
+    """(float32 [H, W, channels] in 0-255, the file's own colour channel count); InputError naming the file."""
     try:
-        ds = keras.utils.image_dataset_from_directory(
-            directory, labels="inferred", label_mode="int", class_names=class_names,
-            color_mode="grayscale" if channels == 1 else "rgb", image_size=(height, width), batch_size=batch_size,
-            shuffle=False, verbose=False)
-    except ValueError as e:
-        raise ConfigError(f"Image folder {directory!r}: {str(e).splitlines()[0]}") from None
-    names = list(ds.class_names)
-    return ds.map(lambda x, y: (x / 255.0, y)), names
+        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+        raise InputError(f"Cannot decode image {path!r}: {str(e).splitlines()[0][:160]}") from None
+    colour = 1 if image.shape[-1] in (1, 2) else 3  # 2: grayscale + alpha, 4: RGBA
+    image = tf.cast(image[..., :colour], tf.float32)
+    if colour != channels:
+        image = tf.image.rgb_to_grayscale(image) if channels == 1 else tf.image.grayscale_to_rgb(image)
+    return image, colour

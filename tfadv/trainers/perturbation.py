@@ -27,6 +27,7 @@ from tfadv.budgets import NORMS, per_example_norm
 from tfadv.callbacks import NONFINITE_METRIC
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
+from tfadv.inputs import check_images
 from tfadv.losses import adversarial_loss, check_loss
 from tfadv.metrics import AttackMetrics, MaxMetric
 from tfadv.models.universal import UniversalPerturbation
@@ -128,6 +129,8 @@ class PerturbationTrainer(NestedModels, keras.Model):
         self.nonfinite_tracker = generator_check()
 
     def call(self, images, training=False):
+        if tf.executing_eagerly():  # a user's attack(x): refuse 0-255 or NaN pixels as pgd() and the zoo do
+            images = check_images(images, name="images")
         return self.attacker(images, training=training)
 
     @property
