@@ -20,7 +20,7 @@ LAYERS = [
     {"trainers", "evaluation", "autoattack", "security_curve"},
     {"schema", "recipes", "experiments"},
     {"tasks"},
-    {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo"},
+    {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo", "presets"},
     {"cli"},
 ]
 # measuring never trains

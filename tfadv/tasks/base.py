@@ -150,6 +150,12 @@ class Task:
         """The run's figures (on the test split, for labelled kinds)."""
         raise NotImplementedError
 
+    def keras_artifact(self, cfg, spec, companion: str | None = None) -> keras.Model:
+        """A fresh, built copy of the model the run saves (``artifact``, or the companion with that suffix), with
+        the variables in the order its SavedModel stores them: what :mod:`tfadv.presets` fills with a zoo
+        entry's weights."""
+        raise NotImplementedError(f"{self.kind} entries have no Keras form yet.")
+
     # Export: what the run's artifact becomes in the zoo (tfadv.export drives these).
 
     def zoo_kind(self, cfg) -> str:

@@ -49,6 +49,11 @@ class ClassifierTask(Task):
 
         return grids
 
+    def keras_artifact(self, cfg, spec, companion=None):
+        classifier = build_classifier(cfg.model, input_shape=list(spec.image_shape), num_classes=spec.num_classes,
+                                      **cfg.model_kwargs)
+        return flip_average(classifier) if cfg.test_time_flip else classifier
+
     def save(self, trainer, cfg, workdir):
         served_classifier(trainer, cfg).save(os.path.join(workdir, self.artifact))
 

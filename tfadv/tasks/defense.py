@@ -46,6 +46,10 @@ class DefenseTask(Task):
         return attack_panels(data.panels, data.spec.class_names, lambda t, x, y: t.adversarial(x, y),
                              lambda t: t.classifier)
 
+    def keras_artifact(self, cfg, spec, companion=None):
+        trainer = build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
+        return trainer.attacker if companion else trainer.classifier
+
     def save(self, trainer, cfg, workdir):
         trainer.classifier.save(os.path.join(workdir, self.artifact))
         if co_trains_a_generator(cfg.method):

@@ -14,16 +14,21 @@ from tfadv.tasks.base import RunData, Task, attack_panels
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer
 
 
-def build_perturbation_trainer(cfg, classifier, image_shape):
-    """The (uncompiled, built) trainer of a perturbation config around the frozen ``classifier``."""
+def build_attacker(cfg, image_shape) -> keras.Model:
+    """The (unbuilt) x -> x_hat model of a perturbation config: its generator behind the budget (or the universal
+    perturbation)."""
     generator = build_generator(cfg.generator, input_shape=tuple(image_shape),
                                 output_activation="sigmoid" if cfg.mode == "joint" else "tanh",
                                 **cfg.generator_kwargs)
     if cfg.mode == "universal":
-        attacker = UniversalPerturbation(generator, cfg.norm, cfg.eps, noise_seed=cfg.seed,
-                                         name=f"{cfg.generator}_universal")
-    else:
-        attacker = perturbation_model(generator, cfg.mode, cfg.norm, cfg.eps, name=f"{cfg.generator}_{cfg.mode}")
+        return UniversalPerturbation(generator, cfg.norm, cfg.eps, noise_seed=cfg.seed,
+                                     name=f"{cfg.generator}_universal")
+    return perturbation_model(generator, cfg.mode, cfg.norm, cfg.eps, name=f"{cfg.generator}_{cfg.mode}")
+
+
+def build_perturbation_trainer(cfg, classifier, image_shape):
+    """The (uncompiled, built) trainer of a perturbation config around the frozen ``classifier``."""
+    attacker = build_attacker(cfg, image_shape)
     common = dict(loss=cfg.loss, target_class=cfg.target_class, magnitude_weight=cfg.magnitude_weight,
                   magnitude_norm=cfg.magnitude_norm, kappa=cfg.kappa)
     if cfg.gan:
@@ -59,6 +64,11 @@ class PerturbationTask(Task):
             return attack
         return lambda trainer: {**attack(trainer),
                                 "perturbation": figures.perturbation_figure(trainer.attacker.perturbation())}
+
+    def keras_artifact(self, cfg, spec, companion=None):
+        attacker = build_attacker(cfg, spec.image_shape)
+        attacker(tf.zeros((1,) + tuple(spec.image_shape)))
+        return attacker
 
     def save(self, trainer, cfg, workdir):
         trainer.attacker.save(os.path.join(workdir, self.artifact))
