@@ -71,7 +71,8 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["train", "--experiment=nope", "--workdir=/tmp/x"], "Unknown experiment 'nope'"),
+    (["train", "--experiment=nope", "--workdir=/tmp/x"], "--experiment=nope: unknown experiment"),
+    (["train", "--experiment=nope"], "--experiment=nope: unknown experiment"),  # named before --workdir
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--set=epochz=2"], "Unknown config key 'epochz'"),
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--set=epochs=0"], "epochs must be > 0"),
     (["train", "--flagfile=/nonexistent/flags"], "Unable to open flagfile"),
@@ -96,10 +97,10 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     # absl's own errors come out in the same style as tfadv's.
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--epochz=3"],
      "Unknown command line flag 'epochz'"),
-    (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--epochs=0"], "flag --epochs=0"),
+    (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--epochs=0"], "--epochs=0: "),
     (["train", "--experiment=fashion_mnist_cnn"], "--workdir is required"),
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "extra"], "Unexpected positional arguments"),
-    (["evaluate", "--zoo_name=x", "--batch_size=many"], "flag --batch_size=many"),
+    (["evaluate", "--zoo_name=x", "--batch_size=many"], "--batch_size=many: "),
     (["export", "--workdir=/tmp/x"], "--name"),
     (["stylize", "--content=a.png", "--style=b.png", "--output=c.png"], "exactly one of --saved_model or --zoo_name"),
 ])
@@ -157,6 +158,31 @@ def test_print_config_and_list_experiments(tmp_path):
     rows = {line.split()[0]: line.split()[1] for line in listed}
     assert rows["fashion_mnist_cnn"] == "classifier" and rows["fashion_mnist_unet_l2"] == "perturbation"
     assert rows["style_adain"] == "style" and len(rows) == len(listed)
+    # Each recipe's first docstring paragraph, whole (it used to stop at the docstring's first line break).
+    from tfadv import experiments
+
+    about = " ".join(experiments.EXPERIMENTS["fashion_mnist_pgd_defense_linf"].__doc__.strip().split("\n\n")[0].split())
+    assert next(line for line in listed if line.startswith("fashion_mnist_pgd_defense_linf ")).endswith(about)
+    assert "\n" in experiments.EXPERIMENTS["fashion_mnist_pgd_defense_linf"].__doc__.strip().split("\n\n")[0]
+
+
+def test_keras_progress_bars_only_on_a_terminal(monkeypatch):
+    """A redirected log got a line per bar update (a demo log was 708 KB of bars): one line per epoch there."""
+    import io
+
+    from tfadv import cli
+
+    monkeypatch.delenv("CI", raising=False)
+    cli.flags.FLAGS.mark_as_parsed()
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert cli.fit_verbosity() == 2
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert cli.fit_verbosity() == "auto"
 
 
 def test_progress_bars_write_to_stderr_and_stay_quiet_in_ci_or_at_verbose_0(monkeypatch, capsys):

@@ -53,6 +53,9 @@ def define_experiment_flags() -> None:
     flags.DEFINE_bool("print_config", False, "Print the resolved config (--set and shortcut flags applied) as "
                       "JSON and exit without training.")
     flags.DEFINE_bool("list_experiments", False, "List the named experiments (name, kind, description) and exit.")
+    flags.register_validator(  # registered first: an unknown name is named before any other complaint
+        "experiment", lambda name: name is None or name in experiments.EXPERIMENTS,
+        message="unknown experiment (--list_experiments lists them)")
     flags.register_multi_flags_validator(
         ["experiment", "config", "list_experiments"],
         lambda v: v["list_experiments"] or bool(v["experiment"]) != bool(v["config"]),
@@ -62,10 +65,12 @@ def define_experiment_flags() -> None:
 
 
 def fit_verbosity():
-    """Keras ``fit(verbose=...)`` for --verbose and CI: 0 silent, 2 one line per epoch (CI), "auto" bars."""
+    """Keras ``fit(verbose=...)`` for --verbose and CI: 0 silent; live bars ("auto") only on a terminal; one line
+    per epoch (2) in CI or when output goes to a file, where each bar update would be a line of the log."""
     if VERBOSE.value == 0:
         return 0
-    return "auto" if progress.enabled() else 2
+    terminal = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()  # Keras writes its bars to stdout
+    return "auto" if progress.enabled() and terminal else 2
 
 
 def resolve_experiment(FLAGS):
@@ -95,12 +100,12 @@ def print_json(result: dict, output: str | None = None) -> None:
 
 
 def experiment_list() -> str:
-    """One line per named experiment: name, kind and the first line of its recipe's docstring."""
+    """One line per named experiment: name, kind and the first paragraph of its recipe's docstring, whole."""
     lines = []
     for name in sorted(experiments.EXPERIMENTS):
         factory = experiments.EXPERIMENTS[name]
-        about = (factory.__doc__ or "").strip().splitlines()
-        lines.append(f"{name:<42} {factory().kind:<12} {about[0] if about else ''}".rstrip())
+        about = " ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())
+        lines.append(f"{name:<42} {factory().kind:<12} {about}".rstrip())
     return "\n".join(lines)
 
 
@@ -124,9 +129,11 @@ def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        # Multi-flag validators prefix their message with every flag's value ("flags a=None, b=None: ..."),
-        # flagfile errors with "ERROR::".
-        message = re.sub(r"^(ERROR:+ *|flags [^:]*: )", "", str(e)).rstrip(".")
+        # absl joins every failing validator's message with newlines, in registration order: the first is the
+        # one to fix first. Multi-flag validators prefix it with every flag's value ("flags a=None, b=None: ..."),
+        # single-flag ones with "flag --name=value: ", flagfile errors with "ERROR::".
+        first = str(e).split("\n")[0]
+        message = re.sub(r"^flag (--\S+): ", r"\1: ", re.sub(r"^(ERROR:+ *|flags [^:]*: )", "", first)).rstrip(".")
         fail(f"{message}. Run with --help to list the flags.")
     except UnicodeDecodeError as e:  # a binary --flagfile
         fail(f"A flag file is not text ({e.reason} at byte {e.start}); --flagfile takes a text file of --flag=value "
