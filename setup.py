@@ -34,6 +34,7 @@ setup(
             "tfadv-attack=tfadv_tools.attack:run",
             "tfadv-autoattack=tfadv_tools.autoattack:run",
             "tfadv-security-curve=tfadv_tools.security_curve:run",
+            "tfadv-defend=tfadv_tools.defend:run",
         ],
     },
 )

@@ -20,7 +20,8 @@ LAYERS = [
     {"trainers", "evaluation", "autoattack", "security_curve"},
     {"schema", "recipes", "experiments"},
     {"tasks"},
-    {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo", "presets"},
+    {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo", "presets",
+     "adversarial_training"},
     {"cli"},
 ]
 # measuring never trains

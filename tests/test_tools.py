@@ -126,6 +126,7 @@ def console_script(name):
     (["stylize"], ["--saved_model", "--zoo_name", "--content", "--style", "--output"]),
     (["tfadv-stylize"], ["--saved_model", "--zoo_name"]),
     (["evaluate_defense"], ["--defended", "--undefended", "--norm", "--eps", "--record"]),
+    (["tfadv-defend"], ["--model", "--workdir", "--method", "--norm", "--eps", "--autoattack_examples"]),
 ])
 def test_help_lists_the_tools_own_flags(command, own_flags):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

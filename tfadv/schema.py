@@ -8,6 +8,7 @@ registry of names is :mod:`tfadv.experiments`.
 
 import dataclasses
 import math
+import os
 from typing import Any
 
 from tfadv.data import SOURCES, get_spec, parse_split
@@ -306,8 +307,12 @@ class DefenseExperiment(TrainingConfig):
         from tfadv.trainers.defense import DEFENSES
 
         DEFENSES.lookup(self.method)
-        if self.model not in CLASSIFIERS:
-            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
+        if self.model.endswith(".keras"):  # your own classifier (tfadv-defend); its shapes are checked on load
+            if not os.path.isfile(self.model):
+                raise ConfigError(f"model {self.model!r}: no such classifier file.")
+        elif self.model not in CLASSIFIERS:
+            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}, "
+                              "or a .keras file of your own.")
         if self.generator not in GENERATORS:
             raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
         check_budget(self.norm, self.eps, get_spec(self.data.dataset).image_shape)

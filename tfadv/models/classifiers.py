@@ -7,6 +7,8 @@ returns logits. Builders are found by name in ``CLASSIFIERS``:
     model = build_classifier("small_cnn", input_shape=(28, 28, 1), num_classes=10)
 """
 
+import os
+
 import keras
 from keras import layers
 
@@ -173,10 +175,39 @@ CLASSIFIERS = {
 
 
 def build_classifier(name: str, **kwargs) -> keras.Model:
-    """Builds the classifier registered as ``name`` with builder keyword arguments ``kwargs``."""
+    """Builds the classifier registered as ``name`` with builder keyword arguments ``kwargs``; a ``name`` ending in
+    ``.keras`` is a user's own classifier file (:func:`load_own_classifier`)."""
+    if name.endswith(".keras"):
+        return load_own_classifier(name, **kwargs)
     if name not in CLASSIFIERS:
         raise ConfigError(f"Unknown classifier {name!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
     try:
         return CLASSIFIERS[name](**kwargs)
     except TypeError as e:  # an unknown keyword argument
         raise ConfigError(f"Bad arguments for classifier {name!r}: {e}") from None
+
+
+def load_own_classifier(path: str, input_shape, num_classes: int, reinitialize: bool = False) -> keras.Model:
+    """A copy of the classifier saved at ``path`` (Keras safe mode), checked against the data: it takes images of
+    ``input_shape`` and returns ``num_classes`` outputs. The file is only read: a defence trains the copy.
+
+    ``reinitialize``: the same architecture with fresh weights (adversarial training from scratch) rather than
+    the saved weights (adversarial fine-tuning).
+    """
+    if not os.path.isfile(path):
+        raise ConfigError(f"Classifier file {path!r} does not exist.")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:  # noqa: BLE001 - corrupt or unsafe files raise many types
+        raise ConfigError(f"Cannot load the classifier {path!r} ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:200] if str(e) else ''}).") from None
+    if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ConfigError(f"Classifier {path!r} must be a Keras model with one input (images) and one output "
+                          "(logits).")
+    if tuple(model.input_shape[1:]) != tuple(input_shape):
+        raise ConfigError(f"Classifier {path!r} takes images of shape {tuple(model.input_shape[1:])}; the data's "
+                          f"are {tuple(input_shape)}.")
+    if model.output_shape[1:] != (num_classes,):
+        raise ConfigError(f"Classifier {path!r} returns shape {model.output_shape[1:]} per image; the data has "
+                          f"{num_classes} classes (one logit each).")
+    return keras.models.clone_model(model) if reinitialize else model

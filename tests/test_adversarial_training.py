@@ -1,0 +1,89 @@
+"""Defend your own classifier (tfadv.adversarial_training, tfadv-defend) with small synthetic models and data."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import make_idx_dataset
+from tfadv.adversarial_training import defend
+from tfadv.errors import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1", "CI": "1"}
+QUICK = {"data.batch_size": 32, "epochs": 1, "steps_per_epoch": 4}
+
+
+def own_cnn(outputs=10, activation=None):
+    """A user's plain Keras CNN: nothing of tfadv in it."""
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(6, 3, activation="relu", name="mine"),
+                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(outputs, activation=activation)])
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+    return make_idx_dataset(tmp_path_factory.mktemp("idx"), n_train=320, n_test=64)
+
+
+def test_tfadv_defend_trains_a_copy_of_your_model_and_reports_both(idx_dir, tmp_path):
+    path = tmp_path / "my_cnn.keras"
+    own_cnn().save(path)
+    before = sha256(path)
+    workdir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "defend.py"), f"--model={path}",
+                           f"--workdir={workdir}", f"--set=data.idx_dir={idx_dir}", "--set=data.batch_size=32",
+                           "--epochs=1", "--steps_per_epoch=4", "--pgd_examples=16", "--autoattack_examples=8",
+                           "--verbose=0"], env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sha256(path) == before  # your file is only read
+    defended = keras.saving.load_model(workdir / "model.keras")
+    mine = keras.saving.load_model(path)
+    assert [type(layer) for layer in defended.layers] == [type(layer) for layer in mine.layers]
+    assert defended.count_params() == mine.count_params() and defended.get_layer("mine")  # your architecture
+    assert any(not np.array_equal(a, b) for a, b in zip(defended.get_weights(), mine.get_weights()))
+    report = json.loads((workdir / "report.json").read_text())
+    assert (report["method"], report["norm"], report["eps"]) == ("pgd", "linf", 0.1)
+    assert report["recipe"] == "fashion_mnist_pgd_defense_linf" and report["selected_on"] == "train[90%:]"
+    for row in report["rows"].values():
+        assert row["pgd"]["examples"] == 16 and row["pgd"]["steps"] == 100
+        assert row["autoattack"]["version"] == "standard" and row["autoattack"]["examples"] == 8
+        assert row["autoattack"]["accuracy"] <= row["pgd"]["accuracy"] + 0.5 and row["split"] == "test[:16]"
+    table = (workdir / "report.md").read_text()
+    assert "| your model | test[:16] |" in table and "| defended | test[:16] |" in table
+    assert table in proc.stdout
+
+
+def test_defend_takes_a_model_object_and_never_modifies_it(idx_dir, tmp_path):
+    model = own_cnn()
+    weights = [w.copy() for w in model.get_weights()]
+    report = defend(model, str(tmp_path / "run"), method="fgsm", overrides={**QUICK, "data.idx_dir": idx_dir},
+                    pgd_examples=8, autoattack_examples=0, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    assert report["model"] == str(tmp_path / "run" / "your_model.keras") and report["recipe"].startswith(
+        "fashion_mnist_fgsm")
+    assert "autoattack" not in report["rows"]["defended"]
+    again = defend(model, str(tmp_path / "run"), method="fgsm", overrides={**QUICK, "data.idx_dir": idx_dir},
+                   pgd_examples=8, autoattack_examples=0, verbose=0)  # a finished run is measured, not retrained
+    accuracies = lambda r: {k: (row["clean_accuracy"], row["pgd"]["accuracy"]) for k, row in r["rows"].items()}  # noqa: E731
+    assert accuracies(again) == accuracies(report) and again["train_seconds"] == report["train_seconds"]
+
+
+@pytest.mark.parametrize("model,message", [
+    (lambda: own_cnn(outputs=5), r"returns shape \(5,\) per image; the data has 10 classes"),
+    (lambda: own_cnn(activation="softmax"), "returns probabilities"),
+])
+def test_a_model_that_breaks_the_contract_is_refused_before_training(idx_dir, tmp_path, model, message):
+    with pytest.raises(ConfigError, match=message):
+        defend(model(), str(tmp_path / "run"), overrides={**QUICK, "data.idx_dir": idx_dir}, verbose=0)
+    assert not (tmp_path / "run" / "logs").exists()

@@ -1,0 +1,140 @@
+"""Defend your own classifier: the zoo's adversarial-training recipes applied to your Keras model, and its report.
+
+    from tfadv.adversarial_training import defend
+    report = defend("my_cnn.keras", "runs/my_cnn_pgd", method="pgd", norm="linf", eps=0.1)
+
+Your model (a ``keras.Model`` or a ``.keras`` file: [0, 1] images in, logits out) becomes the ``model`` of the
+zoo's recipe for the method and norm (``RECIPES``), so the run is an ordinary training run (tfadv.training):
+held-out validation on ``train[90%:]``, the overfitting guard where the recipe has one, TensorBoard, a crash-safe
+backup (rerun to resume), ``model.keras`` at the end. Your file is only read; a model object is saved once into
+the run folder as ``your_model.keras`` and never modified. The report measures your model and the defended one
+on the same first test images with PGD-100 (one random start) and the standard AutoAttack (tfadv.autoattack),
+beside clean accuracy and training time.
+"""
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from tfadv import attacks, autoattack, byo, config, experiments, training
+from tfadv.data import get_spec
+from tfadv.data import load as load_data
+from tfadv.errors import ConfigError
+from tfadv.models.classifiers import load_own_classifier
+
+RECIPES = {("pgd", "linf"): "fashion_mnist_pgd_defense_linf", ("pgd", "l2"): "fashion_mnist_pgd_defense_l2",
+           ("trades", "linf"): "fashion_mnist_trades_defense_linf", ("fgsm", "linf"): "fashion_mnist_fgsm_defense_linf"}
+OWN_MODEL = "your_model.keras"  # where a model object is saved in the run folder
+PGD_STEPS = 100
+
+
+def defense_config(model_path: str, method: str = "pgd", norm: str = "linf", eps: float = 0.1,
+                   reinitialize: bool = False, overrides: dict | None = None):
+    """The zoo recipe for (``method``, ``norm``) with your classifier file as its model, at budget ``eps``."""
+    if (method, norm) not in RECIPES:
+        known = ", ".join(f"{m}/{n}" for m, n in RECIPES)
+        raise ConfigError(f"No recipe for method {method!r} at norm {norm!r}; known: {known}.")
+    cfg = experiments.get_experiment(RECIPES[method, norm])
+    cfg.model, cfg.model_kwargs, cfg.eps = os.path.abspath(model_path), {"reinitialize": bool(reinitialize)}, eps
+    cfg = config.override(cfg, overrides) if overrides else cfg
+    return cfg.validate() or cfg
+
+
+def _own_model_file(model, workdir: str) -> str:
+    if isinstance(model, keras.Model):
+        path = os.path.join(workdir, OWN_MODEL)
+        if not os.path.exists(path):  # a resumed run keeps the copy it started from
+            os.makedirs(workdir, exist_ok=True)
+            model.save(path)
+        return path
+    if not (isinstance(model, str) and model.endswith(".keras") and os.path.isfile(model)):
+        raise ConfigError(f"--model must be a keras.Model or an existing .keras file. Received: {model!r}")
+    return model
+
+
+def defend(model, workdir: str, *, method: str = "pgd", norm: str = "linf", eps: float = 0.1,
+           reinitialize: bool = False, overrides: dict | None = None, pgd_examples: int = 1000,
+           autoattack_examples: int = 1000, verbose="auto") -> dict:
+    """Adversarially trains a copy of ``model`` in ``workdir`` and returns the report (also written as
+    report.json and report.md there). A finished run in ``workdir`` is measured, not trained again."""
+    path = _own_model_file(model, workdir)
+    cfg = defense_config(path, method, norm, eps, reinitialize, overrides)
+    if not os.path.exists(os.path.join(workdir, "metrics.json")):
+        check_contract(path, cfg)
+        training.run_experiment(cfg, workdir, verbose=verbose)
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        run = json.load(f)
+    rows = {"your model": _robustness(path, cfg, pgd_examples, autoattack_examples),
+            "defended": _robustness(os.path.join(workdir, "model.keras"), cfg, pgd_examples, autoattack_examples)}
+    report = {"model": path, "defended_model": os.path.join(workdir, "model.keras"), "method": method,
+              "norm": norm, "eps": eps, "recipe": RECIPES[method, norm], "reinitialize": reinitialize,
+              "dataset": cfg.data.dataset, "train_split": cfg.data.train_split,
+              "selected_on": cfg.data.validation_split, "test_accuracy": run["accuracy"],
+              "train_seconds": run["train_seconds"], "epochs_run": run["epochs_run"], "rows": rows}
+    with open(os.path.join(workdir, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    with open(os.path.join(workdir, "report.md"), "w") as f:
+        f.write(report_markdown(report))
+    return report
+
+
+def check_contract(model_path: str, cfg) -> None:
+    """One-line ConfigError before any training unless the model takes the data's [0, 1] images and returns
+    finite logits, one per class (not probabilities, not a model that expects 0-255 pixels)."""
+    spec = get_spec(cfg.data.dataset)
+    classifier = load_own_classifier(model_path, spec.image_shape, spec.num_classes)
+    ds, _ = load_data(cfg.data.dataset, f"{cfg.data.validation_split or cfg.data.train_split}", batch_size=64,
+                      source=cfg.data.source, idx_dir=cfg.data.idx_dir, tfds_data_dir=cfg.data.tfds_data_dir)
+    x, y = next(iter(ds))
+    byo.check_classifier(lambda images: classifier(images, training=False), x, y.numpy(), spec.num_classes,
+                         name=model_path, data_name=cfg.data.dataset)
+
+
+def _robustness(model_path: str, cfg, pgd_examples: int, autoattack_examples: int) -> dict:
+    """Clean accuracy, PGD-100 and standard AutoAttack on the first test images of the config's dataset."""
+    classifier = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    n = max(pgd_examples, autoattack_examples)
+    ds, info = load_data(cfg.data.dataset, f"{cfg.data.eval_split}[:{n}]", batch_size=n, source=cfg.data.source,
+                         idx_dir=cfg.data.idx_dir, tfds_data_dir=cfg.data.tfds_data_dir)
+    x, y = (t.numpy() for t in next(iter(ds)))
+    frozen = lambda images: classifier(images, training=False)  # noqa: E731
+    autoattack.check_logits(frozen, x[:8], model_path)
+    row = {"split": f"{cfg.data.eval_split}[:{len(y)}]", "data_source": f"{info.source}:{info.location}",
+           "clean_accuracy": _accuracy(frozen, x, y)}
+    if pgd_examples:
+        started = time.time()
+        x_adv = attacks.pgd(frozen, x[:pgd_examples], y[:pgd_examples], eps=cfg.eps, norm=cfg.norm, steps=PGD_STEPS)
+        row["pgd"] = {"accuracy": _accuracy(frozen, np.asarray(x_adv), y[:pgd_examples]), "examples": pgd_examples,
+                      "steps": PGD_STEPS, "seconds": round(time.time() - started, 1)}
+    if autoattack_examples:
+        result = autoattack.evaluate(frozen, x[:autoattack_examples], y[:autoattack_examples], norm=cfg.norm,
+                                     eps=cfg.eps, version="standard")
+        row["autoattack"] = {"accuracy": result["robust_accuracy"], "examples": result["num_examples"],
+                             "version": "standard", "implementation": result["settings"]["implementation"],
+                             "seconds": result["seconds"]}
+    return row
+
+
+def _accuracy(classifier, x, y, batch_size: int = 500) -> float:
+    predictions = np.concatenate([np.argmax(classifier(x[i:i + batch_size]), -1) for i in range(0, len(x), batch_size)])
+    return float(np.mean(predictions == y))
+
+
+def report_markdown(report: dict) -> str:
+    """The report as a Markdown table: your model and the defended one, under the same attacks."""
+    budget = f"{report['norm'].replace('linf', 'L-inf').replace('l2', 'L2')} {report['eps']:g}"
+    lines = [f"# {report['method'].upper()} adversarial training of {os.path.basename(report['model'])} at {budget}",
+             "", f"Recipe `{report['recipe']}` with your model ({'fresh weights' if report['reinitialize'] else 'your weights'}"
+             f"), trained on {report['dataset']} `{report['train_split']}`, epochs chosen on `{report['selected_on']}`: "
+             f"{report['epochs_run']} epoch(s) in this process, {report['train_seconds']} s. Test accuracy of the "
+             f"defended model: {report['test_accuracy']:.4f}.", "",
+             "| model | images | clean | PGD-100 | AutoAttack (standard) |", "|---|---|---|---|---|"]
+    for name, row in report["rows"].items():
+        pgd = f"{row['pgd']['accuracy']:.4f} (first {row['pgd']['examples']})" if "pgd" in row else "not run"
+        aa = (f"{row['autoattack']['accuracy']:.4f} (first {row['autoattack']['examples']})" if "autoattack" in row
+              else "not run")
+        lines.append(f"| {name} | {row['split']} | {row['clean_accuracy']:.4f} | {pgd} | {aa} |")
+    return "\n".join(lines) + "\n"
