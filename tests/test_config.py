@@ -71,6 +71,7 @@ def test_validate_rejects_bad_values_with_the_value_named(key, value, message):
     ("fashion_mnist_unet_gan", "d_learning_rate", -2e-4, "d_learning_rate must be > 0"),
     ("fashion_mnist_joint_defense_linf", "g_learning_rate", -1e-3, "g_learning_rate must be > 0"),
     ("fashion_mnist_joint_defense_linf", "eps", float("inf"), "eps must be a finite number"),
+    ("fashion_mnist_fgsm_defense_linf", "data.validation_split", None, "guard_max_drop measures held-out images"),
 ])
 def test_validate_refuses_non_finite_and_out_of_range_numbers(experiment, key, value, message):
     """NaN passes every comparison and a negative learning rate trains a player backwards: both used to reach
@@ -163,6 +164,8 @@ def test_every_labelled_experiment_holds_out_validation_and_test_data(name):
 @pytest.mark.parametrize("a,b,overlap", [
     ("train", "test", False), ("train", "train[90%:]", True), ("train[:90%]", "train[90%:]", False),
     ("train[:91%]", "train[90%:]", True), ("train[:1000]", "train[1000:]", True), ("test[:10%]", "test", True),
+    # Negative percentages count from the end (TFDS's slicing): these overlap on train[80%:90%].
+    ("train[:-10%]", "train[-20%:]", True), ("train[:-10%]", "train[-10%:]", False),
 ])
 def test_splits_overlap(a, b, overlap):
     assert experiments.splits_overlap(a, b) is overlap

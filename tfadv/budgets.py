@@ -34,6 +34,7 @@ _SAFETY = 1.0 - 1e-5
 # Rounding x + delta to float32 moves each pixel of x_hat in [0, 1] by at most 2**-25; keep that much in
 # reserve per pixel (sqrt(n) of it for L2), or a tiny budget on a mid-grey image is overrun by rounding.
 _PIXEL_ROUNDING = 2.0**-24
+_HALF_UNIT_ROUNDOFF = {tf.float16: 2.0**-11, tf.bfloat16: 2.0**-8}
 
 
 def check_budget(norm: str, eps, image_shape=None) -> float:
@@ -82,7 +83,13 @@ def constrain(raw, norm: str, eps: float, mode: str = "scale"):
     eps = check_budget(norm, eps)
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {MODES}. Received: mode={mode!r}")
-    raw = _zero_nonfinite(tf.convert_to_tensor(raw))
+    raw = tf.convert_to_tensor(raw)
+    if raw.dtype in _HALF_UNIT_ROUNDOFF:
+        # Half precision: constrain in float32 within eps / (1 + u), u the unit roundoff; rounding each entry back
+        # grows it by at most (1 + u), so every norm stays within eps. (Sums in float16 overran by 1e-3.)
+        unit = _HALF_UNIT_ROUNDOFF[raw.dtype]
+        return tf.cast(constrain(tf.cast(raw, tf.float32), norm, eps / (1.0 + unit), mode), raw.dtype)
+    raw = _zero_nonfinite(raw)
     pixels = tf.cast(tf.reduce_prod(tf.shape(raw)[1:]), raw.dtype)
     reserve = _PIXEL_ROUNDING * (tf.sqrt(pixels) if norm == "l2" else 1.0)
     limit = tf.maximum(eps * _SAFETY - reserve, 0.0)

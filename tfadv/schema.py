@@ -96,7 +96,8 @@ def _bounds(part: slice) -> tuple[float, float] | None:
         if bound is None:
             values.append(default)
         elif bound.endswith("%"):
-            values.append(float(bound[:-1]))
+            percent = float(bound[:-1])
+            values.append(100.0 + percent if percent < 0 else percent)  # -10%: the last tenth starts at 90%
         else:
             return None
     return values[0], values[1]
@@ -324,6 +325,9 @@ class DefenseExperiment(TrainingConfig):
             raise ConfigError(f"trades_beta must be >= 0. Received: {self.trades_beta!r}")
         if self.guard_max_drop is not None and not 0 < self.guard_max_drop < 1:
             raise ConfigError(f"guard_max_drop must be in (0, 1) or null. Received: {self.guard_max_drop!r}")
+        if self.guard_max_drop is not None and self.data.validation_split is None:
+            raise ConfigError("guard_max_drop measures held-out images: set data.validation_split (without it the "
+                              "guard would watch training images).")
         if self.step_size is not None and not self.step_size > 0:
             raise ConfigError(f"step_size must be > 0 or null. Received: {self.step_size!r}")
         if self.refine_steps < 0:
