@@ -119,3 +119,21 @@ def test_a_new_dataset_loads_by_name(registered, idx_dir):
     cfg.validate()
     with pytest.raises(ValueError, match="registered twice"):
         catalog.register_dataset(catalog.DatasetSpec("brightness_digits", (28, 28, 1), 10))
+
+
+def test_a_registered_loss_that_needs_clean_logits_gets_them_in_every_attack(registered):
+    """universal_sgd used to pass clean logits only to a loss named least_likely."""
+    seen = []
+
+    @losses.register_loss("away_from_clean", target="none", needs_clean_logits=True)
+    def _away(logits, labels, *, clean_logits, **_):
+        seen.append(clean_logits is not None)
+        return -tf.reduce_sum(tf.square(logits - clean_logits), -1)
+
+    registered(losses.LOSSES, "away_from_clean")
+    classifier = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    x = tf.random.stateless_uniform((8, 4, 4, 1), seed=[1, 2])
+    ds = tf.data.Dataset.from_tensor_slices((x, tf.zeros(8, tf.int32))).batch(4)
+    attacks.universal_sgd(classifier, ds, eps=0.5, norm="l2", epochs=1, loss="away_from_clean")
+    attacks.pgd(classifier, x, tf.zeros(8, tf.int32), eps=0.1, steps=2, loss="away_from_clean")
+    assert seen and all(seen)

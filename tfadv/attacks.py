@@ -314,7 +314,7 @@ def universal_sgd(classifier, dataset, *, eps: float, norm: str = "l2", epochs: 
 
                 @tf.function(reduce_retracing=True)
                 def step(images, labels):
-                    clean_logits = classifier(images) if loss == "least_likely" else None
+                    clean_logits = classifier(images) if LOSSES[loss].needs_clean_logits else None
                     with tf.GradientTape() as tape:
                         logits = classifier(tf.clip_by_value(images + u, 0.0, 1.0))
                         value = tf.reduce_mean(adversarial_loss(loss, logits, labels, clean_logits, target_class))
