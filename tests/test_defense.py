@@ -36,6 +36,19 @@ def test_one_step_updates_both_players(data):
     assert float(logs["linf_max"]) <= 0.1
 
 
+def test_joint_validation_runs_the_generator_once_per_batch(data):
+    """test_step computed the generator's loss, then ran the generator again for the attack metrics."""
+    x, y = data
+    trainer = joint_trainer()
+    trainer(x[:1])
+    generator = next(layer for layer in trainer.attacker.layers if isinstance(layer, keras.Model))
+    first = next(layer for layer in generator.layers if isinstance(layer, keras.layers.Conv2D))
+    calls, call = [], first.call
+    first.call = lambda *args, **kwargs: calls.append(1) or call(*args, **kwargs)
+    logs = trainer.test_step((tf.constant(x[:16]), tf.constant(y[:16])))
+    assert len(calls) == 1 and float(logs["linf_max"]) <= 0.1 and float(logs["generator_loss"]) != 0.0
+
+
 def test_save_reload_keeps_both_optimizers(data, tmp_path):
     x, y = data
     trainer = joint_trainer()

@@ -69,7 +69,10 @@ class _DefenseBase(NestedModels, keras.Model):
 
     def test_step(self, data):
         x, labels = batch_of(data)
-        x_adv = self.adversarial(x, labels)
+        return self._measure(x, self.adversarial(x, labels), labels)
+
+    def _measure(self, x, x_adv, labels):
+        """Validation figures of one batch given its training-attack images."""
         clean_logits = self.classifier(x, training=False)
         adv_logits = self.classifier(x_adv, training=False)
         self.loss_tracker.update_state(
@@ -199,10 +202,11 @@ class JointAdversarialTrainer(SecondOptimizerMixin, _DefenseBase):
         return synced_results(self.metrics)
 
     def test_step(self, data):
-        g_loss, _, raw = self._generator_objective(*batch_of(data), training=False)
+        x, labels = batch_of(data)
+        g_loss, x_hat, raw = self._generator_objective(x, labels, training=False)
         self.g_loss_tracker.update_state(g_loss)  # else val_generator_loss reads 0
         self.nonfinite_tracker.update_state(nonfinite_count(raw))
-        return super().test_step(data)
+        return self._measure(x, self._refined(x, x_hat, labels), labels)  # the generator runs once per batch
 
     def get_config(self):
         return {**super().get_config(), "attacker": keras.saving.serialize_keras_object(self.attacker),
