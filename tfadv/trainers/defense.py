@@ -67,6 +67,11 @@ class _DefenseBase(NestedModels, keras.Model):
     def adversarial(self, x, labels):
         raise NotImplementedError
 
+    def classifier_loss(self, clean_logits, adv_logits, labels):
+        """What the classifier minimises, reported as ``classifier_loss`` in training and validation alike: the
+        clean / adversarial cross-entropy mix (a method with another objective overrides only this)."""
+        return _mixed_cross_entropy(clean_logits, adv_logits, labels, self.adversarial_fraction)
+
     def test_step(self, data):
         x, labels = batch_of(data)
         return self._measure(x, self.adversarial(x, labels), labels)
@@ -75,8 +80,7 @@ class _DefenseBase(NestedModels, keras.Model):
         """Validation figures of one batch given its training-attack images."""
         clean_logits = self.classifier(x, training=False)
         adv_logits = self.classifier(x_adv, training=False)
-        self.loss_tracker.update_state(
-            _mixed_cross_entropy(clean_logits, adv_logits, labels, self.adversarial_fraction))
+        self.loss_tracker.update_state(self.classifier_loss(clean_logits, adv_logits, labels))
         self.attack_metrics.update(x, x_adv, labels, clean_logits, adv_logits)
         return synced_results(self.metrics)
 
@@ -86,7 +90,7 @@ class _DefenseBase(NestedModels, keras.Model):
         with tf.GradientTape() as tape:
             logits = self.classifier(tf.concat([x, tf.cast(x_adv, x.dtype)], 0), training=True)
             clean_logits, adv_logits = logits[:batch], logits[batch:]
-            loss = _mixed_cross_entropy(clean_logits, adv_logits, labels, self.adversarial_fraction)
+            loss = self.classifier_loss(clean_logits, adv_logits, labels)
         minimize(self.optimizer, tape, loss, self.classifier.trainable_variables)
         self.loss_tracker.update_state(loss)
         self.attack_metrics.update(x, x_adv, labels, clean_logits, adv_logits)
@@ -270,18 +274,12 @@ class TRADESTrainer(PGDAdversarialTrainer):
         return tf.stop_gradient(pgd(frozen, x, labels, eps=self.eps, norm=self.norm, steps=self.steps,
                                     step_size=self.step_size, random_start=self.random_start, loss="trades_kl"))
 
-    def _classifier_step(self, x, x_adv, labels):
-        batch = tf.shape(x)[0]
-        with tf.GradientTape() as tape:
-            logits = self.classifier(tf.concat([x, tf.cast(x_adv, x.dtype)], 0), training=True)
-            clean_logits, adv_logits = logits[:batch], logits[batch:]
-            natural = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
-                                                                     logits=tf.cast(clean_logits, tf.float32))
-            robust = kl_divergence(tf.cast(clean_logits, tf.float32), tf.cast(adv_logits, tf.float32))
-            loss = tf.reduce_mean(natural + self.beta * robust)
-        minimize(self.optimizer, tape, loss, self.classifier.trainable_variables)
-        self.loss_tracker.update_state(loss)
-        self.attack_metrics.update(x, x_adv, labels, clean_logits, adv_logits)
+    def classifier_loss(self, clean_logits, adv_logits, labels):
+        """Clean cross-entropy + beta * KL(p(x) || p(x_adv)), in float32."""
+        natural = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
+                                                                 logits=tf.cast(clean_logits, tf.float32))
+        robust = kl_divergence(tf.cast(clean_logits, tf.float32), tf.cast(adv_logits, tf.float32))
+        return tf.reduce_mean(natural + self.beta * robust)
 
     def get_config(self):
         config = super().get_config()
