@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 # 26 minutes in one process; two workers took 10 minutes here. PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= auto --maxprocesses=4
 
-.PHONY: install data demo classifier test test-slow clean
+.PHONY: install data demo classifier lint test test-slow clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +58,11 @@ classifier: install data
 	@$(PY) -c "from tfadv.report import epochs_note; print(epochs_note('$(RUN)', 'fashion_mnist_small_cnn'))"
 	@echo "TensorBoard logs: $(RUN)/logs   image grids: $(RUN)/images   working zoo: $(DEMO_ZOO)"
 
-test: install data
+# pyflakes' checks (unused imports and names, undefined names, redefinitions) first: seconds, and they fail fast.
+lint: install
+	$(PY) -m ruff check --select F tfadv tools tests
+
+test: install data lint
 	$(PY) -m pytest -q tests -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-slow: install data

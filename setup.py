@@ -20,7 +20,7 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.6"],
         # tfadv.autoattack / tools/autoattack.py: AutoAttack from ART (multiprocess: imported by its AutoAttack;
         # scikit-learn and scipy: ART's own requirements, listed so the extra says what it brings)
         "eval": ["adversarial-robustness-toolbox==1.20.1", "multiprocess", "scikit-learn", "scipy"],

@@ -7,7 +7,7 @@ from tfadv.attacks import pgd
 from tfadv.budgets import per_example_norm
 from tfadv.errors import ConfigError, InputError
 from tfadv.losses import adversarial_loss
-from tfadv.models import autoencoder, build_classifier, build_generator, perturbation_model, resnet_generator, unet
+from tfadv.models import autoencoder, build_classifier, build_generator, perturbation_model, unet
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator
 
 from conftest import brightness_task

@@ -123,7 +123,7 @@ def benchmark(classifier, generator, images, labels, *, norm, eps, refine_steps=
         return row
 
     x_hat, gen_seconds = _timed(lambda x, y: generator(x), images, labels, batch_size)
-    gen_row = add("generator", x_hat, gen_seconds)
+    add("generator", x_hat, gen_seconds)
     for k in refine_steps:
         def refine(x, y, k=k):
             start = generator(x)
