@@ -232,6 +232,14 @@ def test_an_image_folder_names_an_undecodable_file_and_reports_what_it_skipped_o
     assert "Converted 1 image(s)" in caplog.text and "red.png" in caplog.text
     red = x.numpy()[4]  # sorted after 0.png, 1.png: the red image as luminance
     assert np.allclose(red, 0.2989, atol=0.01)
+    from PIL import Image
+
+    Image.fromarray(np.full((20, 20, 3), [0, 0, 255], np.uint8)).save(tmp_path / "pngs" / "1" / "z_blue.gif")
+    with caplog.at_level("WARNING", logger="tfadv.data"):
+        ds, _ = labelled_image_folder(folder, (28, 28, 1), batch_size=10)  # a GIF for a grayscale classifier
+    x, y = next(iter(ds))
+    assert x.shape == (6, 28, 28, 1) and int(y[5]) == 1 and "Converted 2 image(s)" in caplog.text
+    assert np.allclose(x.numpy()[5], 0.114, atol=0.01)  # blue as luminance, resized to 28x28
     (tmp_path / "pngs" / "1" / "torn.png").write_bytes(rgb.numpy()[:40])
     with pytest.raises(InputError, match=r"Cannot decode image .*torn\.png"):
         labelled_image_folder(folder, (28, 28, 1))
