@@ -85,3 +85,27 @@ def test_an_empty_split_is_refused_before_training(idx_dir, tmp_path, key):
     with pytest.raises(ConfigError, match=f"{key}=.* holds no examples"):
         training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)
     assert not (tmp_path / "run" / "logs").exists()  # nothing trained
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_weight_decay_leaves_biases_and_batchnorm_alone_unless_asked(name):
+    """AdamW and SGD decayed BatchNorm's gamma and beta and every bias too; configs written before the field keep
+    that behaviour when they are read back."""
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3), keras.layers.BatchNormalization(),
+                              keras.layers.Flatten(), keras.layers.Dense(3)])
+    for weight in model.trainable_weights:
+        weight.assign(np.ones(weight.shape, "float32"))
+    for everything in (False, True):
+        cfg = experiments.OptimizerConfig(name=name, learning_rate=0.1, weight_decay=0.5, schedule="constant",
+                                          momentum=0.0, decay_norms_and_biases=everything)
+        optimizer = training.make_optimizer(cfg, steps_per_epoch=1, epochs=1)
+        before = {w.path: w.numpy().copy() for w in model.trainable_weights}
+        optimizer.apply([np.zeros(w.shape, "float32") for w in model.trainable_weights], model.trainable_weights)
+        after = {w.path: w.numpy() for w in model.trainable_weights}
+        decayed = {path for path in before if not np.array_equal(before[path], after[path])}
+        kernels = {w.path for w in model.trainable_weights if w.path.endswith("kernel")}
+        assert decayed == (set(before) if everything else kernels), (everything, decayed)
+    old = config_lib.to_dict(experiments.get_experiment("fashion_mnist_cnn"))
+    del old["optimizer"]["decay_norms_and_biases"]
+    assert experiments.from_dict(old).optimizer.decay_norms_and_biases is True
+    assert experiments.get_experiment("fashion_mnist_cnn").optimizer.decay_norms_and_biases is False

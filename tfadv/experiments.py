@@ -38,6 +38,9 @@ def from_dict(data: dict):
         # Written before held-out validation: such runs validated on eval_split; they read back without
         # a validation split rather than with one their train_split overlaps.
         data = {**data, "data": {**data["data"], "validation_split": None}}
+    if isinstance(data.get("optimizer"), dict) and "decay_norms_and_biases" not in data["optimizer"]:
+        # Written before the field: those runs decayed every weight, biases and BatchNorm included.
+        data = {**data, "optimizer": {**data["optimizer"], "decay_norms_and_biases": True}}
     return config_lib.from_dict(KINDS[kind], data)
 
 

@@ -113,6 +113,10 @@ class OptimizerConfig:
     schedule: str = "cosine"  # cosine (with linear warmup) | constant
     warmup_epochs: float = 0.0
     momentum: float = 0.9  # sgd only
+    # Weight decay on biases and normalisation scales/offsets too. False: kernels only, the usual AdamW practice
+    # (decaying BatchNorm's gamma shrinks what the next layer sees). Configs written before this field decayed
+    # every weight and read back with True (tfadv.experiments.from_dict).
+    decay_norms_and_biases: bool = False
 
     def validate(self):
         if self.name not in ("adamw", "adam", "sgd"):

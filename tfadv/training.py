@@ -38,6 +38,9 @@ from tfadv.experiments import OptimizerConfig
 log = logging.getLogger("tfadv.training")
 
 
+NOT_DECAYED = ("bias", "gamma", "beta")  # Keras' names of biases and normalisation scales / offsets
+
+
 def make_optimizer(cfg: OptimizerConfig, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
     """Builds the optimizer, with a linear-warmup cosine schedule when ``cfg.schedule == "cosine"``."""
     lr = cfg.learning_rate
@@ -48,10 +51,15 @@ def make_optimizer(cfg: OptimizerConfig, steps_per_epoch: int, epochs: int) -> k
             initial_learning_rate=0.0 if warmup else cfg.learning_rate, decay_steps=total - warmup,
             warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
     if cfg.name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay or None)
-    if cfg.name == "adam":
+        optimizer = keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True,
+                                         weight_decay=cfg.weight_decay or None)
+    elif cfg.name == "adam":
         return keras.optimizers.Adam(lr)
-    return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+    if cfg.weight_decay and not cfg.decay_norms_and_biases:
+        optimizer.exclude_from_weight_decay(var_names=list(NOT_DECAYED))
+    return optimizer
 
 
 def standard_callbacks(workdir: str, backup: RunBackup) -> list:
