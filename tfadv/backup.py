@@ -6,11 +6,11 @@ every rerun dies on, and a kill between the two files trains an epoch twice.
 :class:`RunBackup` instead writes each epoch's checkpoint (weights, optimizer
 state, the epoch count and every epoch's logs so far) into a temporary folder,
 flushes it to disk, and renames the folder into place: a checkpoint is either
-whole or absent. Its state file records the weights' SHA-256, so a checkpoint
-damaged later is detected before any weight is loaded, and the run falls back
-to the previous one (the two newest are kept)::
+whole or absent. Its state file records the SHA-256 of the weights and of the
+callbacks' state, so a checkpoint damaged later is detected before any weight
+is loaded, and the run falls back to the previous one (the two newest are kept)::
 
-    WORKDIR/backup/ckpt-000004/{model.weights.h5, state.json}   epoch 4, complete
+    WORKDIR/backup/ckpt-000004/{model.weights.h5, callbacks.npz, state.json}   epoch 4, complete
     WORKDIR/backup/ckpt-000005/...                               epoch 5, complete
     WORKDIR/backup/.ckpt-000006.tmp/                             being written: ignored, removed on resume
 
@@ -37,7 +37,7 @@ log = logging.getLogger("tfadv.backup")
 WEIGHTS, STATE, CALLBACK_ARRAYS = "model.weights.h5", "state.json", "callbacks.npz"
 KEEP = 2  # complete checkpoints kept: the newest, and one to fall back to
 _CKPT_RE = re.compile(r"^ckpt-(\d{6})$")
-_LEGACY = ("latest.weights.h5", "training_metadata.json")  # Keras' BackupAndRestore files (tfadv before 0.9)
+_LEGACY = ("latest.weights.h5", "training_metadata.json")  # Keras' BackupAndRestore files (older tfadv)
 
 
 def _sha256(path: str) -> str:
@@ -101,7 +101,7 @@ class RunBackup(keras.callbacks.Callback):
         return [os.path.join(self.backup_dir, n) for n in found]
 
     def _read_state(self, folder: str) -> dict:
-        """The checkpoint's state after checking its weights against the recorded checksum; raises ValueError."""
+        """The checkpoint's state after checking its files against the recorded checksums; raises ValueError."""
         try:
             with open(os.path.join(folder, STATE)) as f:
                 state = json.load(f)

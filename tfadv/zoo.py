@@ -314,8 +314,8 @@ class Staging:
     def __init__(self, name: str, zoo_dir: str, overwrite: bool):
         self.name, self.zoo_dir, self.overwrite = name, zoo_dir, overwrite
         self._tmp_root = tempfile.mkdtemp(dir=zoo_dir, prefix=f".{name}.tmp-{os.getpid()}-")
-        # Held until this process ends: recover() tells a live export from a dead one by this lock, not by a
-        # process id that the system may have given to another process since.
+        # Held while the export runs (the kernel drops it if the process dies): recover() tells a live export
+        # from a dead one by this lock, not by a process id that the system may have given to another process.
         self._alive = open(os.path.join(self._tmp_root, ALIVE), "w")
         fcntl.flock(self._alive, fcntl.LOCK_EX)
         self.path = os.path.join(self._tmp_root, "saved_model")  # write the SavedModel here
