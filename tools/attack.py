@@ -148,7 +148,7 @@ def train(cfg, workdir: str) -> dict:
                 return json.load(f)
     print(f"Training {cfg.generator} generator ({cfg.mode}, {cfg.norm} <= {cfg.eps}) against {cfg.target}: "
           f"{cfg.epochs} epoch(s){f' of {cfg.steps_per_epoch} steps' if cfg.steps_per_epoch else ''}.", flush=True)
-    _, metrics = training.run_experiment(cfg, workdir)
+    _, metrics = training.run_experiment(cfg, workdir, verbose=cli.fit_verbosity())
     return metrics
 
 
