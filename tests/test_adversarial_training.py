@@ -77,6 +77,9 @@ def test_defend_takes_a_model_object_and_never_modifies_it(idx_dir, tmp_path):
                    pgd_examples=8, autoattack_examples=0, verbose=0)  # a finished run is measured, not retrained
     accuracies = lambda r: {k: (row["clean_accuracy"], row["pgd"]["accuracy"]) for k, row in r["rows"].items()}  # noqa: E731
     assert accuracies(again) == accuracies(report) and again["train_seconds"] == report["train_seconds"]
+    with pytest.raises(ConfigError, match="holds a finished run of another config"):
+        defend(model, str(tmp_path / "run"), method="fgsm", eps=0.05, overrides={**QUICK, "data.idx_dir": idx_dir},
+               pgd_examples=8, autoattack_examples=0, verbose=0)
 
 
 @pytest.mark.parametrize("model,message", [

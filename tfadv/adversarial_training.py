@@ -65,6 +65,9 @@ def defend(model, workdir: str, *, method: str = "pgd", norm: str = "linf", eps:
     if not os.path.exists(os.path.join(workdir, "metrics.json")):
         check_contract(path, cfg)
         training.run_experiment(cfg, workdir, verbose=verbose)
+    elif training.recipe_json(config.read_json(os.path.join(workdir, "config.json"))) != training.recipe_json(
+            config.to_dict(cfg)):
+        raise ConfigError(f"{workdir} holds a finished run of another config: choose another workdir, or delete it.")
     with open(os.path.join(workdir, "metrics.json")) as f:
         run = json.load(f)
     rows = {"your model": _robustness(path, cfg, pgd_examples, autoattack_examples),
