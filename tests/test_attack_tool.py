@@ -58,7 +58,8 @@ def test_attack_trains_measures_reports_exports_and_checks(idx_dir, tmp_path):
                 "| generator, first 6 | 6 |", "| PGD-3, first 6 | 6 |"):
         assert row in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert {"attack_generator.png", "attack_pgd.png"} <= set(links)
+    # Every attack, per-image ones too, shows where the predictions went.
+    assert {"attack_generator.png", "attack_pgd.png", "confusion_on_x_hat.png", "confusion_on_pgd.png"} <= set(links)
     for link in links:
         png = tf.io.decode_png(tf.io.read_file(os.path.join(report_dir, link))).numpy()
         assert png.shape[0] > 100 and png.shape[1] > 300 and png.shape[2] == 3

@@ -294,9 +294,12 @@ def main(argv):
     }
     if cfg.mode == "universal":
         figs["universal_perturbation"] = figures.perturbation_figure(attacker.perturbation(training=False).numpy())
-        confusion = tf.math.confusion_matrix(gen.labels, gen.adv, num_classes=spec.num_classes).numpy()
-        figs["confusion_on_x_hat"] = figures.confusion_figure(
-            confusion, names, title="true class (rows) -> prediction on x_hat (columns)")
+    # Where the predictions went, for every attack: a generator often sends almost every image to one class.
+    for key, sweep_, label in (("confusion_on_x_hat", gen, f"the generator's x_hat, {len(gen.labels)} images"),
+                               ("confusion_on_pgd", pgd_sweep, f"PGD-{FLAGS.pgd_steps}, first {len(pgd_sweep.labels)}")):
+        confusion = tf.math.confusion_matrix(sweep_.labels, sweep_.adv, num_classes=spec.num_classes).numpy()
+        figs[key] = figures.confusion_figure(confusion, names,
+                                             title=f"true class (rows) -> prediction on {label} (columns)")
     report_dir = os.path.join(workdir, "report")
     notes = [f"Budget judged against: {budget} per image (mode {cfg.mode}); measured norms are of x_hat - x.",
              f"The generator ran on all {n_all} images, PGD-{FLAGS.pgd_steps} (random start, step 2.5 eps / steps, "
