@@ -191,11 +191,9 @@ def _format(rows, recorded):
 
 
 def main(argv):
-    from tfadv import data, zoo
+    from tfadv import autoattack, zoo
 
     target, generator = zoo.entry(FLAGS.target, FLAGS.zoo_dir), zoo.entry(FLAGS.generator, FLAGS.zoo_dir)
-    if target["kind"] not in ("classifier", "defended_classifier"):
-        raise ConfigError(f"--target {FLAGS.target!r} is a {target['kind']}, not a classifier.")
     if generator["kind"] != "perturbation" or not generator.get("budget"):
         raise ConfigError(f"--generator {FLAGS.generator!r} is not a budgeted perturbation entry.")
     if generator.get("target") != FLAGS.target:
@@ -208,10 +206,9 @@ def main(argv):
     norm, eps = generator["budget"]["norm"], float(generator["budget"]["eps"])
     table = target["metrics"].get(f"robustness_{norm}_{eps:g}", {})
     recorded = table.get("autoattack")  # the standard version's figure, where one was recorded
-    classifier, attack = zoo.load(FLAGS.target, FLAGS.zoo_dir), zoo.load(FLAGS.generator, FLAGS.zoo_dir)
-    ds, info = data.load(target["dataset"], f"test[:{FLAGS.num_examples}]", batch_size=FLAGS.num_examples,
-                         idx_dir=FLAGS.idx_dir)
-    images, labels = (t.numpy() for t in next(iter(ds)))
+    classifier, images, labels, source = autoattack.zoo_classifier_and_test_images(
+        FLAGS.target, FLAGS.num_examples, FLAGS.zoo_dir, FLAGS.idx_dir, purpose="--target")
+    attack = zoo.load(FLAGS.generator, FLAGS.zoo_dir)
     rows = benchmark(classifier.serve, attack.serve, images, labels, norm=norm, eps=eps, refine_steps=refine_steps,
                      pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts,
                      autoattack_examples=min(FLAGS.autoattack_examples, len(labels)), autoattack_settings=None,
@@ -219,7 +216,7 @@ def main(argv):
                      refine_loss=FLAGS.refine_loss, refine_step=FLAGS.refine_step)
     compare(rows, recorded)
     print(f"\n{FLAGS.generator} vs {FLAGS.target}, {norm} {eps:g}, first {len(labels)} test images "
-          f"({getattr(info, 'source', '?')})")
+          f"({source})")
     print(_format(rows, recorded))
     result = {"target": FLAGS.target, "generator": FLAGS.generator, "norm": norm, "eps": eps,
               "split": f"test[:{len(labels)}]", "rows": [{k: v for k, v in r.items()
