@@ -243,3 +243,37 @@ def test_an_image_folder_names_an_undecodable_file_and_reports_what_it_skipped_o
     (tmp_path / "pngs" / "1" / "torn.png").write_bytes(rgb.numpy()[:40])
     with pytest.raises(InputError, match=r"Cannot decode image .*torn\.png"):
         labelled_image_folder(folder, (28, 28, 1))
+
+
+@pytest.mark.parametrize("head", ["activation", "layer"])
+def test_strip_softmax_attacks_the_logits_of_a_softmax_model(classifier, tmp_path, head):
+    """A softmax model is refused with a pointer to strip_softmax, which removes the softmax from the loaded copy
+    (a Dense(activation="softmax") or a trailing Softmax layer) and leaves the file as it was."""
+    x, y = brightness_task(32, seed=6)
+    trunk = keras.Sequential(classifier.layers[:-1])
+    dense = keras.layers.Dense(10, activation="softmax" if head == "activation" else None)
+    layers = [keras.Input((28, 28, 1)), *trunk.layers, dense] + ([keras.layers.Softmax()] if head == "layer" else [])
+    model = keras.Sequential(layers)
+    dense.set_weights(classifier.layers[-1].get_weights())
+    path = str(tmp_path / "softmax.keras")
+    model.save(path)
+    size = os.path.getsize(path)
+    with pytest.raises(ConfigError, match="returns probabilities .* pass --strip_softmax"):
+        byo.check_classifier(byo.load_classifier(path), x, y, num_classes=10)
+    stripped = byo.load_classifier(path, strip_softmax=True)
+    np.testing.assert_allclose(stripped(x), classifier(x), atol=1e-5)  # the logits of the same weights
+    byo.check_classifier(stripped, x, y, num_classes=10)
+    assert os.path.getsize(path) == size and np.allclose(keras.saving.load_model(path)(x).numpy().sum(-1), 1.0)
+    target = byo.with_options(byo.with_pixel_scale(path, 255), strip_softmax=True)
+    assert target == f"{path}?pixel_scale=255&strip_softmax=1" and byo.split_target(target) == (path, 255.0)
+
+
+def test_strip_softmax_is_refused_where_there_is_none_to_strip(classifier, tmp_path):
+    path = str(tmp_path / "logits.keras")
+    classifier.save(path)
+    with pytest.raises(ConfigError, match="has no softmax to strip"):
+        byo.load_classifier(path, strip_softmax=True)
+    with pytest.raises(ConfigError, match="strip_softmax needs a .keras model"):
+        byo.load_classifier("fashion_mnist_small_cnn", strip_softmax=True)
+    with pytest.raises(ConfigError, match="unknown option 'softmax=0'"):
+        byo.load_classifier(f"{path}?softmax=0")

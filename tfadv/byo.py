@@ -6,8 +6,8 @@ The contract a target classifier meets (checked up front by :func:`check_classif
   with ``pixel_scale=255`` (it multiplies inside), so all preprocessing lives in the model, never in the data;
 - output: logits [N, num_classes]. A model whose rows are non-negative and sum to 1 (a final softmax) is
   refused rather than wrapped with ``log``: float32 softmax saturates at 0 / 1, where ``log`` gives -inf or
-  zero gradients, so the attack would look weaker than the model deserves (gradient masking). Remove the
-  softmax (e.g. ``model.layers[-1].activation = None``) and save it again.
+  zero gradients, so the attack would look weaker than the model deserves (gradient masking). For a .keras
+  model, ``strip_softmax=True`` (``--strip_softmax``) removes the final softmax inside the wrapper.
 
 Forms accepted: a ``.keras`` file, a SavedModel directory (``model.export(dir)`` or ``tf.saved_model.save``;
 endpoint ``serve`` or ``serving_default``) or a zoo entry name::
@@ -25,18 +25,19 @@ import tensorflow as tf
 
 from tfadv.errors import ConfigError
 from tfadv.targets import (PIXEL_SCALE_KEY, PixelScale, SavedModelClassifier, is_saved_model_dir,  # noqa: F401
-                           load_target, split_target, with_pixel_scale)
+                           load_target, split_target, target_options, with_options, with_pixel_scale)
 
 RANGE_GAP = 0.3  # accuracy at 0-255 this far above [0, 1] on a probe batch: the model expects 0-255
 
 
-def load_classifier(target: str, pixel_scale: float = 1.0, zoo_dir: str | None = None):
+def load_classifier(target: str, pixel_scale: float = 1.0, zoo_dir: str | None = None, strip_softmax: bool = False):
     """A frozen classifier ([0, 1] images -> logits) from a .keras file, a SavedModel directory or a zoo name.
 
-    ``pixel_scale=255`` wraps a model that expects 0-255 pixels. Check it against your data with
-    :func:`check_classifier` (tfadv-attack does).
+    ``pixel_scale=255`` wraps a model that expects 0-255 pixels; ``strip_softmax=True`` removes a .keras model's
+    final softmax (from the loaded copy, not the file). Check it against your data with :func:`check_classifier`
+    (tfadv-attack does).
     """
-    return load_target(with_pixel_scale(target, pixel_scale), zoo_dir)
+    return load_target(with_options(target, pixel_scale=pixel_scale, strip_softmax=strip_softmax), zoo_dir)
 
 
 def check_classifier(classifier, images, labels=None, num_classes: int | None = None, name: str = "target",
@@ -63,8 +64,9 @@ def check_classifier(classifier, images, labels=None, num_classes: int | None = 
         raise ConfigError(f"Target {name!r} returns NaN or infinite logits for {bad} of {len(images)} {data_name} "
                           "images in [0, 1]: an attack on it would measure nothing.")
     if np.all(outputs >= 0) and np.allclose(outputs.sum(-1), 1.0, atol=1e-3):
-        raise ConfigError(f"Target {name!r} returns probabilities (rows are >= 0 and sum to 1); tfadv needs logits: "
-                          "remove the final softmax (saturated softmax outputs mask the gradients) and save it again.")
+        raise ConfigError(f"Target {name!r} returns probabilities (rows are >= 0 and sum to 1); tfadv needs logits "
+                          "(saturated softmax outputs mask the gradients): pass --strip_softmax (Python: "
+                          "strip_softmax=True) to remove a .keras model's final softmax, or save it without one.")
     if labels is None:
         return
     labels = np.asarray(labels)

@@ -21,21 +21,72 @@ ENDPOINTS = ("serve", "serving_default")
 PIXEL_SCALE_KEY = "?pixel_scale="  # a target string's suffix, so configs and zoo entries record the wrapping
 
 
+def target_options(target: str) -> tuple[str, dict]:
+    """(path or zoo name, options) of a target string ``PATH[?pixel_scale=S][&strip_softmax=1]``.
+
+    The options travel in the string so that configs and zoo entries record how the model is wrapped:
+    ``pixel_scale`` multiplies the [0, 1] input (a model that expects 0-255), ``strip_softmax`` removes a final
+    softmax (the attacks need logits).
+    """
+    path, _, query = target.partition("?")
+    options = {"pixel_scale": 1.0, "strip_softmax": False}
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        if key == "pixel_scale":
+            try:
+                options[key] = float(value)
+            except ValueError:
+                raise ConfigError(f"Target {target!r}: pixel_scale must be a number, e.g. {path}{PIXEL_SCALE_KEY}255.")
+            if not options[key] > 0:
+                raise ConfigError(f"Target {target!r}: pixel_scale must be > 0. Received: {options[key]!r}")
+        elif key == "strip_softmax" and value in ("0", "1"):
+            options[key] = value == "1"
+        else:
+            raise ConfigError(f"Target {target!r}: unknown option {item!r}; a target takes pixel_scale=S and "
+                              "strip_softmax=1.")
+    return path, options
+
+
+def with_options(target: str, *, pixel_scale: float | None = None, strip_softmax: bool | None = None) -> str:
+    """``target`` with these options set (None: as it was); default-valued options are left out of the string."""
+    path, options = target_options(target)
+    if pixel_scale is not None:
+        options["pixel_scale"] = float(pixel_scale)
+    if strip_softmax is not None:
+        options["strip_softmax"] = bool(strip_softmax)
+    query = ([f"pixel_scale={options['pixel_scale']:g}"] if options["pixel_scale"] != 1.0 else []) + (
+        ["strip_softmax=1"] if options["strip_softmax"] else [])
+    return path + ("?" + "&".join(query) if query else "")
+
+
 def with_pixel_scale(path: str, pixel_scale: float) -> str:
     """The target string for ``path`` wrapped to multiply its [0, 1] input by ``pixel_scale`` (1: unchanged)."""
-    return path if float(pixel_scale) == 1.0 else f"{path}{PIXEL_SCALE_KEY}{float(pixel_scale):g}"
+    return with_options(path, pixel_scale=pixel_scale)
 
 
 def split_target(target: str) -> tuple[str, float]:
-    """(path or zoo name, pixel_scale) of a target string made by :func:`with_pixel_scale`."""
-    path, _, scale = target.partition(PIXEL_SCALE_KEY)
-    try:
-        pixel_scale = float(scale) if scale else 1.0
-    except ValueError:
-        raise ConfigError(f"Target {target!r}: pixel_scale must be a number, e.g. {path}{PIXEL_SCALE_KEY}255.")
-    if pixel_scale <= 0:
-        raise ConfigError(f"Target {target!r}: pixel_scale must be > 0. Received: {pixel_scale!r}")
-    return path, pixel_scale
+    """(path or zoo name, pixel_scale) of a target string (see :func:`target_options`)."""
+    path, options = target_options(target)
+    return path, options["pixel_scale"]
+
+
+def without_softmax(model, path: str):
+    """``model`` (a Keras model loaded from ``path``: this copy only) with its final softmax removed: a trailing
+    ``Softmax`` / ``Activation("softmax")`` layer is cut off, a last layer's ``activation="softmax"`` replaced by
+    the identity. A SavedModel cannot be edited: ConfigError."""
+    if not isinstance(model, keras.Model) or not model.layers:
+        raise ConfigError(f"strip_softmax needs a .keras model; {path!r} is a SavedModel, whose graph cannot be "
+                          "edited: export it without the final softmax.")
+    last = model.layers[-1]
+    softmax = keras.activations.softmax
+    if isinstance(last, keras.layers.Softmax) or (isinstance(last, keras.layers.Activation)
+                                                  and last.activation is softmax):
+        return keras.Model(model.inputs, last.input, name=f"{model.name}_logits")
+    if getattr(last, "activation", None) is softmax:
+        last.activation = keras.activations.linear
+        return model
+    raise ConfigError(f"Target {path!r}: its last layer {last.name!r} ({type(last).__name__}) has no softmax to "
+                      "strip.")
 
 
 def is_saved_model_dir(path: str) -> bool:
@@ -136,14 +187,20 @@ def _loaded(path: str, load):
 def load_target(target: str, zoo_dir: str | None = None):
     """The frozen classifier an attack trains against: a .keras file, a SavedModel directory or a zoo entry name.
 
-    A ``?pixel_scale=S`` suffix (:func:`with_pixel_scale`) wraps a model that expects pixels in [0, S].
+    Options in the string (:func:`target_options`): ``pixel_scale=S`` wraps a model that expects pixels in
+    [0, S]; ``strip_softmax=1`` removes a .keras model's final softmax.
     """
-    path, pixel_scale = split_target(target)
+    path, options = target_options(target)
+    pixel_scale = options["pixel_scale"]
     if path.endswith(".keras"):
         if not os.path.isfile(path):
             raise ConfigError(f"Target classifier file {path!r} does not exist.")
         model = _loaded(path, lambda: keras.saving.load_model(path, safe_mode=True))
+        model = without_softmax(model, path) if options["strip_softmax"] else model
         model.trainable = False
+    elif options["strip_softmax"]:
+        raise ConfigError(f"strip_softmax needs a .keras model; {path!r} is not one (a SavedModel's graph or a zoo "
+                          "entry cannot be edited).")
     elif is_saved_model_dir(path):
         model = _loaded(path, lambda: SavedModelClassifier(path))
     elif os.path.isdir(path):

@@ -37,6 +37,8 @@ flags.DEFINE_string("target", None, "Classifier to attack: a .keras file, a Save
                     "name, taking [0, 1] images and returning logits (default: the experiment's target).")
 flags.DEFINE_float("pixel_scale", 1.0, "Your --target expects pixels in [0, pixel_scale] (e.g. 255): it is wrapped to "
                    "multiply its [0, 1] input inside, so preprocessing lives in the model.", lower_bound=1e-6)
+flags.DEFINE_bool("strip_softmax", False, "Your .keras --target ends in a softmax: attack its logits instead (the "
+                  "final softmax is removed from the loaded copy, not from your file).")
 flags.DEFINE_string("image_dir", None, "Measure (not train) on a folder of labelled images instead of the eval split: "
                     "one subfolder per class, sorted names = class indices; resized to the dataset's image size.")
 flags.DEFINE_string("zoo_dir", "runs/zoo", "Working zoo the generator is exported to (never the committed zoo/).")
@@ -70,6 +72,8 @@ def resolve_config():
             raise ConfigError(f"--pixel_scale wraps your own .keras or SavedModel --target; the zoo classifier "
                               f"{overrides.get('target', cfg.target)!r} already takes [0, 1] images.")
         overrides["target"] = byo.with_pixel_scale(overrides.get("target", cfg.target), FLAGS.pixel_scale)
+    if FLAGS.strip_softmax:
+        overrides["target"] = byo.with_options(overrides.get("target", cfg.target), strip_softmax=True)
     if FLAGS.quick:
         chosen = {config_lib.parse_override(s)[0] for s in FLAGS.set}
         chosen |= {name for name in ("epochs", "steps_per_epoch") if name in FLAGS and FLAGS[name].value}
@@ -96,6 +100,7 @@ def entry_name(cfg) -> str:
     target_path, pixel_scale = byo.split_target(cfg.target)
     target_name = os.path.splitext(os.path.basename(target_path))[0]
     target_name += "" if pixel_scale == 1 else f"_x{pixel_scale:g}"
+    target_name += "_logits" if byo.target_options(cfg.target)[1]["strip_softmax"] else ""
     name = base if cfg.target == own.target else f"{base}_vs_{target_name}"
     if FLAGS.quick:
         name += "_quick"
@@ -116,8 +121,9 @@ def target_label(target: str) -> str:
     """The target's file or entry name for titles, with its pixel scale when wrapped."""
     from tfadv import byo
 
-    path, pixel_scale = byo.split_target(target)
-    return os.path.basename(path) + ("" if pixel_scale == 1 else f" (pixels x{pixel_scale:g})")
+    path, options = byo.target_options(target)
+    return os.path.basename(path) + ("" if options["pixel_scale"] == 1 else f" (pixels x{options['pixel_scale']:g})") \
+        + (" (softmax stripped)" if options["strip_softmax"] else "")
 
 
 def check_target(cfg, classifier, images, labels, num_classes: int, data_name: str) -> None:
@@ -218,6 +224,9 @@ def main(argv):
     spec = data_lib.get_spec(cfg.data.dataset)
     if is_file_target(cfg.target):
         loaded_target = targets.load_target(cfg.target)  # .keras or SavedModel, maybe wrapped by --pixel_scale
+        if targets.target_options(cfg.target)[1]["strip_softmax"]:
+            print(f"Removed the final softmax of {targets.split_target(cfg.target)[0]} (from the loaded copy, not the "
+                  "file): the attack and every figure use its logits.", flush=True)
         target_fn = (evaluation.predictor(loaded_target) if isinstance(loaded_target, keras.Model)
                      else tf.function(loaded_target, reduce_retracing=True))
     else:  # the zoo classifier goes into the working zoo too, so the exported attack's entry is complete there
