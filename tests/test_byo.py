@@ -66,7 +66,7 @@ def test_load_classifier_reads_keras_files_and_savedmodel_dirs_alike(classifier,
                                           r"images.*pass --pixel_scale=255"):
         byo.check_classifier(byo.load_classifier(scaled_path), x, y, num_classes=10)
     softmax = keras.Sequential([classifier, keras.layers.Softmax()])
-    with pytest.raises(ConfigError, match="returns probabilities .*tfadv needs logits: remove the final softmax"):
+    with pytest.raises(ConfigError, match="returns probabilities .*tfadv needs logits .*pass --strip_softmax"):
         byo.check_classifier(softmax, x, y, num_classes=10)
     with pytest.raises(ConfigError, match=r"returns shape \(10,\) per batch; the data needs one logit per class \(3\)"):
         byo.check_classifier(wrapped, x, y % 3, num_classes=3)
