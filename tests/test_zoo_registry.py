@@ -179,7 +179,7 @@ def test_defended_entries_carry_the_full_defence_table():
 # Defended entries whose standard AutoAttack (native, 1,000 images: about 75 minutes each on this 2-core CPU) is
 # not measured yet: they carry only the reduced ART figure, under its own name. Issue 22's note tracks this list;
 # an entry leaves it when tools/autoattack.py --record has written its standard column.
-STANDARD_AUTOATTACK_PENDING = {"fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf"}
+STANDARD_AUTOATTACK_PENDING = {"fashion_mnist_pgd3_defense_linf"}
 
 
 def _autoattack_tables():
