@@ -58,8 +58,9 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
     data = _eval_data(cfg, source, idx_dir) if task.labelled else None
     target = task.attack_target(cfg)
     fields = task.entry_fields(cfg)
-    if target and target_sha256(target, zoo_dir):  # a file target: loading it later runs it; record what it was
-        fields["target_sha256"] = target_sha256(target, zoo_dir)
+    recorded = target_sha256(target, zoo_dir) if target else None
+    if recorded:  # a file target: loading it later runs it; record what it was
+        fields["target_sha256"] = recorded
     entry = _publish(name, task, task.zoo_kind(cfg), model, cfg, workdir, data, fields,
                      target=load_target(target, zoo_dir) if target else None, zoo_dir=zoo_dir, overwrite=overwrite)
     for companion in task.companions(cfg):

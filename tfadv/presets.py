@@ -56,8 +56,8 @@ def save_preset(name: str, directory: str, zoo_dir: str | None = None) -> str:
     model = load_keras(name, zoo_dir)
     os.makedirs(directory, exist_ok=True)
     model.save(os.path.join(directory, MODEL_FILE))
-    metadata = {"name": name, "tfadv_version": __version__, "from_savedmodel_sha256": zoo.entry(name, zoo_dir)["sha256"],
-                "entry": zoo.entry(name, zoo_dir)}
+    entry = zoo.entry(name, zoo_dir)
+    metadata = {"name": name, "tfadv_version": __version__, "from_savedmodel_sha256": entry["sha256"], "entry": entry}
     with open(os.path.join(directory, METADATA_FILE), "w") as f:
         json.dump(metadata, f, indent=2, sort_keys=True)
     with open(os.path.join(directory, CARD_FILE), "w") as f:

@@ -52,6 +52,11 @@ def default_zoo_dir() -> str:
     return checkout if os.path.isdir(checkout) else os.path.abspath("zoo")
 
 
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def tree_sha256(path: str) -> str:
     """SHA-256 over every file under ``path``: sorted relative paths and their contents.
 
@@ -68,9 +73,7 @@ def tree_sha256(path: str) -> str:
             files.append((os.path.relpath(full, path).replace(os.sep, "/"), full))
     digest = hashlib.sha256()
     for rel, full in sorted(files):
-        with open(full, "rb") as f:
-            file_digest = hashlib.file_digest(f, "sha256").hexdigest()
-        digest.update(f"{rel}\0{file_digest}\n".encode())
+        digest.update(f"{rel}\0{_file_digest(full)}\n".encode())
     return digest.hexdigest()
 
 
@@ -131,10 +134,7 @@ def path_of(name: str, zoo_dir: str | None = None) -> str:
 
 def file_sha256(path: str) -> str:
     """SHA-256 of a model outside the zoo: :func:`tree_sha256` of a folder, the content's of a file."""
-    if os.path.isdir(path):
-        return tree_sha256(path)
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    return tree_sha256(path) if os.path.isdir(path) else _file_digest(path)
 
 
 def verify(name: str, zoo_dir: str | None = None) -> str:
