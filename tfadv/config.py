@@ -85,13 +85,20 @@ def _coerce(hint, value, where: str):
     return value
 
 
-def save_json(config, path: str) -> None:
-    """Writes the config as indented JSON, atomically (temp file, then rename)."""
+def write_json_atomically(data, path: str, **dump_kwargs) -> None:
+    """Writes ``data`` as JSON to ``path`` whole or not at all: a temp file, flushed to disk, then renamed."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(to_dict(config), f, indent=2, sort_keys=True)
+        json.dump(data, f, **dump_kwargs)
         f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def save_json(config, path: str) -> None:
+    """Writes the config as indented JSON, atomically (:func:`write_json_atomically`)."""
+    write_json_atomically(to_dict(config), path, indent=2, sort_keys=True)
 
 
 def read_json(path: str) -> dict:

@@ -165,12 +165,8 @@ def finish_run(workdir: str, metrics: dict, trainer: keras.Model | None = None) 
         second = getattr(trainer, "SECOND_OPTIMIZER", None)
         if second:
             metrics[f"{second}_steps"] = _step_count(getattr(trainer, second))
-    path = os.path.join(workdir, "metrics.json")  # its presence marks the run finished: written whole or not at all
-    with open(f"{path}.tmp-{os.getpid()}", "w") as f:
-        json.dump(metrics, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
+    # Its presence marks the run finished: written whole or not at all.
+    config_lib.write_json_atomically(metrics, os.path.join(workdir, "metrics.json"), indent=2)
     log.info("Run %s: %s", workdir, metrics)
     return metrics
 
