@@ -90,3 +90,13 @@ def test_entry_names_that_cannot_be_a_zoo_folder_are_refused_before_anything_is_
         with zoo.staging(name, str(tmp_path)):
             pass
     assert os.listdir(tmp_path) == []
+
+
+def test_a_wrapped_exception_is_summarised_on_one_line_even_without_a_message():
+    """The one-line errors quote the wrapped exception's type and first line; an empty message used to raise
+    IndexError from inside the error path itself."""
+    from tfadv.errors import summary
+
+    assert summary(ValueError()) == "ValueError"
+    assert summary(OSError("truncated file\nat byte 1024")) == "OSError: truncated file"
+    assert summary(RuntimeError("x" * 300), 150) == "RuntimeError: " + "x" * 150

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from tfadv import faults
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, summary
 
 log = logging.getLogger("tfadv.backup")
 
@@ -146,8 +146,8 @@ class RunBackup(keras.callbacks.Callback):
         try:
             self.model.load_weights(path)
         except Exception as e:  # noqa: BLE001 - a checkpoint whose checksum holds but whose layout differs
-            raise ConfigError(f"The backup {path!r} does not fit this run's model ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:200]}); delete {self.backup_dir} to start over.") from None
+            raise ConfigError(f"The backup {path!r} does not fit this run's model ({summary(e)}); delete "
+                              f"{self.backup_dir} to start over.") from None
 
     def _restore_callbacks(self, values: list, arrays_path: str) -> None:
         with np.load(arrays_path) as stored:
@@ -170,8 +170,8 @@ class RunBackup(keras.callbacks.Callback):
                 epoch = int(json.load(f)["epoch"])
             self.model.load_weights(weights)
         except Exception as e:  # noqa: BLE001 - torn h5 or JSON files raise many types
-            log.warning("The older-format backup in %s is unreadable (%s: %s): training starts at epoch 1.",
-                        self.backup_dir, type(e).__name__, str(e).splitlines()[0][:200])
+            log.warning("The older-format backup in %s is unreadable (%s): training starts at epoch 1.",
+                        self.backup_dir, summary(e))
             return
         self._restore(epoch, [], weights)
 

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, summary
 from tfadv.targets import (PIXEL_SCALE_KEY, PixelScale, SavedModelClassifier, is_saved_model_dir,  # noqa: F401
                            load_target, split_target, target_options, with_options, with_pixel_scale)
 
@@ -55,7 +55,7 @@ def check_classifier(classifier, images, labels=None, num_classes: int | None = 
         raise
     except Exception as e:  # noqa: BLE001 - a model of the wrong input size fails in many ways
         raise ConfigError(f"Target {name!r} does not take {data_name} images of shape {tuple(images.shape[1:])} "
-                          f"in [0, 1] ({type(e).__name__}: {str(e).splitlines()[0][:150]}).") from None
+                          f"in [0, 1] ({summary(e, 150)}).") from None
     if num_classes is not None and outputs.shape != (len(images), num_classes):
         raise ConfigError(f"Target {name!r} returns shape {outputs.shape[1:]} per batch; {data_name} needs one "
                           f"logit per class ({num_classes}).")

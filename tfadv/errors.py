@@ -5,6 +5,13 @@ value. Command-line tools print these messages without a traceback.
 """
 
 
+def summary(error: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message`` (at most ``limit`` characters of it), for one-line errors that wrap an
+    exception from TensorFlow, Keras or h5py; just ``Type`` when the message is empty."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0][:limit]}" if lines else type(error).__name__
+
+
 class TfadvError(Exception):
     """Base class of tfadv's user-facing errors."""
 

@@ -14,7 +14,7 @@ import keras
 
 from tfadv import data as data_lib
 from tfadv import evaluation, experiments, tasks
-from tfadv.errors import ZooError
+from tfadv.errors import ZooError, summary
 from tfadv.targets import load_target
 
 
@@ -27,7 +27,7 @@ def load_run(workdir: str):
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - corrupt archives raise many types
-        raise ZooError(f"Cannot load {path!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+        raise ZooError(f"Cannot load {path!r} ({summary(e)}).") from None
     return cfg, model
 
 

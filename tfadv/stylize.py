@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfadv import zoo
 from tfadv.data.images import read_image, write_png
-from tfadv.errors import ZooError
+from tfadv.errors import ZooError, summary
 from tfadv.inputs import check_images
 
 
@@ -25,8 +25,7 @@ def _load(saved_model: str | None, zoo_name: str | None, zoo_dir: str | None):
         try:
             loaded = tf.saved_model.load(saved_model)
         except Exception as e:  # noqa: BLE001 - TF raises many types for a corrupt model
-            raise ZooError(f"Cannot load the SavedModel at {saved_model!r} ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:160]}).") from None
+            raise ZooError(f"Cannot load the SavedModel at {saved_model!r} ({summary(e, 160)}).") from None
 
         def serve(content, style):
             return loaded.serve(check_images(content, name="content"), check_images(style, name="style"))

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfadv import models  # noqa: F401 - registers the serializable layers a .keras target needs
 from tfadv import zoo
-from tfadv.errors import ConfigError, ZooError
+from tfadv.errors import ConfigError, ZooError, summary
 
 ENDPOINTS = ("serve", "serving_default")
 PIXEL_SCALE_KEY = "?pixel_scale="  # a target string's suffix, so configs and zoo entries record the wrapping
@@ -177,11 +177,9 @@ def _loaded(path: str, load):
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - corrupt or unsafe files raise many types
-        message = str(e).splitlines()[0][:200] if str(e) else ""
         hint = (" A Lambda layer runs arbitrary code, so Keras' safe mode refuses it: rebuild the model without "
                 "it (or register a custom layer)." if "Lambda" in str(e) or "safe_mode" in str(e) else "")
-        raise ConfigError(f"Cannot load the target classifier {path!r} ({type(e).__name__}: {message}).{hint}") \
-            from None
+        raise ConfigError(f"Cannot load the target classifier {path!r} ({summary(e)}).{hint}") from None
 
 
 def load_target(target: str, zoo_dir: str | None = None):

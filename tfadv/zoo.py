@@ -26,7 +26,7 @@ import shutil
 import tempfile
 
 from tfadv import faults
-from tfadv.errors import ZooError
+from tfadv.errors import ZooError, summary
 
 REGISTRY_FILE = "registry.json"
 KINDS = ("classifier", "perturbation", "universal", "style", "defended_classifier")
@@ -207,7 +207,7 @@ def load(name: str, zoo_dir: str | None = None, check: bool = True) -> ServedMod
         loaded = tf.saved_model.load(path)
     except Exception as e:  # noqa: BLE001 - TF raises many types for a corrupt model
         raise ZooError(f"Zoo entry {name!r}: the SavedModel at {path!r} cannot be loaded "
-                       f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+                       f"({summary(e)}).") from None
     if not hasattr(loaded, "serve"):
         raise ZooError(f"Zoo entry {name!r}: the SavedModel at {path!r} has no 'serve' endpoint.")
     return ServedModel(name, loaded, entry(name, zoo_dir))
@@ -228,7 +228,7 @@ def keras_layer(name: str, zoo_dir: str | None = None):
                                       dtype="float32")
     except Exception as e:  # noqa: BLE001 - TF raises many types for a corrupt model
         raise ZooError(f"Zoo entry {name!r}: the SavedModel at {path!r} cannot be loaded "
-                       f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+                       f"({summary(e)}).") from None
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ import numpy as np
 
 from tfadv.autoattack import apgd, fab, square
 from tfadv.autoattack.budget import into_budget, perturbation_norms
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, summary
 
 __all__ = ["evaluate", "evaluate_classifier", "evaluate_zoo_entry", "record", "resolve", "STAGES", "STANDARD",
            "into_budget", "perturbation_norms"]
@@ -209,7 +209,7 @@ def check_logits(classifier, images, name: str) -> None:
         outputs = np.asarray(classifier(tf.constant(images)), np.float64)
     except Exception as e:  # noqa: BLE001 - a model of the wrong input size fails in many ways
         raise ConfigError(f"Classifier {name!r} does not take images of shape {tuple(images.shape[1:])} in [0, 1] "
-                          f"({type(e).__name__}: {str(e).splitlines()[0][:150]}).") from None
+                          f"({summary(e, 150)}).") from None
     if outputs.ndim != 2 or outputs.shape[0] != len(images) or outputs.shape[1] < 2:
         raise ConfigError(f"Classifier {name!r} must return logits [N, K]; it returned shape {outputs.shape}.")
     if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-4):

@@ -12,7 +12,7 @@ import os
 import keras
 from keras import layers
 
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, summary
 from tfadv.models.applications import build_application
 from tfadv.models.layers import HorizontalFlip, ImagePreprocess
 
@@ -199,8 +199,7 @@ def load_own_classifier(path: str, input_shape, num_classes: int, reinitialize: 
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as e:  # noqa: BLE001 - corrupt or unsafe files raise many types
-        raise ConfigError(f"Cannot load the classifier {path!r} ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:200] if str(e) else ''}).") from None
+        raise ConfigError(f"Cannot load the classifier {path!r} ({summary(e)}).") from None
     if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConfigError(f"Classifier {path!r} must be a Keras model with one input (images) and one output "
                           "(logits).")
