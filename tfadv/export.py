@@ -20,6 +20,7 @@ import tensorflow as tf
 from tfadv import __version__, evaluation, runs, savedmodel, tasks, zoo
 from tfadv import data as data_lib
 from tfadv.config import to_dict
+from tfadv.data import own as own_lib
 from tfadv.errors import ZooError
 from tfadv.savedmodel import (image_spec, write_classifier, write_perturbation, write_saved_model,  # noqa: F401
                               write_style)
@@ -41,7 +42,7 @@ def _training_figures(workdir: str, companion: bool = False) -> dict:
 
 
 def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: bool = False,
-               source: str | None = None, idx_dir: str | None = None) -> dict:
+               source: str | None = None, idx_dir: str | None = None, data=None) -> dict:
     """Exports a training run into the zoo as entry ``name``, measured from the exported SavedModel.
 
     The run's task (:mod:`tfadv.tasks`) says what its artifact becomes: the
@@ -51,11 +52,13 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
     measured against: the classifier entry is complete on its own if that
     step fails). The metrics recorded are those of
     ``tf.saved_model.load(...).serve`` on the run's eval split, i.e. exactly
-    what a user checking the registry gets.
+    what a user checking the registry gets. A run on your own data given in Python (arrays, a
+    ``tf.data.Dataset``) is measured on the test part of the same ``data`` passed again; one on an image
+    folder reads the folder again.
     """
     cfg, model = runs.load_run(workdir)
     task = tasks.get_task(cfg.kind)
-    data = _eval_data(cfg, source, idx_dir) if task.labelled else None
+    data = _eval_data(cfg, source, idx_dir, data) if task.labelled else None
     target = task.attack_target(cfg)
     fields = task.entry_fields(cfg)
     recorded = target_sha256(target, zoo_dir) if target else None
@@ -74,9 +77,12 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
     return entry
 
 
-def _eval_data(cfg, source, idx_dir):
+def _eval_data(cfg, source, idx_dir, own=None):
     """The run's eval split (batch 256) and how it was read: what the registry's figures are measured on."""
     data_cfg = cfg.data
+    if data_cfg.dataset == own_lib.OWN:
+        own = own_lib.from_arrays(own, data_cfg.class_names, holdout=data_cfg.holdout) if own is not None else None
+        return tasks.load_split(data_cfg, data_cfg.eval_split, training=False, own=own, batch_size=256)
     return data_lib.load(data_cfg.dataset, data_cfg.eval_split, batch_size=256, source=source or data_cfg.source,
                          idx_dir=idx_dir or data_cfg.idx_dir, tfds_data_dir=data_cfg.tfds_data_dir)
 
@@ -98,7 +104,9 @@ def _publish(name, task, zoo_kind, model, cfg, workdir, data, fields, *, target,
                                                 getattr(cfg, "target_class", None))
             metrics = {**_rounded(measured), **_training_figures(workdir, companion),
                        "split": cfg.data.eval_split, "data_source": f"{info.source}:{info.location}",
-                       "command": f"tfadv-evaluate --zoo_name={name} --split={cfg.data.eval_split}"}
+                       "command": f"tfadv-evaluate --zoo_name={name} --split={cfg.data.eval_split}"
+                       if cfg.data.dataset != own_lib.OWN else  # your own data: the run reads it again
+                       f"tfadv-evaluate --workdir={workdir} --split={cfg.data.eval_split}"}
             common = {"dataset": cfg.data.dataset, "input_shape": image_shape}
         return stage.commit(**{"kind": zoo_kind, **common, "metrics": metrics, "config": to_dict(cfg),
                                "selection": selection(cfg, workdir), "params": model.count_params(),

@@ -14,6 +14,7 @@ import keras
 
 from tfadv import data as data_lib
 from tfadv import evaluation, experiments, tasks
+from tfadv.data import own as own_lib
 from tfadv.errors import ZooError, summary
 from tfadv.targets import load_target
 
@@ -39,8 +40,11 @@ def evaluate_run(workdir: str, split="test", source="auto", idx_dir=None, tfds_d
     if not task.labelled:
         raise ZooError(f"Run {workdir!r} is a {cfg.kind} run: it has no labelled split to measure "
                        "(its metrics.json records the training losses).")
-    ds, info = data_lib.load(cfg.data.dataset, split, batch_size=batch_size, source=source, idx_dir=idx_dir,
-                             tfds_data_dir=tfds_data_dir)
+    if cfg.data.dataset == own_lib.OWN:  # your own image folder, read and split again as the run did
+        ds, info = tasks.load_split(cfg.data, split, training=False, batch_size=batch_size)
+    else:
+        ds, info = data_lib.load(cfg.data.dataset, split, batch_size=batch_size, source=source, idx_dir=idx_dir,
+                                 tfds_data_dir=tfds_data_dir)
     read = {"workdir": workdir, "dataset": cfg.data.dataset, "split": split,
             "data_source": f"{info.source}:{info.location}"}
     target_name = task.attack_target(cfg)

@@ -11,7 +11,7 @@ import math
 import os
 from typing import Any
 
-from tfadv.data import SOURCES, get_spec, parse_split
+from tfadv.data import SOURCES, DatasetSpec, get_spec, own, parse_split
 from tfadv.errors import ConfigError
 
 MAX_SEED = 2**32 - 1  # what keras.utils.set_random_seed (numpy's generator) takes
@@ -44,6 +44,13 @@ class DataConfig:
     checkpoints by; ``eval_split`` (the test split) is measured once, at the end, for metrics.json and the
     zoo. ``validation_split: null`` means no validation during training (configs written before it existed
     read back that way).
+
+    ``dataset: "own"`` is your own labelled data (:mod:`tfadv.data.own`), whose splits are its parts
+    ``train``, ``validation`` and ``test``: ``image_dir`` is the image folder read (null: arrays or a
+    ``tf.data.Dataset`` given in Python, ``tfadv.training.run_experiment(..., data=...)``), ``image_shape`` the
+    (H, W, C) its images are resized to (the target classifier's input), ``class_names`` its classes and
+    ``holdout`` the share of each class held out for validation and again for test when the folder is one
+    class-folder tree. These four fields mean nothing for a registered dataset.
     """
 
     dataset: str = "fashion_mnist"
@@ -55,9 +62,23 @@ class DataConfig:
     train_split: str = "train[:90%]"
     validation_split: str | None = "train[90%:]"
     eval_split: str = "test"
+    image_dir: str | None = None
+    image_shape: list[int] | None = None
+    class_names: list[str] | None = None
+    holdout: float = own.HOLDOUT
+
+    def spec(self) -> DatasetSpec:
+        """The dataset's facts: the catalog's, or those this config records for your own data."""
+        if self.dataset != own.OWN:
+            return get_spec(self.dataset)
+        return DatasetSpec(own.OWN, tuple(self.image_shape), len(self.class_names),
+                           class_names=tuple(self.class_names))
 
     def validate(self):
-        get_spec(self.dataset)
+        if self.dataset == own.OWN:
+            self._validate_own()
+        else:
+            get_spec(self.dataset)
         if self.source not in SOURCES:
             raise ConfigError(f"data.source must be one of {SOURCES}. Received: {self.source!r}")
         if self.batch_size <= 0:
@@ -71,6 +92,23 @@ class DataConfig:
             raise ConfigError(f"data.validation_split={self.validation_split!r} overlaps data.eval_split="
                               f"{self.eval_split!r}: the test split is measured once, at the end, never "
                               "used to choose anything.")
+
+    def _validate_own(self):
+        shape = self.image_shape
+        if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(d, int) and d > 0 for d in shape)
+                and shape[2] in (1, 3)):
+            raise ConfigError(f"data.image_shape of your own data must be [height, width, channels] with 1 or 3 "
+                              f"channels. Received: {shape!r}")
+        if not isinstance(self.class_names, list) or len(self.class_names) < 2:
+            raise ConfigError(f"data.class_names of your own data must list at least 2 classes. Received: "
+                              f"{self.class_names!r}")
+        if not 0 < self.holdout < 0.5:
+            raise ConfigError(f"data.holdout must be in (0, 0.5). Received: {self.holdout!r}")
+        for name in ("train_split", "validation_split", "eval_split"):
+            split = getattr(self, name)
+            if split is not None and parse_split(split)[0] not in own.PARTS:
+                raise ConfigError(f"data.{name}={split!r}: your own data's parts are {', '.join(own.PARTS)} "
+                                  "(optionally sliced, e.g. 'test[:100]').")
 
 
 def splits_overlap(a: str, b: str) -> bool:
@@ -206,7 +244,7 @@ class ClassifierExperiment(TrainingConfig):
             raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing!r}")
-        if self.test_time_flip and not get_spec(self.data.dataset).flip_augment:
+        if self.test_time_flip and not self.data.spec().flip_augment:
             raise ConfigError(f"test_time_flip: a mirror image of {self.data.dataset} does not keep its label.")
         return self
 
@@ -252,8 +290,8 @@ class PerturbationExperiment(TrainingConfig):
             raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
         if self.mode not in modes:
             raise ConfigError(f"mode must be one of {modes}. Received: {self.mode!r}")
-        check_budget(self.norm, self.eps, get_spec(self.data.dataset).image_shape)
-        check_loss(self.loss, self.target_class, get_spec(self.data.dataset).num_classes)
+        check_budget(self.norm, self.eps, self.data.spec().image_shape)
+        check_loss(self.loss, self.target_class, self.data.spec().num_classes)
         if self.magnitude_norm not in NORMS:
             raise ConfigError(f"magnitude_norm must be one of {NORMS}. Received: {self.magnitude_norm!r}")
         if self.magnitude_weight < 0 or self.realism_weight < 0:
@@ -320,7 +358,7 @@ class DefenseExperiment(TrainingConfig):
                               "or a .keras file of your own.")
         if self.generator not in GENERATORS:
             raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
-        check_budget(self.norm, self.eps, get_spec(self.data.dataset).image_shape)
+        check_budget(self.norm, self.eps, self.data.spec().image_shape)
         if not 0 <= self.adversarial_fraction <= 1:
             raise ConfigError(f"adversarial_fraction must be in [0, 1]. Received: {self.adversarial_fraction!r}")
         if self.pgd_steps < 1 or self.generator_steps < 1:

@@ -104,6 +104,7 @@ class SavedModelClassifier(keras.layers.Layer):
             raise ConfigError(f"SavedModel {path!r} has neither a 'serve' endpoint nor a 'serving_default' "
                               f"signature (signatures: {sorted(loaded.signatures) or 'none'}).")
         self.model_dir, self.endpoint = path, found[0]
+        self.image_shape = _endpoint_image_shape(loaded, self.endpoint)
         self.inner = keras.layers.TFSMLayer(path, call_endpoint=self.endpoint, trainable=False, dtype="float32")
 
     def call(self, images):
@@ -114,6 +115,29 @@ class SavedModelClassifier(keras.layers.Layer):
                                   f"{len(outputs)} outputs ({', '.join(sorted(outputs))}); tfadv needs one: logits.")
             outputs = next(iter(outputs.values()))
         return outputs
+
+
+def _endpoint_image_shape(loaded, endpoint: str) -> tuple | None:
+    """(H, W, C) a SavedModel endpoint's single image input declares (None: any size, or not one image input)."""
+    if endpoint == "serving_default":
+        args, kwargs = loaded.signatures[endpoint].structured_input_signature
+        specs = list(args) + list(kwargs.values())
+    else:
+        specs = list(getattr(getattr(loaded, endpoint), "input_signature", None) or [])
+    if len(specs) != 1 or not isinstance(specs[0], tf.TensorSpec) or specs[0].shape.rank != 4:
+        return None
+    return tuple(specs[0].shape[1:])
+
+
+def image_shape(target) -> tuple | None:
+    """(H, W, C) of the images a loaded target (:func:`load_target`'s result) takes, as far as it says: None, or
+    None in place of a side it leaves open (a fully convolutional model)."""
+    if isinstance(target, PixelScale):
+        return image_shape(target.classifier)
+    if isinstance(target, SavedModelClassifier):
+        return target.image_shape
+    shape = getattr(target, "input_shape", None) if isinstance(target, keras.Model) else None
+    return tuple(shape[1:]) if isinstance(shape, tuple) and len(shape) == 4 else None
 
 
 class PixelScale(keras.layers.Layer):

@@ -13,6 +13,7 @@ lives in one work directory, locked while a process trains in it::
     WORKDIR/.lock            held by the process training in the folder: a second one is refused
     WORKDIR/model.keras      the trained model (attacker.keras for perturbation runs: the x -> x_hat model)
     WORKDIR/metrics.json     figures on the test split, with the data source used
+    WORKDIR/data_split.json  your own data (``run_experiment(..., data=...)``, an image folder): what went where
 """
 
 import contextlib
@@ -32,6 +33,7 @@ from tfadv import config as config_lib
 from tfadv import distribute, experiments, faults, tasks, zoo
 from tfadv.backup import ResumableCallback, RunBackup
 from tfadv.callbacks import FailOnNonFinite, ImageGridLogger, TensorBoard
+from tfadv.data import own as own_lib
 from tfadv.errors import ConfigError
 from tfadv.experiments import OptimizerConfig
 
@@ -39,6 +41,7 @@ log = logging.getLogger("tfadv.training")
 
 
 NOT_DECAYED = ("bias", "gamma", "beta")  # Keras' names of biases and normalisation scales / offsets
+OWN_SPLIT_FILE = "data_split.json"  # a run on your own data: which example went to which part
 
 
 def make_optimizer(cfg: OptimizerConfig, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
@@ -78,7 +81,7 @@ def placed(runner):
     """
 
     @functools.wraps(runner)
-    def run(cfg, workdir: str, verbose="auto"):
+    def run(cfg, workdir: str, verbose="auto", **kwargs):
         cfg.validate()
         distribute.set_precision(cfg.runtime.mixed_precision)
         try:
@@ -86,7 +89,7 @@ def placed(runner):
             if not distribute.is_chief(strategy):
                 workdir = os.path.join(workdir, "workers", f"worker-{strategy.cluster_resolver.task_id}")
             with strategy.scope():
-                return runner(cfg, workdir, verbose)
+                return runner(cfg, workdir, verbose, **kwargs)
         finally:
             distribute.set_precision(False)
 
@@ -186,9 +189,38 @@ def skip_used_orders(train: tf.data.Dataset, epochs_done: int) -> None:
         iter(train)
 
 
-@placed
-def run_experiment(cfg, workdir: str, verbose="auto"):
+def run_experiment(cfg, workdir: str, verbose="auto", data=None):
     """Trains any experiment config as its task says; returns (trainer, metrics) and writes the run folder.
+
+    ``data``: your own labelled data instead of the config's dataset: ``(x, y)`` numpy arrays (float images
+    [N, H, W, C] in [0, 1], integer labels), a ``tf.data.Dataset`` of (images, labels), a dict of the parts
+    ``train`` / ``validation`` / ``test`` of either, or the :class:`~tfadv.data.own.OwnData` of an image folder
+    (``tfadv.data.own.read_folder(dir, image_shape)``; a config whose ``data.image_dir`` names the folder needs
+    no ``data``). A single set is split as ``tfadv-attack --train_dir`` splits a folder: a seeded 10% of each
+    class for validation and 10% for test. The config is set for it by :func:`tfadv.tasks.use_own_data`
+    (dataset "own", its image shape and classes; a generator's depth fitted to the image size); the model
+    trains on the train part, ``fit`` validates on the validation part, metrics.json measures the test part
+    and records each part's size, and ``WORKDIR/data_split.json`` which example went where::
+
+        cfg = experiments.get_experiment("fashion_mnist_unet_l2")
+        cfg.target = "my_classifier.keras"          # [0, 1] images of shape x.shape[1:] -> logits
+        trainer, metrics = run_experiment(cfg, "runs/mine", data=(x, y))
+        export.export_run("runs/mine", "mine", zoo_dir="runs/zoo", data=(x, y))   # measured on the same test part
+    """
+    own = None
+    if data is not None:
+        if not hasattr(cfg, "data"):
+            raise ConfigError(f"{cfg.kind} experiments do not train on labelled data: data= is for classifier, "
+                              "perturbation and defence configs.")
+        own = own_lib.from_arrays(data, cfg.data.class_names if cfg.data.dataset == own_lib.OWN else None,
+                                  holdout=cfg.data.holdout)
+        cfg = tasks.use_own_data(cfg, own)
+    return _run_experiment(cfg, workdir, verbose, own=own)
+
+
+@placed
+def _run_experiment(cfg, workdir: str, verbose="auto", own=None):
+    """run_experiment's run, inside the config's strategy and precision.
 
     The backup is removed only after metrics.json is written: a run killed at
     any point resumes from its last finished epoch (after the last one, it
@@ -197,7 +229,9 @@ def run_experiment(cfg, workdir: str, verbose="auto"):
     with locked(workdir):
         task = tasks.get_task(cfg.kind)
         start_run(cfg, workdir)
-        data = task.data(cfg)
+        data = task.data(cfg) if own is None else tasks.labelled_data(cfg, own)
+        if data.own is not None:
+            data.own.write_split(os.path.join(workdir, OWN_SPLIT_FILE))
         trainer = task.build(cfg, data)
         task.compile(trainer, cfg, make_optimizer(cfg.optimizer, data.steps, cfg.epochs))
         panels = ImageGridLogger(os.path.join(workdir, "logs"), task.panels(cfg, data),

@@ -4,6 +4,7 @@
     tfadv-attack --quick                                # the same in ~3 minutes (1 short epoch)
     tfadv-attack --target=my_classifier.keras           # your own classifier ([0, 1] images in, logits out)
     tfadv-attack --target=my_saved_model_dir --pixel_scale=255 --image_dir=my_images   # SavedModel taking 0-255
+    tfadv-attack --target=my_classifier.keras --train_dir=my_images --quick            # trained on your images
     tfadv-attack --experiment=fashion_mnist_universal_l2 --set epochs=1
 
 Steps: train the generator against --target (Keras progress bar, TensorBoard
@@ -11,7 +12,9 @@ logs; a finished run in --workdir is reused, a killed one resumes), measure it
 on the full eval split beside the clean accuracy and beside PGD at the same
 budget on the first --pgd_examples images, write a report (Markdown + PNG
 figures), export the generator to the working zoo --zoo_dir, and check the
-exported copy with plain ``tf.saved_model.load``.
+exported copy with plain ``tf.saved_model.load``. With --train_dir all of it
+runs on your labelled images (tfadv.data.own): train part, validation part,
+test part.
 """
 
 import os
@@ -41,6 +44,11 @@ flags.DEFINE_bool("strip_softmax", False, "Your .keras --target ends in a softma
                   "final softmax is removed from the loaded copy, not from your file).")
 flags.DEFINE_string("image_dir", None, "Measure (not train) on a folder of labelled images instead of the eval split: "
                     "one subfolder per class, sorted names = class indices; resized to the dataset's image size.")
+flags.DEFINE_string("train_dir", None, "Train on your own labelled images instead of the experiment's dataset: a "
+                    "folder with one subfolder per class (sorted names = class indices), of which a seeded 10% of "
+                    "each class is held out for validation and 10% for test (--set data.holdout=0.2 for 20%), or "
+                    "with train/, val/ and test/ subfolders of that form. Images are resized to --target's input; "
+                    "the report, PGD and export use the test part. A U-Net's depth fits the image size.")
 flags.DEFINE_string("zoo_dir", "runs/zoo", "Working zoo the generator is exported to (never the committed zoo/).")
 flags.DEFINE_string("name", None, "Zoo entry name of the exported generator (default: from experiment and target).")
 flags.DEFINE_integer("pgd_examples", 500, "PGD runs on the first N eval images (it is ~100x slower).", lower_bound=1)
@@ -63,6 +71,9 @@ def resolve_config():
     if cfg.kind != "perturbation":
         raise ConfigError(f"tfadv-attack trains perturbation experiments; {FLAGS.experiment or FLAGS.config!r} is a "
                           f"{cfg.kind} experiment. Try --experiment=fashion_mnist_unet_l2.")
+    if FLAGS.train_dir is not None and FLAGS.image_dir:
+        raise ConfigError("--train_dir trains and measures on the parts of your folder; --image_dir measures on "
+                          "another: give one of them.")
     overrides = {}
     if FLAGS.target:
         own = FLAGS.target.endswith(".keras") or os.path.isdir(FLAGS.target)
@@ -95,6 +106,9 @@ def entry_name(cfg) -> str:
 
     base = FLAGS.experiment or os.path.splitext(os.path.basename(FLAGS.config))[0]
     own = experiments.get_experiment(FLAGS.experiment) if FLAGS.experiment else cfg
+    if FLAGS.train_dir is not None and own.data.dataset != cfg.data.dataset:  # the folder replaces the dataset
+        folder = os.path.basename(os.path.normpath(FLAGS.train_dir))
+        base = f"{folder}_{base.removeprefix(own.data.dataset + '_')}"
     from tfadv import byo
 
     target_path, pixel_scale = byo.split_target(cfg.target)
@@ -136,8 +150,27 @@ def check_target(cfg, classifier, images, labels, num_classes: int, data_name: s
     byo.check_classifier(classifier, images, labels, num_classes, name=cfg.target, data_name=data_name)
 
 
-def train(cfg, workdir: str) -> dict:
-    """Trains the generator (or reuses a finished run of the same config); returns the run's metrics.json."""
+def own_data(cfg, target_shape):
+    """--train_dir read at the target's input size (``target_shape``; --set data.image_shape wins): returns the
+    config set to train on it (tfadv.tasks.use_own_data) and the data. An explicit --set generator_kwargs.depth
+    keeps its depth; otherwise a U-Net's depth fits the image size."""
+    from tfadv import config as config_lib
+    from tfadv import tasks
+    from tfadv.data import own
+    from tfadv.errors import ConfigError
+
+    shape = cfg.data.image_shape or target_shape
+    if not shape or None in shape:
+        raise ConfigError(f"Target {cfg.target!r} takes images of any size ({shape}): say which with "
+                          "--set data.image_shape=[HEIGHT,WIDTH,CHANNELS] for --train_dir.")
+    data = own.read_folder(FLAGS.train_dir, shape, holdout=cfg.data.holdout)
+    chosen = {config_lib.parse_override(s)[0] for s in FLAGS.set}
+    return tasks.use_own_data(cfg, data, fit_depth=False if "generator_kwargs.depth" in chosen else None), data
+
+
+def train(cfg, workdir: str, own=None) -> dict:
+    """Trains the generator (or reuses a finished run of the same config) on the config's data, or on ``own``
+    (--train_dir's, already read); returns the run's metrics.json."""
     import json
 
     from tfadv import config as config_lib
@@ -152,9 +185,11 @@ def train(cfg, workdir: str) -> dict:
             print(f"{workdir} holds a finished run of this config: reusing it (delete the folder to retrain).")
             with open(metrics_path) as f:
                 return json.load(f)
-    print(f"Training {cfg.generator} generator ({cfg.mode}, {cfg.norm} <= {cfg.eps}) against {cfg.target}: "
-          f"{cfg.epochs} epoch(s){f' of {cfg.steps_per_epoch} steps' if cfg.steps_per_epoch else ''}.", flush=True)
-    _, metrics = training.run_experiment(cfg, workdir, verbose=cli.fit_verbosity())
+    on = "" if own is None else f" on the {own.counts()['train']} train images of {own.location}"
+    print(f"Training {cfg.generator} generator ({cfg.mode}, {cfg.norm} <= {cfg.eps}) against {cfg.target}{on}: "
+          f"{cfg.epochs} epoch(s){f' of at most {cfg.steps_per_epoch} steps' if cfg.steps_per_epoch else ''}.",
+          flush=True)
+    _, metrics = training.run_experiment(cfg, workdir, verbose=cli.fit_verbosity(), data=own)
     return metrics
 
 
@@ -206,7 +241,9 @@ def main(argv):
     from tfadv import data as data_lib
     from tfadv import evaluation, export, figures, report, runs, sweep, targets, zoo
     from tfadv.attacks import pgd
+    from tfadv.data import own as own_data_lib
     from tfadv.data.images import labelled_image_folder
+    from tfadv.training import OWN_SPLIT_FILE
 
     if "list_experiments" in FLAGS and FLAGS.list_experiments:  # the shared experiment flags' own exits
         print(cli.experiment_list())
@@ -215,13 +252,10 @@ def main(argv):
     if "print_config" in FLAGS and FLAGS.print_config:
         print(cli.config_json(cfg))
         return
-    name = entry_name(cfg)
-    workdir = os.path.abspath(FLAGS.workdir or os.path.join("runs", "attack", name))
     zoo_dir = os.path.abspath(FLAGS.zoo_dir)
     pgd_examples = min(FLAGS.pgd_examples, QUICK_PGD_EXAMPLES) if FLAGS.quick else FLAGS.pgd_examples
     started = time.time()
 
-    spec = data_lib.get_spec(cfg.data.dataset)
     if is_file_target(cfg.target):
         loaded_target = targets.load_target(cfg.target)  # .keras or SavedModel, maybe wrapped by --pixel_scale
         if targets.target_options(cfg.target)[1]["strip_softmax"]:
@@ -229,21 +263,33 @@ def main(argv):
                   "file): the attack and every figure use its logits.", flush=True)
         target_fn = (evaluation.predictor(loaded_target) if isinstance(loaded_target, keras.Model)
                      else tf.function(loaded_target, reduce_retracing=True))
+        target_shape = targets.image_shape(loaded_target)
     else:  # the zoo classifier goes into the working zoo too, so the exported attack's entry is complete there
         if cfg.target not in zoo.names():
             raise cli.ConfigError(f"Target {cfg.target!r} is neither a .keras file, a SavedModel directory nor an "
                                   f"entry of the zoo {zoo.default_zoo_dir()} ({', '.join(zoo.names())}).")
-        if zoo.entry(cfg.target)["dataset"] != cfg.data.dataset:
+        if zoo.entry(cfg.target)["dataset"] != cfg.data.dataset and FLAGS.train_dir is None:
             raise cli.ConfigError(f"Zoo classifier {cfg.target!r} is for {zoo.entry(cfg.target)['dataset']}, "
                                   f"the experiment for {cfg.data.dataset}.")
         zoo.copy_entry(cfg.target, zoo.default_zoo_dir(), zoo_dir)
         served = zoo.load(cfg.target, zoo_dir)  # checksum verified; keep it referenced while serving
         target_fn = served.saved_model.serve  # traced inside PGD's tf.function: the plain endpoint
-    # The contract on a grey batch first (runs, shape, logits), before any data is read.
-    check_target(cfg, target_fn, tf.fill((2,) + tuple(spec.image_shape), 0.5), None, spec.num_classes,
-                 cfg.data.dataset)
+        target_shape = tuple(zoo.entry(cfg.target).get("input_shape") or ()) or None
+    own = None
+    if FLAGS.train_dir is not None:  # your images, read at the target's input size
+        cfg, own = own_data(cfg, target_shape)
+    spec = cfg.data.spec()
+    data_name = cfg.data.dataset if own is None else f"image folder {own.location} ({spec.num_classes} class folders)"
+    # The contract on a grey batch first (runs, shape, logits: one per class), before the data measured is read.
+    check_target(cfg, target_fn, tf.fill((2,) + tuple(spec.image_shape), 0.5), None, spec.num_classes, data_name)
+    name = entry_name(cfg)
+    workdir = os.path.abspath(FLAGS.workdir or os.path.join("runs", "attack", name))
     names = spec.class_names
-    if FLAGS.image_dir:  # measured on the user's images; training stays on the experiment's dataset
+    if own is not None:  # trained on the train part, chosen by the validation part, measured on the test part
+        ds, _ = own_data_lib.load(own, cfg.data.eval_split, batch_size=FLAGS.batch_size)
+        data_source = f"{cfg.data.eval_split} part of {own.describe()}"
+        eval_label = f"{os.path.basename(own.location)} {cfg.data.eval_split}"
+    elif FLAGS.image_dir:  # measured on the user's images; training stays on the experiment's dataset
         ds, names = labelled_image_folder(FLAGS.image_dir, spec.image_shape, FLAGS.batch_size)
         data_name = f"image folder {os.path.abspath(FLAGS.image_dir)}"
         data_source, eval_label = data_name, "image folder"
@@ -251,16 +297,15 @@ def main(argv):
         ds, info = data_lib.load(cfg.data.dataset, cfg.data.eval_split, batch_size=FLAGS.batch_size,
                                  source=cfg.data.source, idx_dir=cfg.data.idx_dir,
                                  tfds_data_dir=cfg.data.tfds_data_dir)
-        data_name = cfg.data.dataset
         data_source = f"{cfg.data.dataset}[{cfg.data.eval_split}] from {info.source}:{info.location}"
         eval_label = f"{cfg.data.dataset} {cfg.data.eval_split}"
     probe_images, probe_labels = next(iter(ds))  # then the pixel range, and the classes of the data measured on
     check_target(cfg, target_fn, probe_images, probe_labels, len(names), data_name)
-    if len(names) != spec.num_classes:
+    if len(names) != spec.num_classes:  # --image_dir
         raise cli.ConfigError(f"{data_name} has {len(names)} classes, {cfg.data.dataset} (the generator's "
                               f"training data) {spec.num_classes}.")
 
-    run_metrics = train(cfg, workdir)
+    run_metrics = train(cfg, workdir, own)
     _, attacker = runs.load_run(workdir)
     generator_fn = evaluation.predictor(attacker)
     print(f"Measuring the generator on {data_source} ...", flush=True)
@@ -285,7 +330,7 @@ def main(argv):
              "images_per_s": sweep.speed(pgd_sweep.images_per_s)}]
 
     print(f"Exporting the generator to the working zoo {zoo_dir} as {name!r} ...", flush=True)
-    entry = export.export_run(workdir, name, zoo_dir=zoo_dir, overwrite=True)
+    entry = export.export_run(workdir, name, zoo_dir=zoo_dir, overwrite=True, data=own)
     saved_model_dir = os.path.join(zoo_dir, entry["path"])
     checked = plain_check(saved_model_dir, target_fn, ds, gen_all["adv_accuracy"], n_all)
 
@@ -306,7 +351,7 @@ def main(argv):
     # Where the predictions went, for every attack: a generator often sends almost every image to one class.
     for key, sweep_, label in (("confusion_on_x_hat", gen, f"the generator's x_hat, {len(gen.labels)} images"),
                                ("confusion_on_pgd", pgd_sweep, f"PGD-{FLAGS.pgd_steps}, first {len(pgd_sweep.labels)}")):
-        confusion = tf.math.confusion_matrix(sweep_.labels, sweep_.adv, num_classes=spec.num_classes).numpy()
+        confusion = tf.math.confusion_matrix(sweep_.labels, sweep_.adv, num_classes=len(names)).numpy()
         figs[key] = figures.confusion_figure(confusion, names,
                                              title=f"true class (rows) -> prediction on {label} (columns)")
     report_dir = os.path.join(workdir, "report")
@@ -320,7 +365,13 @@ def main(argv):
              f"tf.saved_model.load of it gives adversarial accuracy {checked:.4f} "
              f"(before export: {gen_all['adv_accuracy']:.4f}; the export's own measurement: "
              f"{entry['metrics']['adv_accuracy']:.4f}).",
-             f"Re-measure: `tfadv-evaluate --zoo_name={name} --zoo_dir={zoo_dir}`."]
+             f"Re-measure: `tfadv-evaluate --zoo_name={name} --zoo_dir={zoo_dir}`." if own is None else
+             f"Re-measure: `tfadv-evaluate --workdir={workdir} --split={cfg.data.eval_split}` (reads the folder "
+             "and its parts again)."]
+    if own is not None:
+        notes.insert(0, f"Data: {own.describe()}. The generator trained on the train part, validated on the "
+                        f"validation part; every figure here is of the {cfg.data.eval_split} part. Which file went "
+                        f"where: {os.path.join(workdir, OWN_SPLIT_FILE)}.")
     note = recipe_note(cfg)
     notes += [note] if note else []
     captions = {"attack_generator": "Per row: x, the perturbation amplified (grey = 0), x_hat; the true class and "

@@ -2,6 +2,9 @@
 
     ds, info = tfadv.data.load("fashion_mnist", "test", batch_size=256)
     print(info.source, info.location)   # which source served the data
+
+Your own labelled data (an image folder, arrays, a tf.data.Dataset), split in
+train / validation / test parts: :mod:`tfadv.data.own`.
 """
 
 from tfadv.data.catalog import DATASETS, DatasetSpec, get_spec

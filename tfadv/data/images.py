@@ -5,8 +5,9 @@ file, as a batch of one), :func:`image_folder` (every image under a folder,
 for style transfer), :func:`image_pairs` ((content, style) batches: any
 folders of JPEG / PNG / BMP / GIF files, e.g. COCO and WikiArt; an epoch is
 one pass over the content images, style images are reshuffled and cycled) and
-:func:`labelled_image_folder` (one subfolder per class, for measuring an
-attack on your own images). Writing: :func:`write_png`.
+:func:`labelled_images` / :func:`labelled_image_folder` (one subfolder per
+class: your own labelled images, to train or measure an attack on).
+Writing: :func:`write_png`.
 """
 
 import logging
@@ -83,14 +84,15 @@ def image_pairs(content_dir: str, style_dir: str, size: int, batch_size: int, se
     return tf.data.Dataset.zip((content, style)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def labelled_image_folder(directory: str, image_shape, batch_size: int = 128, class_names=None):
-    """A folder of labelled images (one subfolder per class, sorted names = class indices) as (images, labels).
+def labelled_images(directory: str, image_shape, class_names=None):
+    """A folder of labelled images (one subfolder per class, sorted names = class indices) as arrays.
 
     Images are resized (bilinear) to ``image_shape``'s height and width, converted to its channels and scaled
     to [0, 1]. Every file is decoded up front, so a file that cannot be decoded stops the run with a one-line
     InputError naming it rather than a TensorFlow traceback mid-attack. Files that are not images are skipped
     and images of other channels converted (RGB to grayscale, alpha dropped), each with a warning that counts
-    them and names the first. Returns (dataset, class_names).
+    them and names the first. Returns (images float32 [N, H, W, C], labels int32 [N], class_names, files): the
+    files in the order of the images, for a caller that records which file went where.
     """
     height, width, channels = image_shape
     if channels not in (1, 3):
@@ -100,12 +102,12 @@ def labelled_image_folder(directory: str, image_shape, batch_size: int = 128, cl
     names = list(class_names or sorted(n for n in os.listdir(directory) if os.path.isdir(os.path.join(directory, n))))
     if not names:
         raise ConfigError(f"Image folder {directory!r} has no class subfolders (one per class, e.g. {directory}/0/).")
-    images, labels, skipped, converted = [], [], [], []
+    images, labels, files, skipped, converted = [], [], [], [], []
     for label, name in enumerate(names):
         folder = os.path.join(directory, name)
         if not os.path.isdir(folder):
             raise ConfigError(f"Image folder {directory!r} has no subfolder {name!r} for class {label}.")
-        for path in sorted(os.path.join(root, n) for root, _, files in os.walk(folder) for n in files):
+        for path in sorted(os.path.join(root, n) for root, _, found in os.walk(folder) for n in found):
             if not path.lower().endswith(_EXTENSIONS):
                 skipped.append(path)
                 continue
@@ -114,6 +116,7 @@ def labelled_image_folder(directory: str, image_shape, batch_size: int = 128, cl
                 converted.append(path)
             images.append(tf.image.resize(image, (height, width)) / 255.0)
             labels.append(label)
+            files.append(path)
     if not images:
         raise ConfigError(f"Image folder {directory!r} holds no {'/'.join(_EXTENSIONS)} files in its class "
                           "subfolders.")
@@ -123,8 +126,14 @@ def labelled_image_folder(directory: str, image_shape, batch_size: int = 128, cl
     if converted:
         log.warning("Converted %d image(s) in %s to %d channel(s) for the classifier, e.g. %s.", len(converted),
                     directory, channels, converted[0])
-    ds = tf.data.Dataset.from_tensor_slices((tf.stack(images), np.asarray(labels, np.int32)))
-    return ds.batch(batch_size), names
+    return tf.stack(images).numpy(), np.asarray(labels, np.int32), names, files
+
+
+def labelled_image_folder(directory: str, image_shape, batch_size: int = 128, class_names=None):
+    """A folder of labelled images (see :func:`labelled_images`) as a batched dataset of (images, labels), for
+    measuring an attack on your own images. Returns (dataset, class_names)."""
+    images, labels, names, _ = labelled_images(directory, image_shape, class_names)
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size), names
 
 
 def _decoded(path: str, channels: int):

@@ -77,7 +77,8 @@ def parse_split(split: str) -> tuple[str, slice]:
     return m.group(1), slice(m.group(2) or None, m.group(3) or None)
 
 
-def _slice_arrays(images, labels, sl: slice):
+def slice_arrays(images, labels, sl: slice):
+    """``images[sl], labels[sl]`` for a slice of :func:`parse_split` (bounds as counts or percentages)."""
     def bound(b):
         if b is None:
             return None
@@ -96,7 +97,7 @@ def _from_idx(spec, directory, split):
         raise DataUnavailableError(
             f"IDX images in {directory!r} have shape {images.shape[1:]}, but {spec.name} needs {spec.image_shape}."
         )
-    return _slice_arrays(images, labels, sl)
+    return slice_arrays(images, labels, sl)
 
 
 def _from_keras_cache(spec, split):
@@ -108,7 +109,7 @@ def _from_keras_cache(spec, split):
     (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, spec.keras_loader).load_data()
     images, labels = (x_train, y_train) if base == "train" else (x_test, y_test)
     images = images.reshape((-1,) + spec.image_shape)
-    return _slice_arrays(images, labels.reshape(-1).astype(np.int64), sl)
+    return slice_arrays(images, labels.reshape(-1).astype(np.int64), sl)
 
 
 def _tfds_dataset(spec, split, data_dir, download):

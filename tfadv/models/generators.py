@@ -86,6 +86,20 @@ def _encoder_decoder(input_shape, out_channels, depth, filters, max_filters, out
     return keras.Model(inputs, outputs, name=name)
 
 
+MIN_BOTTLENECK = 4  # pixels on the shorter side of a fitted U-Net's bottleneck
+
+
+def fitting_depth(image_shape) -> int:
+    """The U-Net / autoencoder ``depth`` for (H, W, C) images: the most 2x downsamplings (1 to 6) that leave at
+    least MIN_BOTTLENECK pixels on the bottleneck's shorter side. It gives the depths the recipes chose by hand:
+    2 for 28x28 (Fashion-MNIST), 3 for 32x32 (CIFAR-10); 4 for 64x64 and 96x96, 5 for 224x224."""
+    side = min(_check(tuple(image_shape))[:2])
+    depth = 1
+    while depth < 6 and side // 2 ** (depth + 1) >= MIN_BOTTLENECK:
+        depth += 1
+    return depth
+
+
 @register_generator("unet")
 def unet(input_shape=(28, 28, 1), out_channels=None, depth=2, filters=32, max_filters=256,
          output_activation="tanh", batch_norm=True, name="unet"):

@@ -11,7 +11,7 @@ and its config class in ``tfadv.experiments.KINDS``.
 """
 
 from tfadv.errors import ConfigError
-from tfadv.tasks.base import RunData, Task, labelled_data
+from tfadv.tasks.base import RunData, Task, labelled_data, load_split, own_data, use_own_data
 from tfadv.tasks.classifier import ClassifierTask
 from tfadv.tasks.defense import DefenseTask
 from tfadv.tasks.perturbation import PerturbationTask
@@ -28,4 +28,4 @@ def get_task(kind: str) -> Task:
     return TASKS[kind]
 
 
-__all__ = ["TASKS", "RunData", "Task", "get_task", "labelled_data"]
+__all__ = ["TASKS", "RunData", "Task", "get_task", "labelled_data", "load_split", "own_data", "use_own_data"]

@@ -6,9 +6,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfadv import config as config_lib
 from tfadv import data as data_lib
 from tfadv import figures
+from tfadv.data import own as own_lib
 from tfadv.errors import ConfigError
+from tfadv.models.generators import fitting_depth
+
+DEPTH_GENERATORS = ("unet", "autoencoder")  # generators whose depth (2x downsamplings) fits the image size
 
 
 @dataclasses.dataclass
@@ -23,6 +28,7 @@ class RunData:
     test: tf.data.Dataset | None = None
     test_info: data_lib.LoadInfo | None = None
     spec: data_lib.DatasetSpec | None = None
+    own: own_lib.OwnData | None = None  # your own data (dataset "own"): what went where is recorded from it
 
     @property
     def panels(self) -> tf.data.Dataset:
@@ -33,19 +39,28 @@ class RunData:
         """The split facts a labelled run records beside its test figures."""
         if self.test_info is None:
             return {}
-        return {"num_examples": self.test_info.num_examples, "split": cfg.data.eval_split,
-                "validation_split": cfg.data.validation_split,
-                "data_source": f"{self.test_info.source}:{self.test_info.location}"}
+        facts = {"num_examples": self.test_info.num_examples, "split": cfg.data.eval_split,
+                 "validation_split": cfg.data.validation_split,
+                 "data_source": f"{self.test_info.source}:{self.test_info.location}"}
+        if self.own is not None:
+            facts["data_parts"] = self.own.counts()  # the examples of each part; data_split.json lists them
+        return facts
 
 
-def load_split(cfg, split: str, *, training: bool, seed: int = 0, field: str = "data split"):
+def load_split(cfg, split: str, *, training: bool, seed: int = 0, field: str = "data split",
+               own: own_lib.OwnData | None = None, batch_size: int | None = None):
     """Loads ``split`` of a ``DataConfig``; training splits are shuffled (and augmented if asked).
 
-    An empty split is refused here, before any training: an empty test split used to fail only after the run.
+    Your own data (dataset "own") is ``own``, or else the config's ``image_dir`` read again. An empty split is
+    refused here, before any training: an empty test split used to fail only after the run.
     """
-    ds, info = data_lib.load(cfg.dataset, split, batch_size=cfg.batch_size, shuffle=training,
-                             augment=training and cfg.augment, source=cfg.source, idx_dir=cfg.idx_dir,
-                             tfds_data_dir=cfg.tfds_data_dir, seed=seed)
+    batch_size = batch_size or cfg.batch_size
+    if cfg.dataset == own_lib.OWN:
+        ds, info = own_lib.load(own or own_data(cfg), split, batch_size=batch_size, shuffle=training, seed=seed)
+    else:
+        ds, info = data_lib.load(cfg.dataset, split, batch_size=batch_size, shuffle=training,
+                                 augment=training and cfg.augment, source=cfg.source, idx_dir=cfg.idx_dir,
+                                 tfds_data_dir=cfg.tfds_data_dir, seed=seed)
     if info.num_examples == 0 or int(ds.cardinality()) == 0:
         raise ConfigError(f"{field}={split!r} of {cfg.dataset} ({info.source}: {info.location}) holds no examples: "
                           "choose a non-empty split.")
@@ -69,18 +84,53 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def labelled_data(cfg) -> RunData:
-    """The train, validation and test splits of a labelled config (``cfg.data``)."""
+def own_data(data_cfg) -> own_lib.OwnData:
+    """The own data a config's data section names: its ``image_dir``, read and split again as the run did."""
+    if not data_cfg.image_dir:
+        raise ConfigError("This config's data (dataset 'own', no data.image_dir) was given in Python as arrays or a "
+                          "tf.data.Dataset: pass it again (run_experiment(..., data=...), export_run(..., data=...)).")
+    return own_lib.read_folder(data_cfg.image_dir, data_cfg.image_shape, holdout=data_cfg.holdout,
+                               class_names=data_cfg.class_names)
+
+
+def labelled_data(cfg, own: own_lib.OwnData | None = None) -> RunData:
+    """The train, validation and test splits of a labelled config (``cfg.data``); for your own data (dataset
+    "own"), those parts of ``own``, or of the config's ``image_dir`` read again."""
+    if cfg.data.dataset == own_lib.OWN:
+        own = own or own_data(cfg.data)
     train, train_info = load_split(cfg.data, cfg.data.train_split, training=True, seed=cfg.seed,
-                                   field="data.train_split")
+                                   field="data.train_split", own=own)
     validation = None
     if cfg.data.validation_split is not None:
         validation = shard_by_data(load_split(cfg.data, cfg.data.validation_split, training=False,
-                                              field="data.validation_split")[0])
-    test, test_info = load_split(cfg.data, cfg.data.eval_split, training=False, field="data.eval_split")
+                                              field="data.validation_split", own=own)[0])
+    test, test_info = load_split(cfg.data, cfg.data.eval_split, training=False, field="data.eval_split", own=own)
     steps = steps_in(train, cfg.steps_per_epoch)
     return RunData(shard_by_data(train.take(steps)), steps, validation, shard_by_data(test), test_info,
-                   train_info.spec)
+                   train_info.spec, own)
+
+
+def use_own_data(cfg, own: own_lib.OwnData, *, fit_depth: bool | None = None):
+    """``cfg`` set to train on your own data ``own`` (:mod:`tfadv.data.own`), validated.
+
+    The data section records it (dataset "own", the folder, image shape, classes, hold-out share). A config
+    made for another dataset also gets the parts as its splits (train, validation, test), no augmentation,
+    and a U-Net or autoencoder generator of the depth that fits the image size
+    (:func:`tfadv.models.generators.fitting_depth`: its recipe chose the depth for its own dataset's images);
+    ``fit_depth`` says otherwise (False: keep the config's depth). A config already for your own data keeps
+    its splits and depth.
+    """
+    converting = cfg.data.dataset != own_lib.OWN
+    overrides = {"data.dataset": own_lib.OWN, "data.image_dir": own.directory,
+                 "data.image_shape": list(own.image_shape), "data.class_names": list(own.class_names)}
+    if own.holdout is not None:
+        overrides["data.holdout"] = own.holdout
+    if converting:
+        overrides.update({"data.train_split": "train", "data.validation_split": "validation",
+                          "data.eval_split": "test", "data.augment": False})
+    if (converting if fit_depth is None else fit_depth) and getattr(cfg, "generator", None) in DEPTH_GENERATORS:
+        overrides["generator_kwargs.depth"] = fitting_depth(own.image_shape)
+    return config_lib.override(cfg, overrides).validate()
 
 
 def attack_panels(panel_ds: tf.data.Dataset, class_names, attack, classifier, target_class=None, count: int = 8):
