@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 # 26 minutes in one process; two workers took 10 minutes here. PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= auto --maxprocesses=4
 
-.PHONY: install data demo classifier lint test test-slow clean
+.PHONY: install data style-data stylize demo classifier lint test test-slow clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,22 @@ data:
 	@if [ -f $(FMNIST) ]; then echo "data: Fashion-MNIST IDX files present in $(dir $(FMNIST))"; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	else echo "data: $(FMNIST) missing; run 'sudo apt-get install dataset-fashion-mnist' or use TFDS online"; fi
+
+# Photographs and styles for style transfer, offline: Debian's wallpaper packages cut into training and held-out
+# crops under data/photos (tfadv/data/photos.py lists every file and its licence; MANIFEST.json records them).
+STYLE_PACKAGES := mate-backgrounds gnome-backgrounds ukui-wallpapers plasma-workspace-wallpapers
+style-data: install
+	@if [ -f data/photos/MANIFEST.json ]; then echo "style-data: data/photos present"; \
+	else if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq --no-install-recommends $(STYLE_PACKAGES) \
+	  || (apt-get update -qq && apt-get install -y -qq --no-install-recommends $(STYLE_PACKAGES)); fi; \
+	$(PY) tools/style_data.py --out_dir=data/photos; fi
+
+# Stylise the bundled photograph with the bundled texture by the zoo's trained AdaIN network (no data, no
+# download; STYLE_ENTRY=style_gram_stack_offline for the seed's network). Writes runs/stylized.png.
+STYLE_ENTRY ?= style_adain_offline
+stylize: install
+	$(PY) tools/stylize.py --zoo_name=$(STYLE_ENTRY) --content=examples/images/content_ladybird.png \
+		--style=examples/images/style_truchet.png --output=runs/stylized.png
 
 # The main job (tools/attack.py): train a U-Net generator attack (thresholded, L2 <= 2.4) against TARGET (a zoo
 # classifier, or your own .keras file: [0, 1] images in, logits out) for DEMO_EPOCHS epochs, measure it on the

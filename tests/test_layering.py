@@ -17,7 +17,7 @@ LAYERS = [
     {"tfadv", "errors", "registry", "config", "inputs", "budgets", "losses", "distribute", "progress",
      "serialization", "data", "metrics", "callbacks", "figures", "faults", "backup"},
     {"models", "zoo", "attacks", "savedmodel", "targets"},
-    {"trainers", "evaluation", "autoattack", "security_curve"},
+    {"trainers", "evaluation", "autoattack", "security_curve", "style_evaluation"},
     {"schema", "recipes", "experiments"},
     {"tasks"},
     {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo", "presets",
@@ -25,7 +25,8 @@ LAYERS = [
     {"cli"},
 ]
 # measuring never trains
-NOT_TRAINING = {"export", "defense_report", "report", "evaluation", "runs", "sweep", "security_curve"}
+NOT_TRAINING = {"export", "defense_report", "report", "evaluation", "runs", "sweep", "security_curve",
+                "style_evaluation"}
 
 
 def layer_of(module: str) -> int:

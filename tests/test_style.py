@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -137,30 +136,19 @@ def test_stylize_tool_writes_an_image(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
-def test_style_experiment_trains_exports_and_stylizes_from_the_cli(tmp_path):
-    """tfadv-train (random VGG: the smoke-run way out) -> tfadv-export -> tfadv-stylize via the zoo and the path."""
-    for folder, seeds in (("content", (0, 1, 2)), ("style", (3, 4))):
-        os.makedirs(tmp_path / folder)
-        for seed in seeds:
-            write_png(str(tmp_path / folder / f"{seed}.png"), white_image(36 + seed, 44, seed))
-    run_dir, zoo_dir = str(tmp_path / "run"), str(tmp_path / "zoo")
-    trained = run_tool("train", "--experiment=style_adain", f"--workdir={run_dir}", "--set=size=32",
-                       "--set=batch_size=2", "--set=vgg_weights=null", f"--set=content_dir={tmp_path}/content",
-                       f"--set=style_dir={tmp_path}/style", "--epochs=1", "--steps_per_epoch=1")
-    assert trained.returncode == 0, trained.stderr
-    exported = run_tool("export", f"--workdir={run_dir}", "--name=tiny_style", f"--zoo_dir={zoo_dir}")
-    assert exported.returncode == 0, exported.stderr
-    entry = json.loads(exported.stdout)["tiny_style"]
-    assert entry["kind"] == "style" and entry["input_shape"] == [32, 32, 3]
-    images = [f"--content={tmp_path}/content/0.png", f"--style={tmp_path}/style/3.png"]
-    by_name = run_tool("stylize", "--zoo_name=tiny_style", f"--zoo_dir={zoo_dir}", *images,
-                       f"--output={tmp_path}/by_name.png")
+def test_stylize_by_zoo_name_and_by_savedmodel_path_run_the_same_network(tmp_path):
+    """tfadv-stylize on a committed, trained zoo entry, named and by its folder (a one-step run is refused at
+    export: tests/test_style_offline.py)."""
+    from tfadv import zoo
+
+    images = [f"--content={ROOT}/examples/images/content_ladybird.png",
+              f"--style={ROOT}/examples/images/style_truchet.png"]
+    by_name = run_tool("stylize", "--zoo_name=style_adain_offline", *images, f"--output={tmp_path}/by_name.png")
     assert by_name.returncode == 0, by_name.stderr
-    by_path = run_tool("stylize", f"--saved_model={zoo_dir}/{entry['path']}", *images,
+    by_path = run_tool("stylize", f"--saved_model={zoo.path_of('style_adain_offline')}", *images,
                        f"--output={tmp_path}/by_path.png")
     assert by_path.returncode == 0, by_path.stderr
     outputs = [tf.io.decode_png(tf.io.read_file(str(tmp_path / f))).numpy() for f in ("by_name.png", "by_path.png")]
-    assert outputs[0].shape == (32, 32, 3)
     np.testing.assert_array_equal(outputs[0], outputs[1])  # the same network either way
     wrong_kind = run_tool("stylize", "--zoo_name=fashion_mnist_small_cnn", *images, f"--output={tmp_path}/x.png")
     assert wrong_kind.returncode == 2 and "not a style network" in wrong_kind.stderr

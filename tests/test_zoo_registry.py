@@ -63,7 +63,8 @@ def test_entry_is_complete_small_and_verified(name):
     assert size < 8 * 2**20, f"{name} is {size / 2**20:.1f} MiB"
     loaded = tf.saved_model.load(path)
     shape = tuple(entry["input_shape"])
-    out = loaded.serve(tf.zeros((2,) + shape))
+    images = [tf.zeros((2,) + shape)] * (2 if entry["kind"] == "style" else 1)  # style: (content, style)
+    out = loaded.serve(*images)
     if entry["kind"] in ("classifier", "defended_classifier"):
         assert out.shape == (2, 10)
     else:
@@ -120,14 +121,18 @@ def test_every_savedmodel_refuses_bad_input_under_plain_tensorflow(name):
     entry = REGISTRY[name]
     loaded = tf.saved_model.load(os.path.join(ZOO, entry["path"]))
     shape = tuple(entry["input_shape"])
-    assert np.all(np.isfinite(loaded.serve(tf.fill((4,) + shape, 0.5)).numpy()))  # a good batch still passes
+    good = tf.fill((4,) + shape, 0.5)
+    inputs = ("content", "style") if entry["kind"] == "style" else ("images",)
+    assert np.all(np.isfinite(loaded.serve(*[good] * len(inputs)).numpy()))  # a good batch still passes
     for problem, (make, words) in BAD_BATCHES.items():
-        with pytest.raises(tf.errors.InvalidArgumentError) as refused:
-            loaded.serve(tf.constant(make(shape)))
-        for word in words:
-            assert word in str(refused.value), f"{name} refused {problem} without saying {word!r}"
-        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(words[0])):  # the signature too
-            loaded.signatures["serving_default"](images=tf.constant(make(shape)))
+        for bad_input in inputs:  # each input refused on its own, the others good
+            batch = {n: tf.constant(make(shape)) if n == bad_input else good for n in inputs}
+            with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+                loaded.serve(*batch.values())
+            for word in words:
+                assert word in str(refused.value), f"{name} refused {problem} without saying {word!r}"
+            with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(words[0])):  # the signature too
+                loaded.signatures["serving_default"](**batch)
 
 
 def test_every_entry_says_which_split_selected_it():
@@ -137,6 +142,8 @@ def test_every_entry_says_which_split_selected_it():
         assert selection.get("note") or selection.get("what"), name
         if entry.get("path") and selection["split"] == "test":  # trained before held-out validation
             assert "test split as validation data" in selection["note"], name
+        elif entry.get("path") and entry["kind"] == "style":  # no split: held-out images measured afterwards
+            assert selection["split"] is None and "held-out" in selection["what"], name
         elif entry.get("path"):
             assert selection["split"].startswith("train") and selection["what"], name
 
@@ -309,7 +316,7 @@ print(json.dumps(results))
 """
 
 ZOO_NAME_FLAGS = {"tools/evaluate.py": ("zoo_name", "target"), "tools/evaluate_defense.py": ("defended", "undefended"),
-                  "tools/reguard.py": ("name",)}
+                  "tools/reguard.py": ("name",), "tools/evaluate_style.py": ("zoo_name",)}
 REMOVED_FLAG = ("python tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_linf "
                 "--joint_workdir=/tmp/runs/joint_linf")  # what the registry recorded before: must be refused
 

@@ -4,11 +4,17 @@ Every one of them carries a message naming the problem and the offending
 value. Command-line tools print these messages without a traceback.
 """
 
+import re
+
+
+# TensorFlow prefixes an op's error with where it ran: "{{function_node __wrapped__DecodeImage_device_/job:...}} ".
+_TF_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+
 
 def summary(error: BaseException, limit: int = 200) -> str:
     """``Type: first line of the message`` (at most ``limit`` characters of it), for one-line errors that wrap an
     exception from TensorFlow, Keras or h5py; just ``Type`` when the message is empty."""
-    lines = str(error).splitlines()
+    lines = _TF_FUNCTION_NODE.sub("", str(error)).splitlines()
     return f"{type(error).__name__}: {lines[0][:limit]}" if lines else type(error).__name__
 
 

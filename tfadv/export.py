@@ -126,7 +126,9 @@ def selection(cfg, workdir: str | None = None) -> dict:
     """The registry's ``selection`` field: which split chose the recipe and epochs (and so, which figures are
     held out). Configs with ``data.validation_split`` validate on it; older ones validated on the test split."""
     if cfg.kind == "style":
-        return {"split": None, "what": "no data split: a style entry records its training losses, not test figures"}
+        return {"split": None, "what": "no data split: the recipe (loss weights, rate, steps) was chosen on the "
+                "training losses and panels of training images; held-out images are only measured afterwards "
+                "(tools/evaluate_style.py)"}
     split = getattr(cfg.data, "validation_split", None)
     if split:
         return {"split": split, "what": "validation during training, recipe and epoch choice"}

@@ -34,7 +34,8 @@ def load_keras(name: str, zoo_dir: str | None = None) -> keras.Model:
     found = zoo.entry(name, zoo_dir)
     served = zoo.load(name, zoo_dir)
     cfg = experiments.from_dict(found["config"])
-    model = tasks.get_task(cfg.kind).keras_artifact(cfg, get_spec(found["dataset"]),
+    spec = None if found["kind"] == "style" else get_spec(found["dataset"])  # style: two image folders
+    model = tasks.get_task(cfg.kind).keras_artifact(cfg, spec,
                                                     companion="_generator" if found.get("co_trained") else None)
     stored = list(served.saved_model.variables)
     shapes = ([tuple(v.shape) for v in stored], [tuple(v.shape) for v in model.variables])
@@ -44,7 +45,12 @@ def load_keras(name: str, zoo_dir: str | None = None) -> keras.Model:
     for source, target in zip(stored, model.variables):
         target.assign(source)
     probe = tf.random.stateless_uniform([4, *found["input_shape"]], seed=[0, 1])
-    gap = float(np.max(np.abs(np.asarray(served.serve(probe)) - np.asarray(model(probe, training=False)))))
+    if found["kind"] == "style":  # (content, style): the probe with itself reversed
+        pair = (probe, probe[::-1])
+        served_out, keras_out = served.serve(*pair), model({"content": pair[0], "style": pair[1]}, training=False)
+    else:
+        served_out, keras_out = served.serve(probe), model(probe, training=False)
+    gap = float(np.max(np.abs(np.asarray(served_out) - np.asarray(keras_out))))
     if not gap <= PROBE_ATOL:
         raise ZooError(f"Zoo entry {name!r}: the rebuilt Keras model's outputs differ from the SavedModel's by "
                        f"{gap:.3g} on a probe batch; refused.")

@@ -390,8 +390,13 @@ class DefenseExperiment(TrainingConfig):
 class StyleExperiment(ScheduleConfig):
     """Training a style-transfer network on (content, style) pairs from two image folders.
 
-    ``method``: "gram" (the seed's Gram-stack network) or "adain". ``vgg_weights``:
-    "imagenet", a local VGG16 weights file, or null (random: for tests only).
+    ``method``: "gram" (the seed's Gram-stack network) or "adain". ``encoder``: the
+    networks' encoder and the losses' loss network: "vgg16" (``vgg_weights``:
+    "imagenet", a local VGG16 weights file, or null: random, for tests only) or
+    "random_vgg19" (seeded normalised random weights that need no download;
+    ``encoder_kwargs``: ``seed``, ``width``). ``identity_weight``: the pixel
+    reconstruction term of the network given the content image as its own style
+    (0: off), which lets a decoder learn against a random encoder.
     """
 
     kind: str = "style"
@@ -402,21 +407,29 @@ class StyleExperiment(ScheduleConfig):
     batch_size: int = 4
     network_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     vgg_weights: str | None = "imagenet"
+    encoder: str = "vgg16"
+    encoder_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 0.0
+    identity_weight: float = 0.0
 
     def validate(self):
         super().validate()
         if self.method not in ("gram", "adain"):
             raise ConfigError(f"method must be gram or adain. Received: {self.method!r}")
-        multiple = 16 if self.method == "gram" else 8
+        if self.encoder not in ("vgg16", "random_vgg19"):
+            raise ConfigError(f"encoder must be vgg16 or random_vgg19. Received: {self.encoder!r}")
+        unknown = set(self.encoder_kwargs) - ({"seed", "width"} if self.encoder == "random_vgg19" else set())
+        if unknown:
+            raise ConfigError(f"encoder_kwargs of {self.encoder} takes no {sorted(unknown)}.")
+        multiple = 16 if self.method == "gram" or self.encoder == "random_vgg19" else 8
         if self.size <= 0 or self.size % multiple:
             raise ConfigError(f"size must be a positive multiple of {multiple}. Received: {self.size!r}")
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be > 0. Received: {self.batch_size!r}")
-        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
-            raise ConfigError("content_weight, style_weight and tv_weight must be >= 0.")
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.identity_weight) < 0:
+            raise ConfigError("content_weight, style_weight, tv_weight and identity_weight must be >= 0.")
         return self
 
 

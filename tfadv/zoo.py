@@ -280,6 +280,7 @@ def other_tools_commands(name: str, zoo_dir: str | None = None) -> list[str]:
              if column_name != "settings" and isinstance(column, dict) and "command" in column]
     found += [metrics["training_cost"]["settings"]["command"]] if "training_cost" in metrics else []
     found += [table["command"] for key, table in sorted(metrics.items()) if key.startswith("security_curve_")]
+    found += [metrics["style_evaluation"]["command"]] if "style_evaluation" in metrics else []
     return [*dict.fromkeys(found)]  # in order, once each (this module shadows the builtin list)
 
 

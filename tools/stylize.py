@@ -2,6 +2,7 @@
 
     tfadv-stylize --saved_model=zoo/my_style --content=photo.jpg --style=painting.jpg --output=out.png
     tfadv-stylize --zoo_name=my_style ...          # checksum-verified zoo entry
+    tfadv-stylize --zoo_name=style_adain_offline --size=512 ...   # a zoo entry at another image side
 """
 
 from absl import flags
@@ -14,6 +15,8 @@ flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: $TFADV_ZOO_DIR or the
 flags.DEFINE_string("content", None, "Content image file.")
 flags.DEFINE_string("style", None, "Style image file.")
 flags.DEFINE_string("output", None, "Output PNG file.")
+flags.DEFINE_integer("size", None, "Image side to stylise at (a zoo entry's network rebuilt at that side; a multiple "
+                     "of 16). Default: the size the network was exported at.", lower_bound=16)
 flags.mark_flags_as_required(["content", "style", "output"])
 flags.register_multi_flags_validator(["saved_model", "zoo_name"],
                                      lambda v: bool(v["saved_model"]) != bool(v["zoo_name"]),
@@ -25,7 +28,7 @@ def main(argv):
     from tfadv import stylize
 
     path = stylize.stylize_file(FLAGS.content, FLAGS.style, FLAGS.output, saved_model=FLAGS.saved_model,
-                                 zoo_name=FLAGS.zoo_name, zoo_dir=FLAGS.zoo_dir)
+                                 zoo_name=FLAGS.zoo_name, zoo_dir=FLAGS.zoo_dir, size=FLAGS.size)
     print(f"wrote {path}")
 
 

@@ -16,14 +16,15 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfadv.errors import ConfigError, DataUnavailableError, InputError
+from tfadv.errors import ConfigError, DataUnavailableError, InputError, summary
 
 log = logging.getLogger("tfadv.data")
 
 _EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
-def _image_files(directory: str) -> list[str]:
+def image_files(directory: str) -> list[str]:
+    """Every image file under ``directory`` (sorted paths); a one-line error if there is none."""
     if not directory or not os.path.isdir(directory):
         raise DataUnavailableError(f"Image folder {directory!r} does not exist.")
     files = sorted(os.path.join(root, n) for root, _, names in os.walk(directory) for n in names
@@ -52,7 +53,7 @@ def read_image(path: str, size: int):
     try:
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
-        raise DataUnavailableError(f"Cannot read image {path!r}: {str(e).splitlines()[0][:160]}") from None
+        raise DataUnavailableError(f"Cannot read image {path!r}: {summary(e, 160)}") from None
     return _resized(image, size)[None]
 
 
@@ -68,18 +69,21 @@ def image_folder(directory: str, size: int, seed: int = 0, shuffle: bool = True)
     """Unbatched [size, size, 3] float32 images in [0, 1] from every image file under ``directory``."""
     if not isinstance(size, int) or size <= 0:
         raise ConfigError(f"size must be a positive int. Received: size={size!r}")
-    files = _image_files(directory)
+    files = image_files(directory)
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     return ds.map(_decode(size), num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def image_pairs(content_dir: str, style_dir: str, size: int, batch_size: int, seed: int = 0) -> tf.data.Dataset:
-    """Batches of (content [B, S, S, 3], style [B, S, S, 3]) in [0, 1]."""
+def image_pairs(content_dir: str, style_dir: str, size: int, batch_size: int, seed: int = 0,
+                cycle: bool = False) -> tf.data.Dataset:
+    """Batches of (content [B, S, S, 3], style [B, S, S, 3]) in [0, 1]: one pass over the content images, or
+    endless reshuffled passes with ``cycle``."""
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ConfigError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
     content = image_folder(content_dir, size, seed)
+    content = content.repeat() if cycle else content
     style = image_folder(style_dir, size, seed + 1).repeat()
     return tf.data.Dataset.zip((content, style)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

@@ -1,7 +1,10 @@
-"""Arbitrary style transfer: a frozen VGG16 feature extractor, the seed's Gram-stack network, and AdaIN.
+"""Arbitrary style transfer: a frozen feature extractor, the seed's Gram-stack network, and AdaIN.
 
-Images are float32 [B, H, W, 3] in [0, 1] at every boundary; VGG16's own
-preprocessing happens inside (``ImagePreprocess("caffe")``).
+Images are float32 [B, H, W, 3] in [0, 1] at every boundary. The feature
+extractor (the networks' encoder and the losses' loss network) is chosen by
+``encoder``: "vgg16" (ImageNet VGG16, with its own preprocessing inside,
+``ImagePreprocess("caffe")``) or "random_vgg19" (a seeded, normalised
+random-weight encoder that needs no download: :mod:`tfadv.models.random_encoder`).
 
 The seed's network (``gram_stack_network``): Gram matrices of the style
 image's pool1..pool4 features, each resized to S x S and repeated 32 times
@@ -23,11 +26,13 @@ from keras import layers, ops
 from tfadv.errors import ConfigError
 from tfadv.models.applications import build_application
 from tfadv.models.layers import ImagePreprocess
+from tfadv.models.random_encoder import random_vgg19
 
 # Keras-applications layer names of the taps (pool_i = block{i}_pool; relu{i}_1 = block{i}_conv1).
 STYLE_LAYERS = ("block1_pool", "block2_pool", "block3_pool", "block4_pool")
 CONTENT_LAYER = "block3_conv3"
 ADAIN_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
+ENCODERS = ("vgg16", "random_vgg19")
 
 
 def vgg_features(layer_names, input_shape=(256, 256, 3), weights=None, name="vgg_features") -> keras.Model:
@@ -54,6 +59,29 @@ def vgg_features(layer_names, input_shape=(256, 256, 3), weights=None, name="vgg
     # consuming a dict in another order wires the wrong tensors (measured: Keras 3.15).
     tap = keras.Model(vgg.input, {n: vgg.get_layer(n).output for n in sorted(layer_names)}, name="vgg16_taps")
     return keras.Model(inputs, tap(ImagePreprocess("caffe", name="vgg_preprocess")(inputs)), name=name)
+
+
+def style_features(layer_names, input_shape=(256, 256, 3), encoder="vgg16", vgg_weights=None,
+                   encoder_kwargs=None, name="style_features") -> keras.Model:
+    """The frozen encoder of a style config, from [0, 1] images to a dict {layer name: features}.
+
+    Args:
+        encoder: "vgg16" (weights from ``vgg_weights``, see :func:`vgg_features`) or "random_vgg19"
+            (:func:`tfadv.models.random_encoder.random_vgg19`, built from ``encoder_kwargs``: seed, width).
+    """
+    if encoder == "vgg16":
+        return vgg_features(layer_names, input_shape, vgg_weights, name=name)
+    if encoder != "random_vgg19":
+        raise ConfigError(f"encoder must be one of {ENCODERS}. Received: encoder={encoder!r}")
+    body = random_vgg19(tuple(input_shape), **(encoder_kwargs or {}))
+    known = [layer.name for layer in body.layers]
+    unknown = [n for n in layer_names if n not in known]
+    if unknown:
+        raise ConfigError(f"Unknown random_vgg19 layer(s) {unknown}. Known: {', '.join(known)}.")
+    tap = keras.Model(body.input, {n: body.get_layer(n).output for n in sorted(layer_names)}, name="random_taps")
+    tap.trainable = False
+    inputs = keras.Input(tuple(input_shape), name="images")
+    return keras.Model(inputs, tap(inputs), name=name)
 
 
 def gram_matrix(features):
@@ -117,7 +145,8 @@ def _check_size(size, multiple):
 
 
 def gram_stack_network(size=256, repeats=32, filters=(256, 128, 64), content_layer=CONTENT_LAYER,
-                       vgg_weights=None, name="gram_stack_style") -> keras.Model:
+                       vgg_weights=None, encoder="vgg16", encoder_kwargs=None,
+                       name="gram_stack_style") -> keras.Model:
     """The seed's network: (content, style) [0, 1] images -> stylised [0, 1] image, all S x S.
 
     Args:
@@ -125,18 +154,19 @@ def gram_stack_network(size=256, repeats=32, filters=(256, 128, 64), content_lay
         repeats: copies of each resized Gram matrix (the seed: 32, so 4 x 32 = 128 channels).
         filters: widths of the decoding convolution stack ("high capacity": many filters).
         content_layer: VGG16 layer whose features carry the content (resized to S x S).
-        vgg_weights: see :func:`vgg_features`.
+        vgg_weights, encoder, encoder_kwargs: the encoder (see :func:`style_features`).
     """
     _check_size(size, 16)
     if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
         raise ConfigError(f"filters must be a non-empty list of positive ints. Received: filters={filters!r}")
-    vgg = vgg_features(STYLE_LAYERS + (content_layer,), (size, size, 3), vgg_weights)
+    vgg = style_features(STYLE_LAYERS + (content_layer,), (size, size, 3), encoder, vgg_weights, encoder_kwargs,
+                         name="vgg_features")
     content = keras.Input((size, size, 3), name="content")
     style = keras.Input((size, size, 3), name="style")
     style_feats, content_feats = vgg(style), vgg(content)
     stacks = [GramStack(size, repeats, name=f"gram_{n}")(style_feats[n]) for n in STYLE_LAYERS]  # 4 x [B,S,S,r]
     content_map = layers.Resizing(size, size, interpolation="bilinear", name="content_resize")(
-        content_feats[content_layer])  # [B, S, S, 256]
+        content_feats[content_layer])  # [B, S, S, 256] (VGG16)
     x = layers.Concatenate(name="latent")(stacks + [content_map])  # [B, S, S, 4r + 256]
     # Gram entries of VGG features reach 1e4-1e6: instance-normalise the latent, or the decoder works on
     # values so large that float32 rounding differs between eager and exported graphs (measured: outputs
@@ -149,24 +179,34 @@ def gram_stack_network(size=256, repeats=32, filters=(256, 128, 64), content_lay
     return keras.Model({"content": content, "style": style}, out, name=name)
 
 
-def adain_network(size=256, alpha=1.0, vgg_weights=None, name="adain_style") -> keras.Model:
-    """AdaIN: VGG16 to relu4_1 for both images, AdaIN, then a mirror decoder to a [0, 1] image.
+def adain_network(size=256, alpha=1.0, vgg_weights=None, encoder="vgg16", encoder_kwargs=None,
+                  decoder_width=None, name="adain_style") -> keras.Model:
+    """AdaIN: the encoder to relu4_1 for both images, AdaIN, then a mirror decoder to a [0, 1] image.
 
     ``alpha`` (in [0, 1]) is a config value of the AdaIN layer: export a copy
     with another alpha by rebuilding with the trained decoder weights.
+    ``decoder_width`` scales the decoder's channels (default: the encoder's
+    ``width``, 1.0 for VGG16), so a slim encoder gets a mirror-sized decoder.
     """
-    _check_size(size, 8)
-    encoder = vgg_features(("block4_conv1",), (size, size, 3), vgg_weights, name="adain_encoder")
+    _check_size(size, 16 if encoder == "random_vgg19" else 8)
+    if decoder_width is None:
+        decoder_width = (encoder_kwargs or {}).get("width", 0.25) if encoder == "random_vgg19" else 1.0
+    features = style_features(("block4_conv1",), (size, size, 3), encoder, vgg_weights, encoder_kwargs,
+                              name="adain_encoder")
     content = keras.Input((size, size, 3), name="content")
     style = keras.Input((size, size, 3), name="style")
-    t = AdaIN(alpha, name="adain")([encoder(content)["block4_conv1"], encoder(style)["block4_conv1"]])
-    decoder = _adain_decoder(t.shape[1:])
+    t = AdaIN(alpha, name="adain")([features(content)["block4_conv1"], features(style)["block4_conv1"]])
+    decoder = _adain_decoder(t.shape[1:], decoder_width)
     return keras.Model({"content": content, "style": style}, decoder(t), name=name)
 
 
-def _adain_decoder(feature_shape):
-    """Huang & Belongie's decoder, mirroring VGG up to relu4_1: convs and three 2x nearest upsamplings."""
-    plan = [256, "up", 256, 256, 256, 128, "up", 128, 64, "up", 64]
+def _adain_decoder(feature_shape, width=1.0):
+    """Huang & Belongie's decoder, mirroring VGG up to relu4_1: convs and three 2x nearest upsamplings
+    (``width`` scales every convolution's channels)."""
+    if not 0 < width <= 4:
+        raise ConfigError(f"decoder_width must be in (0, 4]. Received: decoder_width={width!r}")
+    plan = [step if step == "up" else max(4, round(step * width))
+            for step in (256, "up", 256, 256, 256, 128, "up", 128, 64, "up", 64)]
     inputs = keras.Input(feature_shape, name="features")
     x = inputs
     for i, step in enumerate(plan):
