@@ -84,14 +84,17 @@ def from_preset(name_or_directory: str, zoo_dir: str | None = None) -> keras.Mod
 _WHAT = {"classifier": "An image classifier: float32 images in [0, 1] -> logits.",
          "defended_classifier": "An adversarially trained image classifier: float32 images in [0, 1] -> logits.",
          "perturbation": "A perturbation generator: float32 images in [0, 1] -> adversarial images x_hat in [0, 1].",
-         "universal": "A universal perturbation: one perturbation U added to every image, x -> x_hat in [0, 1]."}
+         "universal": "A universal perturbation: one perturbation U added to every image, x -> x_hat in [0, 1].",
+         "style": "A style transfer network: (content, style) float32 images in [0, 1] -> the stylised image."}
 _LIMITS = {"classifier": "Not robust: white-box attacks within small budgets fool it (see the perturbation "
                          "entries trained against it).",
            "defended_classifier": "Robust only within the budget it was trained and measured at; trained and "
                                   "measured on 28x28 grey Fashion-MNIST, nothing else.",
            "perturbation": "A white-box attack on the target named above: its figures are against that model; "
                            "against others see the transfer columns, if any.",
-           "universal": "One perturbation for every image, against the target named above."}
+           "universal": "One perturbation for every image, against the target named above.",
+           "style": "Trained at the size named above on a few dozen photographs and styles, against a random-weight "
+                    "loss network: judge its figure and held-out losses (style_evaluation) before relying on it."}
 
 
 def _recipe(cfg: dict) -> str:

@@ -46,8 +46,8 @@ ORDER=(fashion_mnist_small_cnn fashion_mnist_cnn_gap fashion_mnist_unet_l2 fashi
        fashion_mnist_fgsm_defense_linf fashion_mnist_trades_defense_linf fashion_mnist_joint_fgsm_defense_linf
        fashion_mnist_pgd2_defense_linf fashion_mnist_pgd3_defense_linf fashion_mnist_joint_pgd2_defense_linf
        fashion_mnist_unet_gan_l2 fashion_mnist_unet_gan
-       fashion_mnist_unet_linf_vs_pgd fashion_mnist_unet_l2_vs_pgd  # these two attack the PGD-trained ones
-       style_gram_stack_offline style_adain_offline)
+       fashion_mnist_unet_linf_vs_pgd fashion_mnist_unet_l2_vs_pgd
+       style_gram_stack_offline style_adain_offline)  # the two _vs_pgd entries attack the PGD-trained ones
 # The defence tables, as recorded in the registry (the last one recorded for a classifier is the one kept).
 TABLES=(
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_linf,fashion_mnist_pgd_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
