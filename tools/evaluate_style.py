@@ -35,13 +35,12 @@ def main(argv):
     from tfadv.data.images import write_png
     from tfadv.errors import ConfigError
 
-    found = zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)
+    cfg = experiments.from_dict(zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)["config"])
+    if cfg.encoder == "random_vgg19" and cfg.encoder_kwargs.get("seed", 0) == se.INDEPENDENT_ENCODER["seed"]:
+        raise ConfigError(f"{FLAGS.zoo_name} trained against the independent encoder's seed; nothing to measure.")
     serve, size, _loaded = stylize.load_style(zoo_name=FLAGS.zoo_name, zoo_dir=FLAGS.zoo_dir)
     images = se.held_out(FLAGS.content_dir, FLAGS.style_dir, size)
     outputs = se.stylised(serve, images)
-    cfg = experiments.from_dict(found["config"])
-    if cfg.encoder == "random_vgg19" and cfg.encoder_kwargs.get("seed", 0) == se.INDEPENDENT_ENCODER["seed"]:
-        raise ConfigError(f"{FLAGS.zoo_name} trained against the independent encoder's seed; nothing to measure.")
     speed = se.images_per_second(lambda side: stylize.at_size(FLAGS.zoo_name, side, FLAGS.zoo_dir),
                                  [int(side) for side in FLAGS.sizes], FLAGS.repeats)
     command = (f"python tools/evaluate_style.py --zoo_name={FLAGS.zoo_name} --record"

@@ -39,6 +39,7 @@ from tfadv.errors import ConfigError
 _BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4))
 _CALIBRATION_IMAGES, _CALIBRATION_SIZE = 8, 64
 CAP = 6.0  # activations are capped at this multiple of their calibrated mean of one
+RANDOM_WIDTH = 0.25  # default channel multiplier: what a 2-core CPU trains against
 
 
 def pink_noise_images(count: int, size: int, seed: int) -> np.ndarray:
@@ -53,7 +54,7 @@ def pink_noise_images(count: int, size: int, seed: int) -> np.ndarray:
     return np.clip(images + 0.5, 0.0, 1.0).astype(np.float32)
 
 
-def random_vgg19(input_shape=(128, 128, 3), seed: int = 0, width: float = 0.25, name: str = "random_vgg19"):
+def random_vgg19(input_shape=(128, 128, 3), seed: int = 0, width: float = RANDOM_WIDTH, name: str = "random_vgg19"):
     """The normalised random encoder as a functional model from [0, 1] images to block4_pool.
 
     Args:

@@ -26,7 +26,7 @@ from keras import layers, ops
 from tfadv.errors import ConfigError
 from tfadv.models.applications import build_application
 from tfadv.models.layers import ImagePreprocess
-from tfadv.models.random_encoder import random_vgg19
+from tfadv.models.random_encoder import RANDOM_WIDTH, random_vgg19
 
 # Keras-applications layer names of the taps (pool_i = block{i}_pool; relu{i}_1 = block{i}_conv1).
 STYLE_LAYERS = ("block1_pool", "block2_pool", "block3_pool", "block4_pool")
@@ -50,15 +50,23 @@ def vgg_features(layer_names, input_shape=(256, 256, 3), weights=None, name="vgg
         "are not perceptual. Use weights='imagenet' or a local VGG16 weights file for real training.",
         setting="vgg_weights", include_top=False, input_shape=tuple(input_shape))
     vgg.trainable = False
-    known = [layer.name for layer in vgg.layers]
+    return _tapped(vgg, layer_names, "VGG16", "vgg16_taps", input_shape, name,
+                   ImagePreprocess("caffe", name="vgg_preprocess"))
+
+
+def _tapped(body, layer_names, what, tap_name, input_shape, name, preprocess=None) -> keras.Model:
+    """A frozen ``body`` as a model from [0, 1] images (through ``preprocess``, if any) to {layer name: features},
+    unknown layer names refused in one line naming the ``what`` network's layers."""
+    known = [layer.name for layer in body.layers]
     unknown = [n for n in layer_names if n not in known]
     if unknown:
-        raise ConfigError(f"Unknown VGG16 layer(s) {unknown}. Known: {', '.join(known)}.")
+        raise ConfigError(f"Unknown {what} layer(s) {unknown}. Known: {', '.join(known)}.")
     inputs = keras.Input(tuple(input_shape), name="images")
     # Outputs in sorted key order: Keras flattens dict outputs sorted, and a SavedModel export of a model
     # consuming a dict in another order wires the wrong tensors (measured: Keras 3.15).
-    tap = keras.Model(vgg.input, {n: vgg.get_layer(n).output for n in sorted(layer_names)}, name="vgg16_taps")
-    return keras.Model(inputs, tap(ImagePreprocess("caffe", name="vgg_preprocess")(inputs)), name=name)
+    tap = keras.Model(body.input, {n: body.get_layer(n).output for n in sorted(layer_names)}, name=tap_name)
+    tap.trainable = False
+    return keras.Model(inputs, tap(preprocess(inputs) if preprocess else inputs), name=name)
 
 
 def style_features(layer_names, input_shape=(256, 256, 3), encoder="vgg16", vgg_weights=None,
@@ -74,14 +82,7 @@ def style_features(layer_names, input_shape=(256, 256, 3), encoder="vgg16", vgg_
     if encoder != "random_vgg19":
         raise ConfigError(f"encoder must be one of {ENCODERS}. Received: encoder={encoder!r}")
     body = random_vgg19(tuple(input_shape), **(encoder_kwargs or {}))
-    known = [layer.name for layer in body.layers]
-    unknown = [n for n in layer_names if n not in known]
-    if unknown:
-        raise ConfigError(f"Unknown random_vgg19 layer(s) {unknown}. Known: {', '.join(known)}.")
-    tap = keras.Model(body.input, {n: body.get_layer(n).output for n in sorted(layer_names)}, name="random_taps")
-    tap.trainable = False
-    inputs = keras.Input(tuple(input_shape), name="images")
-    return keras.Model(inputs, tap(inputs), name=name)
+    return _tapped(body, layer_names, "random_vgg19", "random_taps", input_shape, name)
 
 
 def gram_matrix(features):
@@ -190,7 +191,7 @@ def adain_network(size=256, alpha=1.0, vgg_weights=None, encoder="vgg16", encode
     """
     _check_size(size, 16 if encoder == "random_vgg19" else 8)
     if decoder_width is None:
-        decoder_width = (encoder_kwargs or {}).get("width", 0.25) if encoder == "random_vgg19" else 1.0
+        decoder_width = (encoder_kwargs or {}).get("width", RANDOM_WIDTH) if encoder == "random_vgg19" else 1.0
     features = style_features(("block4_conv1",), (size, size, 3), encoder, vgg_weights, encoder_kwargs,
                               name="adain_encoder")
     content = keras.Input((size, size, 3), name="content")
