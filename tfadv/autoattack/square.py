@@ -23,6 +23,20 @@ Follows the reference implementation (fra31/auto-attack, ``square.py``, built by
   stops (and keeps its image) once its margin is <= 0; one query for the start plus one per iteration while the
   image is still unfooled, ``n_queries`` iterations at most.
 
+A prior start (``x_init``, not in the reference): the iterations can start from given images instead, e.g. a
+generator's adversarial images x_hat, as query-based attacks with a learned prior do (TREMBA, Huang & Zhang 2020;
+Simulator Attack, Ma et al. 2021). ``x_init`` is projected into the ``norm`` ball of radius eps around ``x`` (L-inf:
+clipped to ``x +- eps``; L2: scaled by ``min(1, eps / ||x_init - x||)``) and into [0, 1], the formulas the steps use,
+so an image already inside both comes in unchanged; non-finite pixels are taken from ``x``. The start costs one
+query, as the reference start does; the generator's own forward pass is not a classifier query and is not counted.
+
+Queries to success (``return_queries=True``): the loop records per image the iteration at which its margin first
+became <= 0 (state alongside the images; it changes neither the accepted proposals nor the random stream, so the
+images are those of ``return_queries=False``). An image fooled by its start took 1 query, one fooled at iteration
+i (0-based) i + 2; images misclassified clean (not attacked) get 0, images unfooled after ``n_queries`` iterations
+-1. The clean check before the attack is not counted. :func:`query_curve` turns the counts into success rates at
+query budgets and the median queries to success.
+
 Images the reference cannot handle get a defined result here: the L2 start clips grid cells that run past the
 image (the reference fails when h is not 5 k, 5 k + 1 or 5 k + 2 times the cell size) and uses cells of at least
 one pixel (it divides by zero below 5 pixels). Unfooled images come back as the best image found, where the
@@ -50,6 +64,7 @@ from tfadv.errors import ConfigError
 
 NORMS = ("linf", "l2")
 P_THRESHOLDS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # p halves after each of these iterations
+_NEVER = np.iinfo(np.int32).max  # the loop's "first fooled at" of an image not fooled (yet)
 _COMPILED: dict = {}
 
 
@@ -93,28 +108,79 @@ def eta(s: int) -> np.ndarray:
 
 
 def square(classifier, x, labels, *, norm: str, eps: float, n_queries: int = 5000, p_init: float = 0.8,
-           seed: int = 0):
+           seed: int = 0, x_init=None, return_queries: bool = False):
     """Square attack on ``classifier`` (float32 NHWC images in [0, 1] -> logits [N, K]; scores only).
 
     ``x``: float32 [N, H, W, C] in [0, 1]; ``labels``: int [N]. Returns x_adv (float32 tensor): for fooled images
     the adversarial image, for the others the best image found (clean if misclassified to begin with), each
     within ``eps`` of ``x`` in ``norm`` (up to float32 rounding) and in [0, 1].
+
+    ``x_init``: optional float32 [N, H, W, C] start images (a learned prior, e.g. a generator's x_hat), projected
+    into the ball and [0, 1] and used instead of the reference's stripes / grid start (see the module doc).
+    ``return_queries``: return ``(x_adv, queries)``, queries an int32 numpy array [N] of classifier queries to
+    first misclassification (start = 1; 0 not attacked; -1 never fooled); see :func:`query_curve`.
     """
     eps = check_settings(norm, eps, n_queries, p_init)
     x, labels = tf.convert_to_tensor(x, tf.float32), tf.cast(labels, tf.int32)
+    if x_init is not None:
+        x_init = tf.convert_to_tensor(x_init, tf.float32)
+        if tuple(x_init.shape) != tuple(x.shape):
+            raise ConfigError(f"Square x_init must have the shape of x. Received: x_init.shape="
+                              f"{tuple(x_init.shape)}, x.shape={tuple(x.shape)}")
+    queries = np.zeros(len(labels), np.int32)
     attacked = tf.where(margin(_logits(classifier, x), labels) > 0)[:, 0]  # the reference: argmax == label
     if int(tf.size(attacked)) == 0:
-        return x
+        return (x, queries) if return_queries else x
     x_att, y_att = tf.gather(x, attacked), tf.gather(labels, attacked)
     seed = tf.constant([seed, 0], tf.int32)
-    best = _start(x_att, norm, eps, seed)
-    best = _iterate(classifier, x_att, y_att, best, norm, eps, float(p_init), n_queries, seed)
-    return tf.tensor_scatter_nd_update(x, attacked[:, None], best)
+    if x_init is None:
+        best = _start(x_att, norm, eps, seed)
+    else:
+        best = project(x_att, tf.gather(x_init, attacked), norm, eps)
+    best, fooled_at = _iterate(classifier, x_att, y_att, best, norm, eps, float(p_init), n_queries, seed)
+    x_adv = tf.tensor_scatter_nd_update(x, attacked[:, None], best)
+    if not return_queries:
+        return x_adv
+    fooled_at = fooled_at.numpy()
+    queries[attacked.numpy()] = np.where(fooled_at == _NEVER, -1, fooled_at + 2)  # start (-1): 1, iteration i: i + 2
+    return x_adv, queries
+
+
+def project(x, x_init, norm, eps):
+    """``x_init`` moved into the ``norm`` ball of radius ``eps`` around ``x`` and into [0, 1] (non-finite pixels
+    from ``x``), with the steps' formulas: an image already inside both is returned unchanged."""
+    x_init = tf.where(tf.math.is_finite(x_init), x_init, x)
+    if norm == "linf":
+        return tf.clip_by_value(tf.clip_by_value(x_init, x - eps, x + eps), 0.0, 1.0)
+    delta = x_init - x
+    return tf.clip_by_value(x + delta * tf.minimum(1.0, eps / (_norms(delta) + 1e-30)), 0.0, 1.0)
+
+
+def query_curve(queries, budgets=(10, 100, 1000)) -> dict:
+    """Success against query budgets from :func:`square`'s ``queries`` (0 not attacked, -1 never fooled).
+
+    Rates are over the attacked images (queries != 0: those the classifier got right when clean), None if none:
+    ``{"attacked": n, "success_at": {b: share with 0 < queries <= b}, "success": share fooled at all,
+    "median_queries": median of queries over the fooled images (None if none)}``.
+    """
+    queries = np.asarray(queries)
+    attacked, fooled = int(np.sum(queries != 0)), queries[queries > 0]
+
+    def rate(count):
+        return float(count) / attacked if attacked else None
+
+    return {"attacked": attacked, "success_at": {b: rate(np.sum(fooled <= b)) for b in budgets},
+            "success": rate(len(fooled)), "median_queries": float(np.median(fooled)) if len(fooled) else None}
 
 
 def _iterate(classifier, x, labels, best, norm, eps, p_init, n_queries, seed):
-    """The query loop from the starting images ``best``: compiled runs, each on the images still unfooled."""
+    """The query loop from the starting images ``best``: compiled runs, each on the images still unfooled.
+
+    Returns the images and, per image, the iteration at which it was first fooled (-1: by the start; _NEVER:
+    not within ``n_queries`` iterations).
+    """
     best_margin = margin(_logits(classifier, best), labels)
+    fooled_at = tf.where(best_margin > 0, _NEVER, -1)
     population = tf.constant(len(labels), tf.int32)
     i, stop = tf.constant(0, tf.int32), tf.constant(n_queries, tf.int32)
     while int(i) < n_queries:
@@ -122,11 +188,13 @@ def _iterate(classifier, x, labels, best, norm, eps, p_init, n_queries, seed):
         if int(tf.size(idx)) == 0:
             break
         run = _compiled(classifier, norm, eps, p_init, tuple(x.shape[1:]))
-        i, best_idx, margin_idx = run(tf.gather(x, idx), tf.gather(labels, idx), tf.cast(idx, tf.int32),
-                                      tf.gather(best, idx), tf.gather(best_margin, idx), i, stop, seed, population)
+        i, best_idx, margin_idx, fooled_idx = run(
+            tf.gather(x, idx), tf.gather(labels, idx), tf.cast(idx, tf.int32), tf.gather(best, idx),
+            tf.gather(best_margin, idx), tf.gather(fooled_at, idx), i, stop, seed, population)
         best = tf.tensor_scatter_nd_update(best, idx[:, None], best_idx)
         best_margin = tf.tensor_scatter_nd_update(best_margin, idx[:, None], margin_idx)
-    return best
+        fooled_at = tf.tensor_scatter_nd_update(fooled_at, idx[:, None], fooled_idx)
+    return best, fooled_at
 
 
 def margin(logits, labels):
@@ -246,14 +314,17 @@ def _compiled(classifier, norm, eps, p_init, image_shape):
     images, vector = tf.TensorSpec([None, h, w, c], tf.float32), tf.TensorSpec([None], tf.float32)
     scalar = tf.TensorSpec([], tf.int32)
 
-    @tf.function(input_signature=[images, tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32), images,
-                                  vector, scalar, scalar, tf.TensorSpec([2], tf.int32), scalar])
-    def run(x, labels, ids, best, best_margin, start, stop, seed, population):
-        """Iterations ``start`` .. ``stop - 1`` on these images, until they end or a tenth of them is fooled."""
+    ints = tf.TensorSpec([None], tf.int32)
+
+    @tf.function(input_signature=[images, ints, ints, images, vector, ints, scalar, scalar,
+                                  tf.TensorSpec([2], tf.int32), scalar])
+    def run(x, labels, ids, best, best_margin, fooled_at, start, stop, seed, population):
+        """Iterations ``start`` .. ``stop - 1`` on these images, until they end or a tenth of them is fooled;
+        ``fooled_at``: per image, the iteration that first fooled it (records, never read by the steps)."""
         unfooled = tf.reduce_sum(tf.cast(best_margin > 0, tf.int32))
         exit_at = unfooled - tf.maximum(unfooled // 10, 1)  # then the caller drops the fooled ones
 
-        def step(i, best, best_margin):
+        def step(i, best, best_margin, fooled_at):
             level = tf.reduce_sum(tf.cast(i > thresholds, tf.int32))
             u, signs = _draws(tf.random.experimental.stateless_fold_in(seed, i), norm, c, ids, population)
             if norm == "linf":
@@ -264,12 +335,13 @@ def _compiled(classifier, norm, eps, p_init, image_shape):
             # Margin loss: the reference's loss_min equals margin_min while an image is unfooled.
             accept = (best_margin > 0) & ((new_margin < best_margin) | (new_margin <= 0))
             best = tf.where(accept[:, None, None, None], proposal, best)
-            return i + 1, best, tf.where(accept, new_margin, best_margin)
+            fooled_at = tf.where(accept & (new_margin <= 0), i, fooled_at)  # accepted only while unfooled: first
+            return i + 1, best, tf.where(accept, new_margin, best_margin), fooled_at
 
-        def more(i, best, best_margin):
+        def more(i, best, best_margin, fooled_at):
             return (i < stop) & (tf.reduce_sum(tf.cast(best_margin > 0, tf.int32)) > exit_at)
 
-        return tf.while_loop(more, step, (start, best, best_margin))
+        return tf.while_loop(more, step, (start, best, best_margin, fooled_at))
 
     if len(_COMPILED) > 16:
         _COMPILED.clear()
