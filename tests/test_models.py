@@ -12,6 +12,8 @@ SMALL_CASES = [
     ("small_cnn", dict(input_shape=(28, 28, 1), num_classes=10, filters=[8, 16], dropout=0.1, dense_units=16)),
     ("resnet_cifar", dict(input_shape=(32, 32, 3), num_classes=10, depth=8, width=4)),
     ("vgg16", dict(input_shape=(32, 32, 3), num_classes=5)),
+    ("mlp", dict(input_shape=(28, 28, 1), num_classes=10, units=[16, 8])),
+    ("mlp_mixer", dict(input_shape=(32, 32, 3), num_classes=7, patch_size=8, dim=16, depth=2)),
 ]
 
 
@@ -60,6 +62,9 @@ def test_image_preprocess_matches_keras_applications(mode, reference):
     ("small_cnn", dict(filters=[]), "filters must be a non-empty list"),
     ("small_cnn", dict(widths=[8]), "Bad arguments for classifier 'small_cnn'"),
     ("resnet_cifar", dict(depth=21), "depth must be 6n"),
+    ("mlp", dict(units=[16, 0]), "units must be a non-empty list of positive ints"),
+    ("mlp_mixer", dict(patch_size=5), r"patch_size must be a positive int dividing the image's height and width"),
+    ("mlp_mixer", dict(depth=0), "depth must be a positive int"),
     ("vgg16", dict(weights="/nonexistent.h5"), "existing weights file"),
     ("vgg16", dict(input_shape=(16, 16, 3), num_classes=10), "too small"),
 ])
@@ -79,7 +84,7 @@ def test_imagenet_wrapper_loads_a_local_weights_file(tmp_path):
 
 
 def test_registry_lists_all_families():
-    assert {"small_cnn", "resnet_cifar", "vgg16", "resnet50", "inception_v3"} <= set(CLASSIFIERS)
+    assert {"small_cnn", "resnet_cifar", "mlp", "mlp_mixer", "vgg16", "resnet50", "inception_v3"} <= set(CLASSIFIERS)
 
 
 def test_flip_average_is_mirror_invariant_and_reloads(tmp_path):

@@ -116,6 +116,60 @@ def resnet_cifar(input_shape=(32, 32, 3), num_classes=10, depth=20, width=16,
     return keras.Model(inputs, logits, name=name)
 
 
+def mlp(input_shape=(28, 28, 1), num_classes=10, units=(512, 256), dropout=0.2, mean=0.5, std=0.5, name="mlp"):
+    """A multilayer perceptron on the flattened image: dense-BN-ReLU layers of ``units``, dropout, logits.
+
+    No convolution and no weight sharing: the family of the transfer zoo that sees an image least like a CNN.
+    """
+    input_shape = _check_shape(input_shape, num_classes)
+    if not units or not all(isinstance(u, int) and u > 0 for u in units):
+        raise ConfigError(f"units must be a non-empty list of positive ints. Received: units={units!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+    inputs = keras.Input(input_shape, name="images")
+    x = layers.Flatten(name="flatten")(ImagePreprocess("standardize", mean=mean, std=std, name="preprocess")(inputs))
+    for i, width in enumerate(units):
+        x = layers.Dense(width, use_bias=False, name=f"dense{i}")(x)
+        x = layers.ReLU(name=f"dense{i}_relu")(layers.BatchNormalization(name=f"dense{i}_bn")(x))
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dense{i}_dropout")(x)
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def mlp_mixer(input_shape=(28, 28, 1), num_classes=10, patch_size=4, dim=64, depth=4, token_units=64,
+              channel_units=128, mean=0.5, std=0.5, name="mlp_mixer"):
+    """MLP-Mixer (Tolstikhin et al. 2021): non-overlapping patches embedded to ``dim``, then ``depth`` blocks of a
+    token-mixing MLP (across patches) and a channel-mixing MLP (across features), each pre-LayerNorm and residual,
+    GELU inside; global average over patches, logits. Patches must tile the image.
+    """
+    input_shape = _check_shape(input_shape, num_classes)
+    if not isinstance(patch_size, int) or patch_size < 1 or any(d % patch_size for d in input_shape[:2]):
+        raise ConfigError(f"patch_size must be a positive int dividing the image's height and width "
+                          f"{input_shape[:2]}. Received: patch_size={patch_size!r}")
+    for key, value in {"dim": dim, "depth": depth, "token_units": token_units, "channel_units": channel_units}.items():
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} must be a positive int. Received: {key}={value!r}")
+    tokens = (input_shape[0] // patch_size) * (input_shape[1] // patch_size)
+    inputs = keras.Input(input_shape, name="images")
+    x = ImagePreprocess("standardize", mean=mean, std=std, name="preprocess")(inputs)
+    x = layers.Conv2D(dim, patch_size, strides=patch_size, name="patch_embedding")(x)
+    x = layers.Reshape((tokens, dim), name="tokens")(x)
+    for block in range(depth):
+        y = layers.Permute((2, 1), name=f"block{block}_transpose")(layers.LayerNormalization(
+            name=f"block{block}_token_norm")(x))
+        y = layers.Dense(token_units, activation="gelu", name=f"block{block}_token_hidden")(y)
+        y = layers.Permute((2, 1), name=f"block{block}_transpose_back")(layers.Dense(
+            tokens, name=f"block{block}_token_out")(y))
+        x = layers.Add(name=f"block{block}_token_add")([x, y])
+        y = layers.LayerNormalization(name=f"block{block}_channel_norm")(x)
+        y = layers.Dense(channel_units, activation="gelu", name=f"block{block}_channel_hidden")(y)
+        x = layers.Add(name=f"block{block}_channel_add")([x, layers.Dense(dim, name=f"block{block}_channel_out")(y)])
+    x = layers.GlobalAveragePooling1D(name="gap")(layers.LayerNormalization(name="head_norm")(x))
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
 # keras.applications constructor, preprocess mode, native input size.
 _IMAGENET_APPS = {
     "vgg16": ("VGG16", "caffe", (224, 224, 3)),
@@ -168,6 +222,8 @@ def flip_average(model: keras.Model, name: str | None = None) -> keras.Model:
 CLASSIFIERS = {
     "small_cnn": small_cnn,
     "resnet_cifar": resnet_cifar,
+    "mlp": mlp,
+    "mlp_mixer": mlp_mixer,
     "vgg16": lambda **kw: imagenet_classifier("vgg16", **kw),
     "resnet50": lambda **kw: imagenet_classifier("resnet50", **kw),
     "inception_v3": lambda **kw: imagenet_classifier("inception_v3", **kw),
