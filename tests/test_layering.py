@@ -14,19 +14,19 @@ import tfadv
 
 ROOT = os.path.dirname(tfadv.__file__)
 LAYERS = [
-    {"tfadv", "errors", "registry", "config", "inputs", "budgets", "losses", "distribute", "progress",
+    {"tfadv", "errors", "registry", "config", "inputs", "budgets", "losses", "distribute", "progress", "quiet",
      "serialization", "data", "metrics", "callbacks", "figures", "faults", "backup"},
-    {"models", "zoo", "attacks", "savedmodel", "targets"},
-    {"trainers", "evaluation", "autoattack", "security_curve", "style_evaluation"},
+    {"models", "zoo", "attacks", "transfer_attacks", "savedmodel", "targets"},
+    {"trainers", "evaluation", "autoattack", "security_curve", "style_evaluation", "transfer"},
     {"schema", "recipes", "experiments"},
     {"tasks"},
     {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo", "presets",
-     "adversarial_training"},
+     "adversarial_training", "transfer_report"},
     {"cli"},
 ]
 # measuring never trains
 NOT_TRAINING = {"export", "defense_report", "report", "evaluation", "runs", "sweep", "security_curve",
-                "style_evaluation"}
+                "style_evaluation", "transfer", "transfer_report"}
 
 
 def layer_of(module: str) -> int:

@@ -9,6 +9,7 @@ another backend fails at once with a message that says how to fix it.
 """
 
 import os as _os
+import sys as _sys
 
 _BACKEND = _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 if _BACKEND != "tensorflow":
@@ -17,9 +18,11 @@ if _BACKEND != "tensorflow":
         "Unset KERAS_BACKEND or set KERAS_BACKEND=tensorflow before importing tfadv."
     )
 
-import keras as _keras  # noqa: E402  (the backend must be chosen first)
-
-if _keras.backend.backend() != "tensorflow":
+# Keras is not imported here: importing tfadv (and its light modules: config, errors, cli) stays cheap, so the tools'
+# --help answers without loading TensorFlow. Keras, imported later, reads KERAS_BACKEND (set above; it overrides
+# keras.json). Only a Keras imported before tfadv can have another backend: check that one now.
+_keras = _sys.modules.get("keras")
+if _keras is not None and hasattr(_keras, "backend") and _keras.backend.backend() != "tensorflow":
     raise ImportError(
         "tfadv needs the TensorFlow backend of Keras, but Keras was already imported "
         f"with the {_keras.backend.backend()!r} backend. Import tfadv first, or set "

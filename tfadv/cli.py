@@ -3,7 +3,9 @@
 The tools stay thin: flags pick an experiment and override fields; all logic
 lives in the library. Every tool's errors, absl's (unknown flag, bad value)
 and tfadv's (``TfadvError``), print as one line ``Error: ...`` with exit
-status 2; ``--help`` lists the tool's own flags.
+status 2; ``--help`` lists the tool's own flags, without loading TensorFlow.
+Importing this module (the tools do so first) keeps their start quiet: see
+:func:`tfadv.quiet.quiet_startup`.
 """
 
 import json
@@ -14,10 +16,12 @@ import sys
 from absl import app, flags
 
 from tfadv import config as config_lib
-from tfadv import experiments, progress
-from tfadv.distribute import STRATEGIES
+from tfadv import progress, quiet
 from tfadv.errors import ConfigError, TfadvError
 
+# Neither this module nor the ones above import TensorFlow or Keras: the tools define their flags and answer --help
+# with absl alone, and import the rest of the library inside main().
+STRATEGIES = config_lib.STRATEGIES
 RUNTIME_FLAGS = ("strategy", "jit_compile", "mixed_precision")  # shortcuts for --set runtime.FIELD=value
 SCHEDULE_FLAGS = ("epochs", "steps_per_epoch")  # shortcuts for a quick run
 USAGE_STATUS = 2  # what every tool exits with on a bad flag, config or input
@@ -33,9 +37,7 @@ def define_experiment_flags() -> None:
     Tools calling this should ``flags.adopt_module_key_flags(cli)`` so that
     ``--help`` lists these flags as theirs.
     """
-    flags.DEFINE_string("experiment", None,
-                        f"Named experiment: one of {', '.join(sorted(experiments.EXPERIMENTS))} "
-                        "(--list_experiments describes them).")
+    flags.DEFINE_string("experiment", None, "Named experiment (--list_experiments lists and describes them).")
     flags.DEFINE_string("config", None, "JSON config file (e.g. a previous run's config.json) instead of "
                         "--experiment.")
     flags.DEFINE_multi_string("set", [], "Override a config field: --set epochs=3 --set data.batch_size=64 "
@@ -54,14 +56,23 @@ def define_experiment_flags() -> None:
                       "JSON and exit without training.")
     flags.DEFINE_bool("list_experiments", False, "List the named experiments (name, kind, description) and exit.")
     flags.register_validator(  # registered first: an unknown name is named before any other complaint
-        "experiment", lambda name: name is None or name in experiments.EXPERIMENTS,
-        message="unknown experiment (--list_experiments lists them)")
+        "experiment", _known_experiment, message="unknown experiment (--list_experiments lists them)")
     flags.register_multi_flags_validator(
         ["experiment", "config", "list_experiments"],
         lambda v: v["list_experiments"] or bool(v["experiment"]) != bool(v["config"]),
         message="Give exactly one of --experiment or --config (--list_experiments lists the experiments).")
     flags.register_validator("set", lambda values: all("=" in v for v in values),
                              message="--set values must look like key=value, e.g. --set epochs=3.")
+
+
+def _known_experiment(name) -> bool:
+    # set_default (tools/attack.py) checks the default before parsing, which checks it again after --help has exited:
+    # the experiments, and TensorFlow with them, are imported then.
+    if name is None or not flags.FLAGS.is_parsed():
+        return True
+    from tfadv import experiments
+
+    return name in experiments.EXPERIMENTS
 
 
 def fit_verbosity():
@@ -75,6 +86,8 @@ def fit_verbosity():
 
 def resolve_experiment(FLAGS):
     """The config named by the flags, with --set and shortcut-flag overrides applied and validated."""
+    from tfadv import experiments
+
     cfg = (experiments.get_experiment(FLAGS.experiment) if FLAGS.experiment
            else experiments.load_json(FLAGS.config))
     overrides = dict(config_lib.parse_override(s) for s in FLAGS.set)
@@ -101,6 +114,8 @@ def print_json(result: dict, output: str | None = None) -> None:
 
 def experiment_list() -> str:
     """One line per named experiment: name, kind and the first paragraph of its recipe's docstring, whole."""
+    from tfadv import experiments
+
     lines = []
     for name in sorted(experiments.EXPERIMENTS):
         factory = experiments.EXPERIMENTS[name]
@@ -178,6 +193,8 @@ def run(main) -> None:
     _adopt_tool_flags(main)
     app.run(guarded, flags_parser=_parse_flags)
 
+
+quiet.quiet_startup()
 
 __all__ = ["ConfigError", "config_json", "define_experiment_flags", "experiment_list", "fail", "fit_verbosity",
            "print_json", "resolve_experiment", "run", "setup_logging"]

@@ -14,6 +14,10 @@ from typing import Any, Mapping, TypeVar
 
 from tfadv.errors import ConfigError
 
+# The tf.distribute strategies tfadv.distribute builds by name; here, where no TensorFlow is imported, so that the
+# tools' --strategy flag is defined (and --help answered) without it.
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
 T = TypeVar("T")
 
 

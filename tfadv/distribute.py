@@ -23,11 +23,11 @@ import os
 import keras
 import tensorflow as tf
 
+from tfadv.config import STRATEGIES
 from tfadv.errors import ConfigError
 
 log = logging.getLogger("tfadv.distribute")
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:

@@ -10,8 +10,6 @@ import contextlib
 import os
 import sys
 
-import keras
-
 _level = 1
 
 
@@ -35,6 +33,8 @@ def bar(iterable, total: int | None = None, label: str | None = None):
     if not enabled():
         yield from iterable
         return
+    import keras  # here, not at the top: the tools import this module before --help, which must not load Keras
+
     total = _length(iterable) if total is None else total
     interactive = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     with contextlib.redirect_stdout(sys.stderr):  # Progbar writes to stdout

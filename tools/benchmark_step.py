@@ -17,12 +17,11 @@ import time
 from absl import flags
 
 from tfadv import cli
-from tfadv.distribute import STRATEGIES
 
 flags.DEFINE_integer("size", 224, "Image side.", lower_bound=32)
 flags.DEFINE_integer("batch_size", 32, "Global batch size.", lower_bound=1)
 flags.DEFINE_integer("steps", 20, "Timed steps per row.", lower_bound=1)
-flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy (tfadv.distribute).")
+flags.DEFINE_enum("strategy", "default", list(cli.STRATEGIES), "tf.distribute strategy (tfadv.distribute).")
 flags.DEFINE_list("precisions", ["float32", "mixed_float16"], "Rows to run: float32 and/or mixed_float16.")
 flags.DEFINE_list("jit", ["false", "true"], "Rows to run: jit_compile false and/or true.")
 FLAGS = flags.FLAGS
