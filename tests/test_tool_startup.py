@@ -12,10 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = sorted(os.path.basename(path)[:-3] for path in glob.glob(os.path.join(ROOT, "tools", "*.py"))
                if not path.endswith("__init__.py"))
 # Tools whose --help still loads TensorFlow, and why. Remove a tool from here once it no longer does.
-HELP_IMPORTS_TENSORFLOW = {
-    "autoattack": "its flag defaults are tfadv.autoattack's STAGES and STANDARD, and tfadv.autoattack imports "
-                  "TensorFlow at the top",
-}
+HELP_IMPORTS_TENSORFLOW: dict = {}
 # Runs a tool's --help as `python tools/NAME.py --help` would, then says which heavy modules it loaded.
 HELP_RUNNER = """
 import json, runpy, sys

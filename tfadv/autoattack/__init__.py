@@ -23,7 +23,6 @@ import time
 
 import numpy as np
 
-from tfadv.autoattack import apgd, fab, square
 from tfadv.autoattack.budget import into_budget, perturbation_norms
 from tfadv.errors import ConfigError, summary
 
@@ -67,6 +66,9 @@ def _normal(value):
 
 
 def _run_stage(stage, classifier, x, labels, norm, eps, s, seed):
+    # The stages import TensorFlow: on use, so that this package's settings (STAGES, STANDARD) load without it.
+    from tfadv.autoattack import apgd, fab, square
+
     if stage == "apgd-ce":
         return apgd.apgd(classifier, x, labels, norm=norm, eps=eps, n_iter=s["apgd_iter"],
                          n_restarts=s["apgd_restarts"], rho=s["apgd_rho"], seed=seed)
