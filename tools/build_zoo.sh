@@ -15,6 +15,11 @@ RUNS=${RUNS:-runs/zoo_build}
 declare -A EXPERIMENT=(
   [fashion_mnist_small_cnn]=fashion_mnist_cnn
   [fashion_mnist_cnn_gap]=fashion_mnist_cnn_gap
+  # the transfer zoo: classifiers of other families
+  [fashion_mnist_mlp]=fashion_mnist_mlp
+  [fashion_mnist_cnn_wide]=fashion_mnist_cnn_wide
+  [fashion_mnist_mixer]=fashion_mnist_mixer
+  [fashion_mnist_resnet20]=fashion_mnist_resnet20
   [fashion_mnist_unet_l2]=fashion_mnist_unet_l2
   [fashion_mnist_unet_joint]=fashion_mnist_unet_joint
   [fashion_mnist_autoencoder_l2]=fashion_mnist_autoencoder_l2
@@ -39,7 +44,8 @@ declare -A EXPERIMENT=(
   [style_gram_stack_offline]=style_gram_stack_offline
   [style_adain_offline]=style_adain_offline
 )
-ORDER=(fashion_mnist_small_cnn fashion_mnist_cnn_gap fashion_mnist_unet_l2 fashion_mnist_unet_joint
+ORDER=(fashion_mnist_small_cnn fashion_mnist_cnn_gap fashion_mnist_mlp fashion_mnist_cnn_wide fashion_mnist_mixer
+       fashion_mnist_resnet20 fashion_mnist_unet_l2 fashion_mnist_unet_joint
        fashion_mnist_autoencoder_l2 fashion_mnist_universal_l2 fashion_mnist_universal_linf
        fashion_mnist_joint_defense_linf fashion_mnist_pgd_defense_linf fashion_mnist_joint_refined_defense_linf
        fashion_mnist_joint_defense_l2 fashion_mnist_pgd_defense_l2

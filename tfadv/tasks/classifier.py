@@ -17,13 +17,18 @@ def served_classifier(trainer, cfg):
     return flip_average(trainer.classifier) if cfg.test_time_flip else trainer.classifier
 
 
+def _classifier(cfg, spec):
+    """The config's network for the data's images and classes (``model_kwargs`` may also name them)."""
+    kwargs = {"input_shape": list(spec.image_shape), "num_classes": spec.num_classes, **cfg.model_kwargs}
+    return build_classifier(cfg.model, **kwargs)
+
+
 class ClassifierTask(Task):
     kind = "classifier"
 
     def build(self, cfg, data: RunData):
         spec = data.spec
-        kwargs = {"input_shape": list(spec.image_shape), "num_classes": spec.num_classes, **cfg.model_kwargs}
-        trainer = ClassifierTrainer(build_classifier(cfg.model, **kwargs), label_smoothing=cfg.label_smoothing)
+        trainer = ClassifierTrainer(_classifier(cfg, spec), label_smoothing=cfg.label_smoothing)
         trainer(tf.zeros((1,) + tuple(spec.image_shape)))  # build: a custom train_step never calls the model
         return trainer
 
@@ -50,8 +55,7 @@ class ClassifierTask(Task):
         return grids
 
     def keras_artifact(self, cfg, spec, companion=None):
-        classifier = build_classifier(cfg.model, input_shape=list(spec.image_shape), num_classes=spec.num_classes,
-                                      **cfg.model_kwargs)
+        classifier = _classifier(cfg, spec)
         return flip_average(classifier) if cfg.test_time_flip else classifier
 
     def save(self, trainer, cfg, workdir):
