@@ -35,6 +35,7 @@ setup(
             "tfadv-autoattack=tfadv_tools.autoattack:run",
             "tfadv-security-curve=tfadv_tools.security_curve:run",
             "tfadv-defend=tfadv_tools.defend:run",
+            "tfadv-transfer=tfadv_tools.transfer:run",
         ],
     },
 )

@@ -143,7 +143,15 @@ def test_every_experiment_validates_and_builds(name):
                                                "num_classes": spec.num_classes, **cfg.model_kwargs})
         assert model(batch).shape == (1, spec.num_classes)
     elif cfg.kind == "perturbation":
-        trainer = build_perturbation_trainer(cfg, _stand_in_classifier(spec), spec.image_shape)
+        classifier = _stand_in_classifier(spec)
+        taps = None
+        if cfg.feature_layers:  # LTP: logits and one mid-layer feature per surrogate (here, the stand-in's pooling)
+            import keras
+
+            images = keras.Input(spec.image_shape)
+            pooled = classifier.layers[0](images)
+            taps = keras.Model(images, [classifier.layers[1](pooled)] + [pooled] * len(cfg.feature_layers))
+        trainer = build_perturbation_trainer(cfg, classifier, spec.image_shape, taps)
         assert trainer(batch).shape == batch.shape
     else:
         trainer = build_defense_trainer(cfg, spec.image_shape, spec.num_classes)

@@ -127,6 +127,8 @@ def console_script(name):
     (["tfadv-stylize"], ["--saved_model", "--zoo_name"]),
     (["evaluate_defense"], ["--defended", "--undefended", "--norm", "--eps", "--record"]),
     (["tfadv-defend"], ["--model", "--workdir", "--method", "--norm", "--eps", "--autoattack_examples"]),
+    (["tfadv-transfer"], ["--generators", "--experiment", "--surrogate", "--targets", "--defended", "--baselines",
+                          "--square_queries", "--record"]),
 ])
 def test_help_lists_the_tools_own_flags(command, own_flags):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -82,7 +82,8 @@ def test_registry_figures_reproduce_with_plain_tensorflow(name):
         correct = sum(int(np.sum(np.argmax(model.serve(x), -1) == y)) for x, y in ds)
         assert correct / 10000 == pytest.approx(entry["metrics"]["accuracy"], abs=1e-4)
         return
-    target = tf.saved_model.load(os.path.join(ZOO, REGISTRY[entry["target"]]["path"]))
+    members = [tf.saved_model.load(os.path.join(ZOO, REGISTRY[m]["path"])) for m in entry["target"].split("+")]
+    target = _MeanLogits(members)  # an ensemble target ("a+b"): the mean of its members' logits
     labels, clean, adv, l2, linf, low, high = [], [], [], [], [], np.inf, -np.inf
     for x, y in ds:
         x_hat = model.serve(x)
@@ -103,6 +104,14 @@ def test_registry_figures_reproduce_with_plain_tensorflow(name):
         norms = {"l2": l2, "linf": linf}[budget["norm"]]
         assert np.max(norms) <= budget["eps"] * (1 + 1e-6), "the budget is a guarantee"
     assert 0.0 <= low and high <= 1.0
+
+
+class _MeanLogits:
+    def __init__(self, members):
+        self.members = members
+
+    def serve(self, x):
+        return sum(m.serve(x) for m in self.members) / len(self.members)
 
 
 BAD_BATCHES = {  # what a user might feed by mistake -> words the refusal must contain
@@ -310,13 +319,14 @@ for args in json.load(sys.stdin):
     if len(rest) > 1:
         results.append({"error": f"positional arguments {rest[1:]}"})
         continue
-    names = ("experiment", "zoo_name", "target", "defended", "undefended", "name")
+    names = ("experiment", "zoo_name", "target", "defended", "undefended", "name", "generators", "targets")
     results.append({n: FLAGS[n].value for n in names if n in FLAGS})
 print(json.dumps(results))
 """
 
 ZOO_NAME_FLAGS = {"tools/evaluate.py": ("zoo_name", "target"), "tools/evaluate_defense.py": ("defended", "undefended"),
-                  "tools/reguard.py": ("name",), "tools/evaluate_style.py": ("zoo_name",)}
+                  "tools/reguard.py": ("name",), "tools/evaluate_style.py": ("zoo_name",),
+                  "tools/transfer.py": ("generators", "targets", "defended")}
 REMOVED_FLAG = ("python tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_linf "
                 "--joint_workdir=/tmp/runs/joint_linf")  # what the registry recorded before: must be refused
 
@@ -399,9 +409,9 @@ def test_build_zoo_rebuilds_every_fashion_mnist_entry_and_table():
         built_by = entry["target"] if entry.get("co_trained") else name  # a joint defence's export writes both
         assert built_by in mapping, f"tools/build_zoo.sh does not rebuild {name}"
         assert experiments.get_experiment(mapping[built_by]).kind == entry["config"]["kind"], name
-        target = entry["config"].get("target")
-        if target in REGISTRY:
-            assert order.index(target) < order.index(name), f"{name} is built before its target {target}"
+        for target in (entry["config"].get("target") or "").split("+"):  # an ensemble: each member
+            if target in REGISTRY:
+                assert order.index(target) < order.index(name), f"{name} is built before its target {target}"
     # A table's own command, not its partial updates (settings.updates): a rebuild re-measures every column.
     def is_update(where):
         return ".settings.updates[" in where

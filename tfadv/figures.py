@@ -218,6 +218,44 @@ def _heat(fraction: float) -> tuple:
     return tuple(low + (high - low) * float(np.clip(fraction, 0.0, 1.0)))
 
 
+def heatmap_figure(shading, texts, row_labels, col_labels, *, title: str, cell: int = 40,
+                   scale: int = 2) -> np.ndarray:
+    """A labelled heatmap: cell (i, j) shaded by ``shading[i, j]`` in [0, 1] (white to dark blue) and captioned
+    ``texts[i][j]``; rows named on the left, columns on top (written upwards when a name is wider than a cell)."""
+    shading = np.asarray(shading, np.float64)
+    rows, cols = shading.shape
+    line_h, pad = (GLYPH_H + 3) * scale, 4 * scale
+    label_w = max(text_size(s, scale)[1] for s in row_labels) + 2 * pad
+    upright = max(text_size(s, scale)[1] for s in col_labels) > cell - 4
+    head_h = (max(text_size(s, scale)[1] for s in col_labels) + pad) if upright else line_h
+    top, left = line_h + pad + head_h, pad + label_w
+    canvas = np.ones((top + rows * cell + pad, max(left + cols * cell, text_size(title, scale)[1] + pad) + pad, 3),
+                     np.float32)
+    draw_text(canvas, title, pad // 2, pad, scale=scale)
+    for j, name in enumerate(col_labels):
+        th, tw = text_size(name, scale)
+        if upright:  # drawn on its side, read bottom to top
+            label = np.ones((th, tw, 3), np.float32)
+            draw_text(label, name, 0, 0, GREY, scale)
+            label = np.rot90(label)
+            x0 = left + j * cell + (cell - th) // 2
+            canvas[top - tw - scale * 2: top - scale * 2, x0: x0 + th] = label
+        else:
+            draw_text(canvas, name, top - th - scale * 2, left + j * cell + (cell - tw) // 2, GREY, scale)
+    for i in range(rows):
+        draw_text(canvas, row_labels[i], top + i * cell + (cell - GLYPH_H * scale) // 2, pad, scale=scale)
+        for j in range(cols):
+            y0, x0 = top + i * cell, left + j * cell
+            canvas[y0: y0 + cell, x0: x0 + cell] = _heat(shading[i, j])
+            s = 1 if text_size(texts[i][j], scale)[1] > cell - 4 else scale
+            th, tw = text_size(texts[i][j], s)
+            draw_text(canvas, texts[i][j], y0 + (cell - th) // 2, x0 + (cell - tw) // 2,
+                      WHITE if shading[i, j] > 0.5 else BLACK, s)
+    canvas[top: top + rows * cell, left: left + cols * cell][::cell] = GREY  # grid lines
+    canvas[top: top + rows * cell, left: left + cols * cell][:, ::cell] = GREY
+    return canvas
+
+
 def confusion_figure(matrix, class_names=(), *, title: str = "true class (rows) -> prediction (columns)",
                      cell: int = 40, scale: int = 2) -> np.ndarray:
     """The confusion matrix as a heatmap: row-normalised shading, counts in the cells, classes named on the rows."""
@@ -226,29 +264,9 @@ def confusion_figure(matrix, class_names=(), *, title: str = "true class (rows) 
         raise ValueError(f"confusion_figure needs a square matrix [K, K]; got shape {matrix.shape}.")
     k = matrix.shape[0]
     fractions = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    line_h, pad = (GLYPH_H + 3) * scale, 4 * scale
-    row_labels = [f"{i} {class_name(class_names, i)}" for i in range(k)]
-    label_w = max(text_size(s, scale)[1] for s in row_labels) + 2 * pad
-    top, left = 2 * line_h + pad, pad + label_w
-    canvas = np.ones((top + k * cell + pad, max(left + k * cell, text_size(title, scale)[1] + pad) + pad, 3),
-                     np.float32)
-    draw_text(canvas, title, pad // 2, pad, scale=scale)
-    for j in range(k):
-        th, tw = text_size(str(j), scale)
-        draw_text(canvas, str(j), top - th - scale * 2, left + j * cell + (cell - tw) // 2, GREY, scale)
-    for i in range(k):
-        draw_text(canvas, row_labels[i], top + i * cell + (cell - GLYPH_H * scale) // 2, pad, scale=scale)
-        for j in range(k):
-            y0, x0 = top + i * cell, left + j * cell
-            canvas[y0: y0 + cell, x0: x0 + cell] = _heat(fractions[i, j])
-            count = str(int(matrix[i, j]))
-            s = 1 if text_size(count, scale)[1] > cell - 4 else scale
-            th, tw = text_size(count, s)
-            draw_text(canvas, count, y0 + (cell - th) // 2, x0 + (cell - tw) // 2,
-                      WHITE if fractions[i, j] > 0.5 else BLACK, s)
-    canvas[top: top + k * cell, left: left + k * cell][::cell] = GREY  # grid lines
-    canvas[top: top + k * cell, left: left + k * cell][:, ::cell] = GREY
-    return canvas
+    return heatmap_figure(fractions, [[str(int(v)) for v in row] for row in matrix],
+                          [f"{i} {class_name(class_names, i)}" for i in range(k)], [str(j) for j in range(k)],
+                          title=title, cell=cell, scale=scale)
 
 
 def log_to_tensorboard(log_dir: str, figures: dict, step: int = 0) -> None:

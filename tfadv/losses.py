@@ -111,6 +111,18 @@ def _cw(logits, labels, *, target, kappa, **_):
     return tf.maximum(margin, -kappa)
 
 
+@register_loss("relativistic_ce", needs_clean_logits=True)
+def _relativistic_ce(logits, labels, *, clean_logits, **_):
+    """``-CE(z(x_hat) - z(x), argmax z(x))``: CDA's relativistic cross-entropy (Naseer et al. 2019), the loss
+    their transferable generators train with. It rewards moving the logits *relative to the clean ones* away from
+    the clean prediction, label-free, so a generator learns a shift that does not rest on one model's absolute
+    scale. Unbounded below: use it under a norm budget (mode thresholded)."""
+    return -_cross_entropy(tf.argmax(clean_logits, axis=-1), logits - clean_logits)
+
+
+FEATURE_SEPARATION = "feature_separation"  # LTP's mid-layer loss: not a logits loss; tfadv.trainers.transfer
+
+
 @register_loss("trades_kl", needs_clean_logits=True)
 def _trades_kl(logits, labels, *, clean_logits, **_):
     """``-KL(p(x) || p(x_hat))``: moving the prediction away from the clean one, whatever the label (TRADES's

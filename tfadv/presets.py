@@ -18,43 +18,18 @@ import json
 import os
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-from tfadv import __version__, experiments, tasks, zoo
-from tfadv.data import get_spec
+from tfadv import __version__, zoo
 from tfadv.errors import ZooError
+from tfadv.tasks import keras_form
 
-PROBE_ATOL = 1e-4  # graph and eager kernels differ by ~2e-6 on the zoo's classifiers
 MODEL_FILE, METADATA_FILE, CARD_FILE = "model.keras", "metadata.json", "MODEL_CARD.md"
 
 
 def load_keras(name: str, zoo_dir: str | None = None) -> keras.Model:
-    """Zoo entry ``name`` as a trainable Keras model whose outputs equal its SavedModel's (checksum verified)."""
-    found = zoo.entry(name, zoo_dir)
-    served = zoo.load(name, zoo_dir)
-    cfg = experiments.from_dict(found["config"])
-    spec = None if found["kind"] == "style" else get_spec(found["dataset"])  # style: two image folders
-    model = tasks.get_task(cfg.kind).keras_artifact(cfg, spec,
-                                                    companion="_generator" if found.get("co_trained") else None)
-    stored = list(served.saved_model.variables)
-    shapes = ([tuple(v.shape) for v in stored], [tuple(v.shape) for v in model.variables])
-    if shapes[0] != shapes[1]:
-        raise ZooError(f"Zoo entry {name!r}: its SavedModel's {len(stored)} variables do not match the "
-                       f"{len(model.variables)} of the network its config builds; it has no Keras form.")
-    for source, target in zip(stored, model.variables):
-        target.assign(source)
-    probe = tf.random.stateless_uniform([4, *found["input_shape"]], seed=[0, 1])
-    if found["kind"] == "style":  # (content, style): the probe with itself reversed
-        pair = (probe, probe[::-1])
-        served_out, keras_out = served.serve(*pair), model({"content": pair[0], "style": pair[1]}, training=False)
-    else:
-        served_out, keras_out = served.serve(probe), model(probe, training=False)
-    gap = float(np.max(np.abs(np.asarray(served_out) - np.asarray(keras_out))))
-    if not gap <= PROBE_ATOL:
-        raise ZooError(f"Zoo entry {name!r}: the rebuilt Keras model's outputs differ from the SavedModel's by "
-                       f"{gap:.3g} on a probe batch; refused.")
-    return model
+    """Zoo entry ``name`` as a trainable Keras model whose outputs equal its SavedModel's (checksum verified;
+    :func:`tfadv.tasks.keras_form.keras_entry`)."""
+    return keras_form.keras_entry(name, zoo_dir)
 
 
 def save_preset(name: str, directory: str, zoo_dir: str | None = None) -> str:

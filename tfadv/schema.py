@@ -174,12 +174,12 @@ class RuntimeConfig:
     """Where and how a run computes, shared by every kind: not part of the recipe (a killed run may resume on
     another machine with other settings, and the same recipe trains the same model on any of them)."""
 
-    strategy: str = "default"  # tfadv.distribute.STRATEGIES; data.batch_size is the global batch
+    strategy: str = "default"  # tfadv.config.STRATEGIES; data.batch_size is the global batch
     jit_compile: bool = False  # XLA-compile the train step (pays off on GPUs; slower on this 2-core CPU)
     mixed_precision: bool = False  # mixed_float16 compute with loss scaling (GPUs with tensor cores)
 
     def validate(self):
-        from tfadv.distribute import STRATEGIES
+        from tfadv.config import STRATEGIES
 
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {STRATEGIES}. Received: {self.strategy!r}")
@@ -278,11 +278,16 @@ class PerturbationExperiment(TrainingConfig):
     realism_weight: float = 1.0
     d_learning_rate: float = 2e-4
     d_beta_1: float = 0.5  # the discriminator's Adam beta_1 (DCGAN's choice)
+    # Transfer training (tfadv.trainers.transfer): the chance a step shows the target resized and padded, and
+    # for loss "feature_separation" (LTP) the mid layer tapped in each member of the (``+``-joined) target.
+    input_diversity: float = 0.0
+    feature_layers: list[str] = dataclasses.field(default_factory=list)
 
     def validate(self):
         super().validate()
         from tfadv.budgets import NORMS, check_budget
-        from tfadv.losses import check_loss
+        from tfadv.losses import FEATURE_SEPARATION, check_loss
+        from tfadv.targets import ensemble_members
         from tfadv.models.generators import ATTACK_MODES as modes
         from tfadv.models.generators import GENERATORS
 
@@ -291,7 +296,21 @@ class PerturbationExperiment(TrainingConfig):
         if self.mode not in modes:
             raise ConfigError(f"mode must be one of {modes}. Received: {self.mode!r}")
         check_budget(self.norm, self.eps, self.data.spec().image_shape)
-        check_loss(self.loss, self.target_class, self.data.spec().num_classes)
+        if self.loss == FEATURE_SEPARATION:
+            members = len(ensemble_members(self.target))
+            if len(self.feature_layers) != members or self.target_class is not None:
+                raise ConfigError(f"loss='feature_separation' is untargeted and needs one feature_layers name per "
+                                  f"member of target {self.target!r} ({members}). Received: "
+                                  f"feature_layers={self.feature_layers!r}, target_class={self.target_class!r}")
+        else:
+            check_loss(self.loss, self.target_class, self.data.spec().num_classes)
+            if self.feature_layers:
+                raise ConfigError(f"feature_layers are read by loss='feature_separation' only, not {self.loss!r}.")
+        if not 0 <= self.input_diversity <= 1:
+            raise ConfigError(f"input_diversity must be a probability in [0, 1]. Received: {self.input_diversity!r}")
+        if (self.input_diversity or self.feature_layers) and (self.gan or self.mode != "thresholded"):
+            raise ConfigError("input_diversity and feature_separation train transfer generators: mode "
+                              "'thresholded', without gan.")
         if self.magnitude_norm not in NORMS:
             raise ConfigError(f"magnitude_norm must be one of {NORMS}. Received: {self.magnitude_norm!r}")
         if self.magnitude_weight < 0 or self.realism_weight < 0:

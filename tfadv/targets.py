@@ -3,8 +3,10 @@
 A target is named by a string, as configs and zoo entries record it: a
 ``.keras`` file, a SavedModel directory (endpoint ``serve`` or
 ``serving_default``) or a zoo entry name, optionally with a ``?pixel_scale=S``
-suffix for a model that expects pixels in [0, S]. :func:`load_target` turns it
-into a frozen float32 images -> logits model. :mod:`tfadv.byo` checks a
+suffix for a model that expects pixels in [0, S], or several of these joined by
+``+``: an ensemble whose logits are the mean of its members' (what transfer
+attacks train against). :func:`load_target` turns it into a frozen float32
+images -> logits model. :mod:`tfadv.byo` checks a
 user's own model against the contract.
 """
 
@@ -18,6 +20,7 @@ from tfadv import zoo
 from tfadv.errors import ConfigError, ZooError, summary
 
 ENDPOINTS = ("serve", "serving_default")
+ENSEMBLE_SEPARATOR = "+"  # "a+b": the mean logits of targets a and b
 PIXEL_SCALE_KEY = "?pixel_scale="  # a target string's suffix, so configs and zoo entries record the wrapping
 
 
@@ -134,6 +137,8 @@ def image_shape(target) -> tuple | None:
     None in place of a side it leaves open (a fully convolutional model)."""
     if isinstance(target, PixelScale):
         return image_shape(target.classifier)
+    if isinstance(target, Ensemble):
+        return image_shape(target.members[0])
     if isinstance(target, SavedModelClassifier):
         return target.image_shape
     shape = getattr(target, "input_shape", None) if isinstance(target, keras.Model) else None
@@ -151,13 +156,41 @@ class PixelScale(keras.layers.Layer):
         return self.classifier(images * self.scale)
 
 
+class Ensemble(keras.layers.Layer):
+    """Frozen classifiers as one: the mean of their logits (the logit ensemble of Liu et al. 2017 and Dong et al.
+    2018), what a transfer attack trains against to fool models it never sees."""
+
+    def __init__(self, members, **kwargs):
+        super().__init__(dtype="float32", trainable=False, **kwargs)
+        self.members = list(members)
+
+    def call(self, images):
+        return tf.add_n([tf.cast(member(images), tf.float32) for member in self.members]) / len(self.members)
+
+
+def ensemble_members(target: str) -> list[str]:
+    """The member target strings of ``target`` (one for a single target); an empty member is refused."""
+    members = target.split(ENSEMBLE_SEPARATOR)
+    if not all(member.strip() for member in members):
+        raise ConfigError(f"Target {target!r}: an ensemble joins targets with '+', e.g. "
+                          "fashion_mnist_small_cnn+fashion_mnist_cnn_gap; one is empty.")
+    return [member.strip() for member in members]
+
+
 def _names_a_zoo_entry(path: str, zoo_dir: str | None) -> bool:
     return "/" not in path and not path.endswith(".keras") and path in zoo.read_registry(zoo_dir)
 
 
 def target_sha256(target: str, zoo_dir: str | None = None) -> str | None:
     """What an exported entry records for its target: a file's checksum; None for a zoo entry (verified on its
-    own)."""
+    own). An ensemble's members must all be zoo entries (their checksums are the zoo's)."""
+    members = ensemble_members(target)
+    if len(members) > 1:
+        files = [m for m in members if not _names_a_zoo_entry(split_target(m)[0], zoo_dir)]
+        if files:
+            raise ConfigError(f"Ensemble target {target!r}: an exported entry's ensemble members must be zoo "
+                              f"entries; {', '.join(files)} is not one.")
+        return None
     path, _ = split_target(target)
     if _names_a_zoo_entry(path, zoo_dir):
         return None
@@ -178,6 +211,8 @@ def load_entry_target(name: str, zoo_dir: str | None = None):
     target = found.get("target")
     if not target:
         raise ZooError(f"Zoo entry {name!r} records no target classifier.")
+    if len(ensemble_members(target)) > 1:  # members are zoo entries (target_sha256 refused anything else)
+        return load_target(target, zoo_dir)
     path, pixel_scale = split_target(target)
     if _names_a_zoo_entry(path, zoo_dir):
         model = zoo.keras_layer(path, zoo_dir)
@@ -210,8 +245,12 @@ def load_target(target: str, zoo_dir: str | None = None):
     """The frozen classifier an attack trains against: a .keras file, a SavedModel directory or a zoo entry name.
 
     Options in the string (:func:`target_options`): ``pixel_scale=S`` wraps a model that expects pixels in
-    [0, S]; ``strip_softmax=1`` removes a .keras model's final softmax.
+    [0, S]; ``strip_softmax=1`` removes a .keras model's final softmax. Targets joined by ``+`` load as an
+    :class:`Ensemble`.
     """
+    members = ensemble_members(target)
+    if len(members) > 1:
+        return Ensemble([load_target(member, zoo_dir) for member in members], name="ensemble")
     path, options = target_options(target)
     pixel_scale = options["pixel_scale"]
     if path.endswith(".keras"):

@@ -272,8 +272,8 @@ def register(name: str, fields: dict, zoo_dir: str | None = None) -> dict:
 
 def other_tools_commands(name: str, zoo_dir: str | None = None) -> list[str]:
     """The commands of the columns other tools added to entry ``name`` after export (AutoAttack in a robustness
-    table, the training cost, security curves), each once: a re-export replaces the entry, so a rebuild reruns
-    these (tools/build_zoo.sh reads them before it exports)."""
+    table, the training cost, security curves, style evaluation, transfer tables), each once: a re-export replaces
+    the entry, so a rebuild reruns these (tools/build_zoo.sh reads them before it exports)."""
     metrics = read_registry(zoo_dir).get(name, {}).get("metrics", {})
     found = [column["command"] for key, table in sorted(metrics.items()) if key.startswith("robustness_")
              for column_name, column in table.items()
@@ -281,6 +281,7 @@ def other_tools_commands(name: str, zoo_dir: str | None = None) -> list[str]:
     found += [metrics["training_cost"]["settings"]["command"]] if "training_cost" in metrics else []
     found += [table["command"] for key, table in sorted(metrics.items()) if key.startswith("security_curve_")]
     found += [metrics["style_evaluation"]["command"]] if "style_evaluation" in metrics else []
+    found += [table["command"] for key, table in sorted(metrics.items()) if key.startswith("transfer_")]
     return [*dict.fromkeys(found)]  # in order, once each (this module shadows the builtin list)
 
 

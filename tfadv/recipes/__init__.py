@@ -5,7 +5,7 @@ the module of its kind, decorated with ``@recipe``; its name is the
 ``--experiment`` flag's value.
 """
 
-from tfadv.recipes import classifiers, defenses, perturbations, style  # noqa: F401 - registers the recipes
+from tfadv.recipes import classifiers, defenses, perturbations, style, transfer  # noqa: F401 - registers them
 from tfadv.recipes.registry import EXPERIMENTS, recipe
 
 __all__ = ["EXPERIMENTS", "recipe"]

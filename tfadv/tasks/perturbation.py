@@ -10,8 +10,11 @@ from tfadv.models import discriminator
 from tfadv.models.generators import build_generator, perturbation_model
 from tfadv.models.universal import UniversalPerturbation
 from tfadv.targets import load_target
+from tfadv.losses import FEATURE_SEPARATION
 from tfadv.tasks.base import RunData, Task, attack_panels
+from tfadv.tasks.keras_form import surrogate_taps
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer
+from tfadv.trainers.transfer import TransferPerturbationTrainer
 
 
 def build_attacker(cfg, image_shape) -> keras.Model:
@@ -26,12 +29,16 @@ def build_attacker(cfg, image_shape) -> keras.Model:
     return perturbation_model(generator, cfg.mode, cfg.norm, cfg.eps, name=f"{cfg.generator}_{cfg.mode}")
 
 
-def build_perturbation_trainer(cfg, classifier, image_shape):
-    """The (uncompiled, built) trainer of a perturbation config around the frozen ``classifier``."""
+def build_perturbation_trainer(cfg, classifier, image_shape, taps=None):
+    """The (uncompiled, built) trainer of a perturbation config around the frozen ``classifier`` (and, for LTP's
+    feature separation, the surrogates' mid-layer ``taps``)."""
     attacker = build_attacker(cfg, image_shape)
     common = dict(loss=cfg.loss, target_class=cfg.target_class, magnitude_weight=cfg.magnitude_weight,
                   magnitude_norm=cfg.magnitude_norm, kappa=cfg.kappa)
-    if cfg.gan:
+    if cfg.input_diversity or cfg.loss == FEATURE_SEPARATION:
+        trainer = TransferPerturbationTrainer(attacker, classifier, taps=taps, input_diversity=cfg.input_diversity,
+                                              diversity_seed=cfg.seed, **common)
+    elif cfg.gan:
         trainer = GANPerturbationTrainer(attacker, classifier, discriminator(tuple(image_shape)),
                                          realism_weight=cfg.realism_weight, **common)
     else:
@@ -47,6 +54,9 @@ class PerturbationTask(Task):
     artifact = "attacker.keras"
 
     def build(self, cfg, data: RunData):
+        if cfg.loss == FEATURE_SEPARATION:  # mid-layer features: the targets' Keras forms (same outputs)
+            classifier, taps = surrogate_taps(cfg.target, cfg.feature_layers)
+            return build_perturbation_trainer(cfg, classifier, data.spec.image_shape, taps)
         return build_perturbation_trainer(cfg, load_target(cfg.target), data.spec.image_shape)
 
     def compile(self, trainer, cfg, optimizer):
