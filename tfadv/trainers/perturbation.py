@@ -146,12 +146,17 @@ class PerturbationTrainer(NestedModels, keras.Model):
             per_example += self.magnitude_weight * per_example_norm(x_hat - x, self.magnitude_norm)
         return tf.reduce_mean(per_example), logits
 
+    def training_loss(self, x, x_hat, labels, clean_logits):
+        """(loss, logits) a training step minimises: :meth:`generator_loss` (a subclass may show the classifier
+        other images while training, e.g. tfadv.trainers.transfer's input diversity)."""
+        return self.generator_loss(x, x_hat, labels, clean_logits)
+
     def train_step(self, data):
         x, labels = batch_of(data)
         clean_logits = self.classifier(x, training=False)
         with tf.GradientTape() as tape:
             x_hat, raw = self._attack(x, training=True)
-            loss, logits = self.generator_loss(x, x_hat, labels, clean_logits)
+            loss, logits = self.training_loss(x, x_hat, labels, clean_logits)
         minimize(self.optimizer, tape, loss, self.attacker.trainable_variables)
         return self._update_metrics(loss, x, x_hat, raw, labels, clean_logits, logits)
 

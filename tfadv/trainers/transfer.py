@@ -22,10 +22,9 @@ images in evaluation; during training they are measured on what the surrogate sa
 import keras
 import tensorflow as tf
 
-from tfadv.distribute import minimize
 from tfadv.errors import ConfigError
 from tfadv.losses import FEATURE_SEPARATION, adversarial_loss
-from tfadv.trainers.perturbation import PerturbationTrainer, batch_of
+from tfadv.trainers.perturbation import PerturbationTrainer
 from tfadv.transfer_attacks import input_diversity
 
 
@@ -69,7 +68,7 @@ class TransferPerturbationTrainer(PerturbationTrainer):
         both = input_diversity(tf.concat([x, x_hat], 0), key, self.input_diversity)
         return tf.split(both, 2)
 
-    def transfer_loss(self, x, x_hat, labels, clean_logits):
+    def training_loss(self, x, x_hat, labels, clean_logits):
         """(loss, logits of what the surrogate saw): the configured loss on diversified inputs."""
         x_seen, x_hat_seen = self._diverse(x, x_hat)
         if self.feature_loss:
@@ -88,22 +87,13 @@ class TransferPerturbationTrainer(PerturbationTrainer):
                                            self.kappa)
         return tf.reduce_mean(per_example), logits
 
-    def train_step(self, data):
-        x, labels = batch_of(data)
-        clean_logits = self.classifier(x, training=False)
-        with tf.GradientTape() as tape:
-            x_hat, raw = self._attack(x, training=True)
-            loss, logits = self.transfer_loss(x, x_hat, labels, clean_logits)
-        minimize(self.optimizer, tape, loss, self.attacker.trainable_variables)
-        return self._update_metrics(loss, x, x_hat, raw, labels, clean_logits, logits)
-
     def generator_loss(self, x, x_hat, labels, clean_logits):
         """The evaluation loss: the configured loss on the undiversified images."""
         if not self.feature_loss:
             return super().generator_loss(x, x_hat, labels, clean_logits)
         diversity, self.input_diversity = self.input_diversity, 0.0
         try:
-            return self.transfer_loss(x, x_hat, labels, clean_logits)
+            return self.training_loss(x, x_hat, labels, clean_logits)
         finally:
             self.input_diversity = diversity
 
