@@ -138,6 +138,8 @@ def recorded(table: dict, generator: str) -> dict:
             "surrogates": mine["surrogates"],
             "baselines_unseen_mean": {a: r["unseen_mean"] for a, r in rows.items() if a != generator},
             "square": [r for r in table.get("square", []) if r["start"] in ("square", f"square from {generator}")],
+            **({"target_class": table["target_class"], "targeted_success": mine["targeted_success"],
+                "unseen_targeted_mean": mine["unseen_targeted_mean"]} if table.get("target_class") is not None else {}),
             **{k: table[k] for k in ("split", "data_source", "command", "num_examples", "norm", "eps")}}
 
 
@@ -176,7 +178,10 @@ def write(table: dict, output_dir: str) -> str:
         budgets = [k for k in table["square"][0] if k.startswith("success_at_")]
         qcols = [("target", "target"), ("start", "start")] + [(b, b.replace("_", " ")) for b in budgets] + [
             ("success", "success"), ("median_queries", "median queries to success")]
-        qrows = [{**r, **{b: _percent(r[b]) for b in budgets + ["success"]}} for r in table["square"]]
+        qrows = [{**r, **{b: _percent(r[b]) for b in budgets + ["success"]},
+                  "target": _short(r["target"]), "start": r["start"].replace("fashion_mnist_", ""),
+                  "median_queries": None if r["median_queries"] is None else f"{r['median_queries']:g}"}
+                 for r in table["square"]]
         tables.append((f"Square with scores only, {table['square_examples']} images, {budget}", qcols, qrows))
     shading = np.array([[r["fooling_rate"][t] or 0.0 for t in targets] for r in table["rows"]])
     texts = [[f"{100 * v:.0f}" + ("*" if t in r["surrogates"] else "") for v, t in zip(row, targets)]
@@ -184,8 +189,8 @@ def write(table: dict, output_dir: str) -> str:
     heatmap = figures.heatmap_figure(
         shading, texts, [_short(r["attack"]) for r in table["rows"]], [_short(t) for t in targets],
         cell=36, scale=1,
-        title=f"fooling rate, percent ({budget}, {table['num_examples']} images of {table['split']}); "
-              "* white-box: the attack's surrogate")
+        title=f"fooling rate, percent: {budget}, {table['num_examples']} images of "  # the figure font has no [ ] ;
+              f"{table['split'].replace('[', '(').replace(']', ')')}.  * white-box: the attack's surrogate")
     notes = ["fooling rate: among the images a target classifies correctly, the share the attack makes it "
              "misclassify; a surrogate's own column is white-box, not transfer, and is left out of the means.",
              f"data: {table['split']} of {table['data_source']}"]

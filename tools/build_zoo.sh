@@ -20,6 +20,13 @@ declare -A EXPERIMENT=(
   [fashion_mnist_cnn_wide]=fashion_mnist_cnn_wide
   [fashion_mnist_mixer]=fashion_mnist_mixer
   [fashion_mnist_resnet20]=fashion_mnist_resnet20
+  # transfer generators (their transfer tables rerun after them: tfadv.zoo.other_tools_commands)
+  [fashion_mnist_transfer_gap]=fashion_mnist_transfer_gap
+  [fashion_mnist_transfer_cda]=fashion_mnist_transfer_cda
+  [fashion_mnist_transfer_ltp]=fashion_mnist_transfer_ltp
+  [fashion_mnist_transfer_cda_ensemble]=fashion_mnist_transfer_cda_ensemble
+  [fashion_mnist_transfer_cda_l2]=fashion_mnist_transfer_cda_l2
+  [fashion_mnist_transfer_targeted]=fashion_mnist_transfer_targeted
   [fashion_mnist_unet_l2]=fashion_mnist_unet_l2
   [fashion_mnist_unet_joint]=fashion_mnist_unet_joint
   [fashion_mnist_autoencoder_l2]=fashion_mnist_autoencoder_l2
@@ -45,7 +52,9 @@ declare -A EXPERIMENT=(
   [style_adain_offline]=style_adain_offline
 )
 ORDER=(fashion_mnist_small_cnn fashion_mnist_cnn_gap fashion_mnist_mlp fashion_mnist_cnn_wide fashion_mnist_mixer
-       fashion_mnist_resnet20 fashion_mnist_unet_l2 fashion_mnist_unet_joint
+       fashion_mnist_resnet20 fashion_mnist_transfer_gap fashion_mnist_transfer_cda fashion_mnist_transfer_ltp
+       fashion_mnist_transfer_cda_ensemble fashion_mnist_transfer_cda_l2 fashion_mnist_transfer_targeted
+       fashion_mnist_unet_l2 fashion_mnist_unet_joint
        fashion_mnist_autoencoder_l2 fashion_mnist_universal_l2 fashion_mnist_universal_linf
        fashion_mnist_joint_defense_linf fashion_mnist_pgd_defense_linf fashion_mnist_joint_refined_defense_linf
        fashion_mnist_joint_defense_l2 fashion_mnist_pgd_defense_l2
