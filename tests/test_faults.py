@@ -73,7 +73,10 @@ def finished_like(workdir, idx_dir, unbroken):
     return result, proc
 
 
-@pytest.mark.parametrize("fault", ["backup.weights_written@2", "backup.before_commit@2"])
+# One kill point of each pair stays in the default suite (the other runs in make test-slow): they take the same
+# recovery path, and the suite must stay under 15 minutes on two cores.
+@pytest.mark.parametrize("fault", [pytest.param("backup.weights_written@2", marks=pytest.mark.slow),
+                                   "backup.before_commit@2"])
 def test_a_kill_while_a_checkpoint_is_written_resumes_from_the_one_before(idx_dir, unbroken, tmp_path, fault):
     killed_then_rerun(tmp_path, idx_dir, fault)
     backup = tmp_path / "backup"
@@ -82,7 +85,7 @@ def test_a_kill_while_a_checkpoint_is_written_resumes_from_the_one_before(idx_di
     assert result["resumed_from_epoch"] == 1 and result["epochs_run"] == EPOCHS - 1
 
 
-@pytest.mark.parametrize("fault", ["run.trained", "run.saved"])
+@pytest.mark.parametrize("fault", [pytest.param("run.trained", marks=pytest.mark.slow), "run.saved"])
 def test_a_kill_after_the_last_epoch_saves_and_measures_again_without_training(idx_dir, unbroken, tmp_path, fault):
     killed_then_rerun(tmp_path, idx_dir, fault)
     assert not (tmp_path / "metrics.json").exists() and (tmp_path / "backup" / f"ckpt-{EPOCHS:06d}").exists()

@@ -11,7 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 from test_style import run_tool
-from tfadv import presets, zoo
+from tfadv import experiments, presets, zoo
 from tfadv import style_evaluation as se
 from tfadv.data import photos
 from tfadv.errors import ConfigError, DataUnavailableError, ZooError
@@ -206,7 +206,7 @@ def test_a_zoo_style_entry_records_its_heldout_evaluation():
 def test_a_zoo_style_network_loads_as_keras_and_runs_at_another_size():
     name = "style_adain_offline"
     model = presets.load_keras(name)
-    cfg = presets.experiments.from_dict(zoo.entry(name)["config"])
+    cfg = experiments.from_dict(zoo.entry(name)["config"])
     from dataclasses import replace
 
     from tfadv.tasks.style import build_style_network

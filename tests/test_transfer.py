@@ -103,7 +103,7 @@ def test_a_layer_inside_the_flip_wrapper_is_tapped_and_a_missing_one_is_named(da
         layer_tap(wrapped, "nope")
 
 
-@pytest.mark.parametrize("loss", ["feature_separation", "relativistic_ce"])
+@pytest.mark.parametrize("loss", ["feature_separation", pytest.param("relativistic_ce", marks=pytest.mark.slow)])
 def test_a_transfer_generator_fools_a_model_it_never_saw_within_the_budget(data, models, loss):
     """LTP's and CDA's losses with input diversity, trained on the CNN only: the unseen MLP loses accuracy too."""
     keras.utils.set_random_seed(1)

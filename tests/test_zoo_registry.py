@@ -25,9 +25,10 @@ ARTIFACTS = sorted(n for n, e in REGISTRY.items() if e.get("path"))
 # Kept out of the default suite to hold it near 15 minutes (make test-slow runs them): the research entries of
 # issues 15 and 16 whose artifacts share every code path with the entries still checked there (the PGD-7, FGSM,
 # TRADES and refined joint defences stay), and the undefended baseline rows of the defence tables (its own
-# figure stays in the default suite); and the transfer zoo but for one classifier of a new family (the Mixer) and
-# the generator trained against an ensemble (the "a+b" target path).
-SLOW_REPRODUCTIONS = {"fashion_mnist_mlp", "fashion_mnist_cnn_wide", "fashion_mnist_resnet20",
+# figure stays in the default suite); the transfer zoo but for the generator trained against an ensemble (the "a+b"
+# target path); and the autoencoder and joint U-Net, whose artifacts take the thresholded U-Net's code paths.
+SLOW_REPRODUCTIONS = {"fashion_mnist_mlp", "fashion_mnist_cnn_wide", "fashion_mnist_resnet20", "fashion_mnist_mixer",
+                      "fashion_mnist_autoencoder_l2", "fashion_mnist_unet_joint",
                       "fashion_mnist_transfer_cda", "fashion_mnist_transfer_ltp", "fashion_mnist_transfer_gap",
                       "fashion_mnist_transfer_targeted", "fashion_mnist_transfer_cda_l2","fashion_mnist_unet_gan", "fashion_mnist_unet_gan_l2", "fashion_mnist_unet_linf_vs_pgd",
                       "fashion_mnist_joint_fgsm_defense_linf", "fashion_mnist_joint_fgsm_defense_linf_generator",

@@ -66,7 +66,7 @@ _LIMITS = {"classifier": "Not robust: white-box attacks within small budgets foo
            "defended_classifier": "Robust only within the budget it was trained and measured at; trained and "
                                   "measured on 28x28 grey Fashion-MNIST, nothing else.",
            "perturbation": "A white-box attack on the target named above: its figures are against that model; "
-                           "against others see the transfer columns, if any.",
+                           "against others see the transfer columns or its transfer_<norm>_<eps> table, if any.",
            "universal": "One perturbation for every image, against the target named above.",
            "style": "Trained at the size named above on a few dozen photographs and styles, against a random-weight "
                     "loss network: judge its figure and held-out losses (style_evaluation) before relying on it."}
