@@ -15,7 +15,7 @@ import tfadv
 ROOT = os.path.dirname(tfadv.__file__)
 LAYERS = [
     {"tfadv", "errors", "registry", "config", "inputs", "budgets", "losses", "distribute", "progress", "quiet",
-     "serialization", "data", "metrics", "callbacks", "figures", "faults", "backup"},
+     "compiled", "serialization", "data", "metrics", "callbacks", "figures", "faults", "backup"},
     {"models", "zoo", "attacks", "transfer_attacks", "savedmodel", "targets"},
     {"trainers", "evaluation", "autoattack", "security_curve", "style_evaluation", "transfer"},
     {"schema", "recipes", "experiments"},

@@ -16,6 +16,7 @@ a module imported by ``tfadv.attacks``) and its test.
 
 import tensorflow as tf
 
+from tfadv.compiled import CompiledLoops
 from tfadv.budgets import check_budget, constrain, per_example_norm
 from tfadv.errors import ConfigError, InputError
 from tfadv.inputs import check_images
@@ -100,14 +101,15 @@ def fgsm(classifier, x, labels, *, eps: float, norm: str = "linf", step_size: fl
                seed=seed, loss=loss, target_class=target_class)
 
 
-_COMPILED: dict = {}
+_LOOPS = CompiledLoops()
 
 
 def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class):
     """One traced PGD loop per (classifier, settings), reused across batches."""
-    key = (id(classifier), eps, norm, steps, alpha, loss, target_class)
-    if key in _COMPILED and _COMPILED[key][0] is classifier:
-        return _COMPILED[key][1]
+    settings = (eps, norm, steps, alpha, loss, target_class)
+    found = _LOOPS.find(classifier, settings)
+    if found is not None:
+        return found
 
     @tf.function(reduce_retracing=True)
     def run(x, labels, start):
@@ -138,10 +140,7 @@ def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class):
         succeeded = predicted == target_class if target_class is not None else predicted != labels
         return x_adv, value, succeeded
 
-    if len(_COMPILED) > 16:
-        _COMPILED.clear()
-    _COMPILED[key] = (classifier, run)
-    return run
+    return _LOOPS.keep(classifier, settings, run)
 
 
 def _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts, loss, target_class, seed):

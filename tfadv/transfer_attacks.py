@@ -45,6 +45,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfadv.compiled import CompiledLoops
 from tfadv.budgets import check_budget, constrain, per_example_norm
 from tfadv.errors import ConfigError, InputError
 from tfadv.inputs import check_images
@@ -203,15 +204,16 @@ def _diverse(images, seed, prob, resize_max):
     return tf.cond(tf.random.stateless_uniform([], apply_seed) < prob, transform, lambda: images)
 
 
-_COMPILED: dict = {}
+_LOOPS = CompiledLoops()
 
 
 def _compiled(classifier, image_shape, eps, norm, steps, decay, alpha, prob, resize_max, kernel_size):
     """One traced attack loop per (classifier, image shape, settings), reused across batches and seeds (the
     image shape is part of the key: the transform and the kernel need a static height, width and channel count)."""
-    key = (id(classifier), tuple(image_shape), eps, norm, steps, decay, alpha, prob, resize_max, kernel_size)
-    if key in _COMPILED and _COMPILED[key][0] is classifier:
-        return _COMPILED[key][1]
+    settings = (tuple(image_shape), eps, norm, steps, decay, alpha, prob, resize_max, kernel_size)
+    found = _LOOPS.find(classifier, settings)
+    if found is not None:
+        return found
 
     @tf.function(reduce_retracing=True)
     def run(x, labels, seed):
@@ -247,7 +249,4 @@ def _compiled(classifier, image_shape, eps, norm, steps, decay, alpha, prob, res
         _, x_adv, _ = tf.while_loop(lambda i, *_: i < steps, step, (tf.constant(0), x, tf.zeros_like(x)))
         return x_adv
 
-    if len(_COMPILED) > 16:
-        _COMPILED.clear()
-    _COMPILED[key] = (classifier, run)
-    return run
+    return _LOOPS.keep(classifier, settings, run)

@@ -22,10 +22,11 @@ from the reference (PyTorch's cannot be reproduced).
 
 import tensorflow as tf
 
+from tfadv.compiled import CompiledLoops
 from tfadv.errors import ConfigError
 
 LOSSES = ("ce", "dlr-targeted")
-_COMPILED: dict = {}
+_LOOPS = CompiledLoops()
 
 
 def check_settings(norm: str, eps: float, n_iter: int, n_restarts: int = 1, rho: float = 0.75) -> float:
@@ -114,9 +115,10 @@ def per_example_loss(loss: str, logits, labels, targets):
 def _compiled(classifier, norm, eps, n_iter, rho, loss, image_shape):
     """The traced ``n_iter``-step APGD run for (classifier, settings, image shape), cached like tfadv.attacks' PGD
     loop; traced once for any batch size (the batch dimension is unknown to the trace)."""
-    key = (id(classifier), norm, eps, n_iter, rho, loss, image_shape)
-    if key in _COMPILED and _COMPILED[key][0] is classifier:
-        return _COMPILED[key][1]
+    settings = (norm, eps, n_iter, rho, loss, image_shape)
+    found = _LOOPS.find(classifier, settings)
+    if found is not None:
+        return found
     first_check = max(int(0.22 * n_iter), 1)
     min_check, check_decrease = max(int(0.06 * n_iter), 1), max(int(0.03 * n_iter), 1)
 
@@ -205,7 +207,4 @@ def _compiled(classifier, norm, eps, n_iter, rho, loss, image_shape):
         _, state = tf.while_loop(lambda i, s: i < n_iter, body, (tf.constant(0), state))
         return state["x_best_adv"], state["fooled"]
 
-    if len(_COMPILED) > 16:
-        _COMPILED.clear()
-    _COMPILED[key] = (classifier, run)
-    return run
+    return _LOOPS.keep(classifier, settings, run)

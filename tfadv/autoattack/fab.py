@@ -29,10 +29,11 @@ import numbers
 
 import tensorflow as tf
 
+from tfadv.compiled import CompiledLoops
 from tfadv.errors import ConfigError
 
 NORMS = ("linf", "l2")
-_COMPILED: dict = {}
+_LOOPS = CompiledLoops()
 
 
 def fab_targeted(classifier, x, labels, *, norm: str, eps: float, n_target_classes: int = 9, n_iter: int = 100,
@@ -185,9 +186,10 @@ def projection_l2(t, w, b):
 def _compiled(classifier, norm, eps, n_iter, alpha_max, eta, beta, image_shape):
     """The traced ``n_iter``-step FAB-T run for (classifier, settings, image shape), cached like tfadv.attacks' PGD
     loop; its batch dimension is None, so batches of any size reuse one trace."""
-    key = (id(classifier), norm, eps, n_iter, alpha_max, eta, beta, image_shape)
-    if key in _COMPILED and _COMPILED[key][0] is classifier:
-        return _COMPILED[key][1]
+    settings = (norm, eps, n_iter, alpha_max, eta, beta, image_shape)
+    found = _LOOPS.find(classifier, settings)
+    if found is not None:
+        return found
     project = projection_linf if norm == "linf" else projection_l2
 
     def flat_norm(v):
@@ -235,7 +237,4 @@ def _compiled(classifier, norm, eps, n_iter, alpha_max, eta, beta, image_shape):
         fooled = (predict(best) != labels) & (flat_norm(best - x0) <= eps)
         return images(best), fooled
 
-    if len(_COMPILED) > 16:
-        _COMPILED.clear()
-    _COMPILED[key] = (classifier, run)
-    return run
+    return _LOOPS.keep(classifier, settings, run)

@@ -60,12 +60,13 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfadv.compiled import CompiledLoops
 from tfadv.errors import ConfigError
 
 NORMS = ("linf", "l2")
 P_THRESHOLDS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # p halves after each of these iterations
 _NEVER = np.iinfo(np.int32).max  # the loop's "first fooled at" of an image not fooled (yet)
-_COMPILED: dict = {}
+_LOOPS = CompiledLoops()
 
 
 def check_settings(norm: str, eps: float, n_queries: int, p_init: float) -> float:
@@ -300,9 +301,10 @@ def _l2_proposal(x, best, s, u, signs, eps, eta_s):
 
 def _compiled(classifier, norm, eps, p_init, image_shape):
     """The traced query loop for (classifier, settings, image shape), cached like tfadv.attacks' PGD loop."""
-    key = (id(classifier), norm, eps, p_init, image_shape)
-    if key in _COMPILED and _COMPILED[key][0] is classifier:
-        return _COMPILED[key][1]
+    settings = (norm, eps, p_init, image_shape)
+    found = _LOOPS.find(classifier, settings)
+    if found is not None:
+        return found
     h, w, c = image_shape
     sides = [square_side(p_init / 2 ** k, norm, h, w, c) for k in range(len(P_THRESHOLDS) + 1)]
     s_max = max(sides)
@@ -343,7 +345,4 @@ def _compiled(classifier, norm, eps, p_init, image_shape):
 
         return tf.while_loop(more, step, (start, best, best_margin, fooled_at))
 
-    if len(_COMPILED) > 16:
-        _COMPILED.clear()
-    _COMPILED[key] = (classifier, run)
-    return run
+    return _LOOPS.keep(classifier, settings, run)
