@@ -22,6 +22,7 @@ import numpy as np
 from tfadv import attacks, autoattack, byo, config, experiments, training
 from tfadv.data import get_spec
 from tfadv.data import load as load_data
+from tfadv.data import load_arrays
 from tfadv.errors import ConfigError
 from tfadv.models.classifiers import load_own_classifier
 
@@ -100,9 +101,8 @@ def _robustness(model_path: str, cfg, pgd_examples: int, autoattack_examples: in
     """Clean accuracy, PGD-100 and standard AutoAttack on the first test images of the config's dataset."""
     classifier = keras.saving.load_model(model_path, safe_mode=True, compile=False)
     n = max(pgd_examples, autoattack_examples)
-    ds, info = load_data(cfg.data.dataset, f"{cfg.data.eval_split}[:{n}]", batch_size=n, source=cfg.data.source,
-                         idx_dir=cfg.data.idx_dir, tfds_data_dir=cfg.data.tfds_data_dir)
-    x, y = (t.numpy() for t in next(iter(ds)))
+    x, y, info = load_arrays(cfg.data.dataset, f"{cfg.data.eval_split}[:{n}]", source=cfg.data.source,
+                             idx_dir=cfg.data.idx_dir, tfds_data_dir=cfg.data.tfds_data_dir)
     frozen = lambda images: classifier(images, training=False)  # noqa: E731
     autoattack.check_logits(frozen, x[:8], model_path)
     row = {"split": f"{cfg.data.eval_split}[:{len(y)}]", "data_source": f"{info.source}:{info.location}",

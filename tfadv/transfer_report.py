@@ -85,19 +85,14 @@ def baseline_attacks(names, surrogate: str, norm: str, eps: float, train_images=
     return made
 
 
-def _test_images(dataset: str, split: str, idx_dir=None):
-    ds, info = data.load(dataset, split, batch_size=100_000, idx_dir=idx_dir)
-    images, labels = next(iter(ds))
-    return images.numpy(), labels.numpy(), f"{info.source}:{info.location}"
-
-
 def run_transfer(*, surrogate: str, generators=(), targets=(), defended=(), norm: str = "linf", eps: float = 0.1,
                  dataset: str = "fashion_mnist", split: str = "test[:1000]", baselines=BASELINES,
                  target_class: int | None = None, square_queries: int = 0, square_examples: int = 200,
                  output_dir: str | None = None, command: str = "", record: bool = False, zoo_dir=None,
                  idx_dir=None) -> dict:
     """Runs the transfer table (and the Square query table when ``square_queries``); see the module doc."""
-    x, y, source = _test_images(dataset, split, idx_dir)
+    x, y, info = data.load_arrays(dataset, split, idx_dir=idx_dir)
+    source = f"{info.source}:{info.location}"
     attack_set = {}
     for name in generators:
         make, surrogates, budget = load_generator(name, zoo_dir)

@@ -74,9 +74,7 @@ def main(argv):
         raise ConfigError(f"Unknown --rows {', '.join(unknown)}; known: {', '.join(ROWS)}.")
     entry = zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)
     loaded = tf.saved_model.load(zoo.verify(FLAGS.zoo_name, FLAGS.zoo_dir))
-    ds, info = data.load(entry["dataset"], f"test[:{FLAGS.num_examples}]", batch_size=FLAGS.num_examples,
-                         idx_dir=FLAGS.idx_dir)
-    images, labels = (t.numpy() for t in next(iter(ds)))
+    images, labels, info = data.load_arrays(entry["dataset"], f"test[:{FLAGS.num_examples}]", idx_dir=FLAGS.idx_dir)
     rows = []
     for row in FLAGS.rows:
         rows.append(run_row(row, loaded.serve, images, labels, FLAGS.norm, FLAGS.eps))

@@ -145,9 +145,8 @@ def _test_images(dataset: str, num_examples: int, idx_dir=None):
     """The first ``num_examples`` test images and labels of ``dataset`` as numpy arrays, and the data source."""
     from tfadv import data
 
-    ds, info = data.load(dataset, f"test[:{num_examples}]", batch_size=num_examples, idx_dir=idx_dir)
-    images, labels = next(iter(ds))
-    return images.numpy(), labels.numpy(), getattr(info, "source", None)
+    images, labels, info = data.load_arrays(dataset, f"test[:{num_examples}]", idx_dir=idx_dir)
+    return images, labels, getattr(info, "source", None)
 
 
 def zoo_classifier_and_test_images(name: str, num_examples: int, zoo_dir=None, idx_dir=None, *,

@@ -8,7 +8,8 @@ train / validation / test parts: :mod:`tfadv.data.own`.
 """
 
 from tfadv.data.catalog import DATASETS, DatasetSpec, get_spec
-from tfadv.data.pipeline import SOURCES, LoadInfo, load, load_examples, network_available, parse_split
+from tfadv.data.pipeline import (SOURCES, LoadInfo, load, load_arrays, load_examples, network_available,
+                                 parse_split)
 
-__all__ = ["DATASETS", "DatasetSpec", "LoadInfo", "SOURCES", "get_spec", "load", "load_examples",
+__all__ = ["DATASETS", "DatasetSpec", "LoadInfo", "SOURCES", "get_spec", "load", "load_arrays", "load_examples",
            "network_available", "parse_split"]

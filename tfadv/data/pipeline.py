@@ -261,3 +261,13 @@ def load(name: str, split: str = "train", *, batch_size: int = 128, shuffle: boo
         ds = ds.map(_augment(spec), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE), info
+
+
+def load_arrays(name: str, split: str = "test", **load_kwargs) -> tuple[np.ndarray, np.ndarray, LoadInfo]:
+    """(images, labels, info): a split read whole, in order, as numpy arrays (float32 [N, H, W, C] in [0, 1],
+    int32 [N]): the images an evaluation attacks. ``load_kwargs``: :func:`load`'s source settings."""
+    ds, info = load(name, split, batch_size=1000, **load_kwargs)
+    batches = [(images.numpy(), labels.numpy()) for images, labels in ds]
+    if not batches:
+        raise ConfigError(f"{name}[{split}] ({info.source}: {info.location}) holds no examples.")
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]), info
