@@ -32,7 +32,7 @@ import tensorflow as tf
 from tfadv.autoattack import predict
 from tfadv.autoattack.budget import perturbation_norms
 from tfadv.autoattack.square import query_curve, square
-from tfadv.errors import ConfigError
+from tfadv.errors import ConfigError, summary
 from tfadv.progress import bar
 
 BUDGET_SLACK = 1e-6  # float32 rounding of x + delta
@@ -61,9 +61,8 @@ def check_target(name: str, classifier, x, num_classes: int) -> None:
     try:
         scores = np.asarray(classifier(tf.constant(x[:2])))
     except Exception as e:  # noqa: BLE001 - a model of the wrong input shape raises many types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"Target {name!r} cannot classify images of shape {tuple(x.shape[1:])}: "
-                          f"{first[:200]}") from None
+                          f"{summary(e)}") from None
     if scores.ndim != 2 or scores.shape != (min(2, len(x)), num_classes):
         raise ConfigError(f"Target {name!r} returns scores of shape {scores.shape[1:]} per image; the data has "
                           f"{num_classes} classes (one score each).")

@@ -72,30 +72,29 @@ class TransferPerturbationTrainer(PerturbationTrainer):
         """(loss, logits of what the surrogate saw): the configured loss on diversified inputs."""
         x_seen, x_hat_seen = self._diverse(x, x_hat)
         if self.feature_loss:
-            logits, *adversarial_features = self.taps(x_hat_seen, training=False)
-            clean_features = self.taps(x_seen, training=False)[1:]
-            per_example = 0.0
-            for clean, adversarial in zip(clean_features, adversarial_features):
-                axes = list(range(1, len(clean.shape)))
-                scale = tf.stop_gradient(tf.reduce_mean(tf.square(clean), axes)) + 1e-12
-                per_example -= tf.reduce_mean(tf.square(adversarial - clean), axes) / scale
-        else:
-            logits = self.classifier(x_hat_seen, training=False)
-            if self.input_diversity:  # relative losses compare like with like: the clean logits as seen
-                clean_logits = self.classifier(x_seen, training=False)
-            per_example = adversarial_loss(self.loss_kind, logits, labels, clean_logits, self.target_class,
-                                           self.kappa)
+            return self._feature_separation(x_seen, x_hat_seen)
+        logits = self.classifier(x_hat_seen, training=False)
+        if self.input_diversity:  # relative losses compare like with like: the clean logits as seen
+            clean_logits = self.classifier(x_seen, training=False)
+        per_example = adversarial_loss(self.loss_kind, logits, labels, clean_logits, self.target_class, self.kappa)
         return tf.reduce_mean(per_example), logits
 
     def generator_loss(self, x, x_hat, labels, clean_logits):
         """The evaluation loss: the configured loss on the undiversified images."""
-        if not self.feature_loss:
-            return super().generator_loss(x, x_hat, labels, clean_logits)
-        diversity, self.input_diversity = self.input_diversity, 0.0
-        try:
-            return self.training_loss(x, x_hat, labels, clean_logits)
-        finally:
-            self.input_diversity = diversity
+        if self.feature_loss:
+            return self._feature_separation(x, x_hat)
+        return super().generator_loss(x, x_hat, labels, clean_logits)
+
+    def _feature_separation(self, x, x_hat):
+        """(LTP's loss, the surrogate's logits on x_hat): ``-||f(x_hat) - f(x)||^2 / ||f(x)||^2`` per tap, summed."""
+        logits, *adversarial_features = self.taps(x_hat, training=False)
+        clean_features = self.taps(x, training=False)[1:]
+        per_example = 0.0
+        for clean, adversarial in zip(clean_features, adversarial_features):
+            axes = list(range(1, len(clean.shape)))
+            scale = tf.stop_gradient(tf.reduce_mean(tf.square(clean), axes)) + 1e-12
+            per_example -= tf.reduce_mean(tf.square(adversarial - clean), axes) / scale
+        return tf.reduce_mean(per_example), logits
 
     def get_config(self):
         config = super().get_config()
