@@ -88,6 +88,11 @@ def image_pairs(content_dir: str, style_dir: str, size: int, batch_size: int, se
     return tf.data.Dataset.zip((content, style)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def class_folders(directory: str) -> list:
+    """The sorted names of ``directory``'s subfolders: the classes of a labelled image folder, in label order."""
+    return sorted(n for n in os.listdir(directory) if os.path.isdir(os.path.join(directory, n)))
+
+
 def labelled_images(directory: str, image_shape, class_names=None):
     """A folder of labelled images (one subfolder per class, sorted names = class indices) as arrays.
 
@@ -103,7 +108,7 @@ def labelled_images(directory: str, image_shape, class_names=None):
         raise ConfigError(f"Image folders give 1 or 3 channels; the classifier takes {channels}.")
     if not os.path.isdir(directory):
         raise ConfigError(f"Image folder {directory!r} does not exist.")
-    names = list(class_names or sorted(n for n in os.listdir(directory) if os.path.isdir(os.path.join(directory, n))))
+    names = list(class_names or class_folders(directory))
     if not names:
         raise ConfigError(f"Image folder {directory!r} has no class subfolders (one per class, e.g. {directory}/0/).")
     images, labels, files, skipped, converted = [], [], [], [], []

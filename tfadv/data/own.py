@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfadv.data.catalog import DatasetSpec
-from tfadv.data.images import labelled_images
+from tfadv.data.images import class_folders, labelled_images
 from tfadv.data.pipeline import LoadInfo, parse_split, slice_arrays
 from tfadv.errors import ConfigError
 from tfadv.inputs import check_images
@@ -152,7 +152,7 @@ def _fingerprint(directory: str) -> tuple:
 @functools.lru_cache(maxsize=2)
 def _read_folder(directory: str, image_shape: tuple, holdout: float, fingerprint: tuple) -> OwnData:
     """read_folder's reading, cached while the folder's ``fingerprint`` holds: its layout decides the parts."""
-    subfolders = _class_folders(directory)
+    subfolders = class_folders(directory)
     named = {part: [n for n in subfolders if n in names] for part, names in FOLDER_PARTS.items()}
     if any(named.values()):
         return _read_parts(directory, image_shape, subfolders, named)
@@ -175,7 +175,7 @@ def _read_parts(directory, image_shape, subfolders, named) -> OwnData:
     if twice or others:
         raise ConfigError(f"Image folder {directory!r} mixes its {layout} with {twice[0] if twice else others}: "
                           "give either the three part folders or the class folders.")
-    classes = {part: _class_folders(os.path.join(directory, found[0])) for part, found in named.items()}
+    classes = {part: class_folders(os.path.join(directory, found[0])) for part, found in named.items()}
     for part in ("validation", "test"):
         if classes[part] != classes["train"]:
             raise ConfigError(f"Image folder {directory!r}: the class folders of {named[part][0]}/ "
@@ -190,11 +190,6 @@ def _read_parts(directory, image_shape, subfolders, named) -> OwnData:
         members[part] = [os.path.relpath(files[i], directory) for i in order]
     _check_classes(names, parts["train"][1], f"Image folder {directory!r}", "image", part="train/")
     return OwnData(parts, tuple(names), "image_folder", directory, directory, None, members)
-
-
-def _class_folders(directory: str) -> list:
-    """The sorted names of ``directory``'s subfolders."""
-    return sorted(n for n in os.listdir(directory) if os.path.isdir(os.path.join(directory, n)))
 
 
 def _check_classes(names, labels, where: str, noun: str, *, minimum: int = 1, part: str | None = None,

@@ -20,6 +20,7 @@ reproduces.
 
 from tfadv.recipes.registry import recipe
 from tfadv.schema import DataConfig, OptimizerConfig, PerturbationExperiment
+from tfadv.targets import ENSEMBLE_SEPARATOR
 
 SURROGATE, SECOND_SURROGATE = "fashion_mnist_small_cnn", "fashion_mnist_mlp"
 # LTP's tap: each surrogate's middle layer (the CNN's 14 x 14 stage, the MLP's first hidden layer)
@@ -29,7 +30,7 @@ MIDDLE_LAYER = {SURROGATE: "stage1_0_relu", SECOND_SURROGATE: "dense0_relu"}
 def _transfer_generator(loss: str, surrogates=(SURROGATE,), norm: str = "linf", eps: float = 0.1):
     return PerturbationExperiment(
         data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=False),
-        target="+".join(surrogates),
+        target=ENSEMBLE_SEPARATOR.join(surrogates),
         generator="unet", generator_kwargs={"depth": 2, "filters": 16},
         mode="thresholded", norm=norm, eps=eps, loss=loss,
         feature_layers=[MIDDLE_LAYER[s] for s in surrogates] if loss == "feature_separation" else [],

@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfadv import experiments, zoo
 from tfadv.data import get_spec
 from tfadv.errors import ConfigError, ZooError
-from tfadv.targets import ensemble_members, load_target
+from tfadv.targets import ensemble_members, load_target, split_target
 
 PROBE_ATOL = 1e-4  # graph and eager kernels differ by ~2e-6 on the zoo's classifiers
 
@@ -72,7 +72,7 @@ def surrogate_taps(target: str, feature_layers: list[str], zoo_dir: str | None =
     if len(members) != len(feature_layers):
         raise ConfigError(f"feature_layers names one layer per member of {target!r}: {len(members)} members, "
                           f"{len(feature_layers)} layers.")
-    networks = [load_target(m, zoo_dir) if m.split("?")[0].endswith(".keras") else keras_entry(m, zoo_dir)
+    networks = [load_target(m, zoo_dir) if split_target(m)[0].endswith(".keras") else keras_entry(m, zoo_dir)
                 for m in members]
     inputs = keras.Input(networks[0].input_shape[1:], name="images")
     logits = [network(inputs, training=False) for network in networks]
