@@ -21,7 +21,7 @@ PYTEST_WORKERS ?= auto --maxprocesses=4
 
 .PHONY: install data style-data stylize demo classifier lint test test-slow clean
 
-$(STAMP): setup.py
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,eval]'
@@ -76,9 +76,10 @@ classifier: install data
 	@$(PY) -c "from tfadv.report import epochs_note; print(epochs_note('$(RUN)', 'fashion_mnist_small_cnn'))"
 	@echo "TensorBoard logs: $(RUN)/logs   image grids: $(RUN)/images   working zoo: $(DEMO_ZOO)"
 
-# pyflakes' checks (unused imports and names, undefined names, redefinitions) first: seconds, and they fail fast.
+# pyflakes' checks (pyproject.toml [tool.ruff.lint]: unused imports and names, undefined names, redefinitions)
+# first: seconds, and they fail fast.
 lint: install
-	$(PY) -m ruff check --select F tfadv tools tests
+	$(PY) -m ruff check tfadv tools tests
 
 test: install data lint
 	$(PY) -m pytest -q tests -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 
 import numpy as np
 import pytest
@@ -288,10 +289,10 @@ def _recorded_commands(node, where):
 
 
 def _console_scripts():
-    """setup.py's console scripts: {"tfadv-train": "tools/train.py", ...}."""
-    with open(os.path.join(ROOT, "setup.py")) as f:
-        return {cmd: f"tools/{module}.py" for cmd, module in re.findall(r'"(tfadv-[a-z]+)=tfadv_tools\.(\w+):run"',
-                                                                         f.read())}
+    """pyproject.toml's console scripts: {"tfadv-train": "tools/train.py", ...}."""
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    return {cmd: "tools/{}.py".format(target.split(":")[0].split(".")[-1]) for cmd, target in scripts.items()}
 
 
 def _tool_and_args(command):
