@@ -175,11 +175,24 @@ def broken_folders(root):
                                                       "train/'s (cat, dog, fox)")}
 
 
-def test_every_problem_with_a_folder_is_one_config_error(tmp_path):
+def test_every_problem_with_a_folder_is_one_config_error(tmp_path, caplog):
     for key, (folder, message) in broken_folders(tmp_path).items():
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
             own.read_folder(str(folder), (8, 8, 3))
         assert "\n" not in str(error.value), key
+    unreadable = write_folder(tmp_path / "unreadable", 3, (8, 8, 3))
+    with open(os.path.join(unreadable, "dog", "01.png"), "wb") as f:
+        f.write(b"not a png")
+    with pytest.raises(InputError, match=r"Cannot decode image '.*dog/01\.png'") as error:
+        own.read_folder(unreadable, (8, 8, 3))
+    assert "\n" not in str(error.value)
+    mixed = write_folder(tmp_path / "mixed", 3, (8, 8, 3))  # mixed sizes and channels are resized and converted
+    write_png(os.path.join(mixed, "cat", "09.png"), class_images(0, 1, (12, 10, 1), 5)[0])
+    with caplog.at_level("WARNING"):
+        data = own.read_folder(mixed, (8, 8, 3))
+    assert data.part("train")[0].shape[1:] == (8, 8, 3) and sum(data.counts().values()) == 10
+    assert "Resized the images of" in caplog.text and "from 12x10 (height x width) to the classifier's 8x8" in caplog.text
+    assert "Converted 1 image(s)" in caplog.text
     with pytest.raises(ConfigError, match="give 1 or 3 channels; the classifier takes 4"):
         own.read_folder(write_folder(tmp_path / "ok", 3, (8, 8, 3)), (8, 8, 4))
     x, y = labelled_arrays(3, (8, 8, 3))

@@ -100,7 +100,8 @@ def labelled_images(directory: str, image_shape, class_names=None):
     to [0, 1]. Every file is decoded up front, so a file that cannot be decoded stops the run with a one-line
     InputError naming it rather than a TensorFlow traceback mid-attack. Files that are not images are skipped
     and images of other channels converted (RGB to grayscale, alpha dropped), each with a warning that counts
-    them and names the first. Returns (images float32 [N, H, W, C], labels int32 [N], class_names, files): the
+    them and names the first; images of any other size (mixed sizes included) are resized with a warning that
+    lists the sizes found. Returns (images float32 [N, H, W, C], labels int32 [N], class_names, files): the
     files in the order of the images, for a caller that records which file went where.
     """
     height, width, channels = image_shape
@@ -111,7 +112,7 @@ def labelled_images(directory: str, image_shape, class_names=None):
     names = list(class_names or class_folders(directory))
     if not names:
         raise ConfigError(f"Image folder {directory!r} has no class subfolders (one per class, e.g. {directory}/0/).")
-    images, labels, files, skipped, converted = [], [], [], [], []
+    images, labels, files, skipped, converted, resized = [], [], [], [], [], {}
     for label, name in enumerate(names):
         folder = os.path.join(directory, name)
         if not os.path.isdir(folder):
@@ -123,6 +124,8 @@ def labelled_images(directory: str, image_shape, class_names=None):
             image, was = _decoded(path, channels)
             if was != channels:
                 converted.append(path)
+            if tuple(image.shape[:2]) != (height, width):
+                resized.setdefault(tuple(image.shape[:2]), path)
             images.append(tf.image.resize(image, (height, width)) / 255.0)
             labels.append(label)
             files.append(path)
@@ -135,6 +138,10 @@ def labelled_images(directory: str, image_shape, class_names=None):
     if converted:
         log.warning("Converted %d image(s) in %s to %d channel(s) for the classifier, e.g. %s.", len(converted),
                     directory, channels, converted[0])
+    if resized:
+        sizes = ", ".join(f"{h}x{w}" for h, w in sorted(resized)[:5]) + (", ..." if len(resized) > 5 else "")
+        log.warning("Resized the images of %s from %s (height x width) to the classifier's %dx%d, e.g. %s.",
+                    directory, sizes, height, width, next(iter(resized.values())))
     return tf.stack(images).numpy(), np.asarray(labels, np.int32), names, files
 
 
