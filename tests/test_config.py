@@ -1,10 +1,15 @@
 import json
+import os
 
 import pytest
 
 from tfadv import config as config_lib
-from tfadv import experiments
+from tfadv import experiments, tasks
 from tfadv.errors import ConfigError
+
+# The defended zoo entries' configs as zoo/registry.json recorded them before each defence method had its own
+# settings (every method's fields flat, at the top level): the registry now holds them migrated.
+LEGACY_DEFENCE_CONFIGS = os.path.join(os.path.dirname(__file__), "data", "legacy_defense_configs.json")
 
 
 @pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
@@ -56,7 +61,7 @@ def test_parse_override_reads_json_values_and_bare_strings():
 def test_validate_rejects_bad_values_with_the_value_named(key, value, message):
     cfg = config_lib.override(experiments.get_experiment("fashion_mnist_cnn"), {key: value})
     with pytest.raises(ConfigError, match=message):
-        cfg.validate()
+        tasks.checked(cfg)  # values by the config, names (the model) by its task
 
 
 @pytest.mark.parametrize("experiment,key,value,message", [
@@ -69,7 +74,9 @@ def test_validate_rejects_bad_values_with_the_value_named(key, value, message):
     ("fashion_mnist_unet_l2", "kappa", -1.0, "kappa must be >= 0"),
     ("fashion_mnist_unet_joint", "magnitude_weight", float("nan"), "magnitude_weight must be a finite number"),
     ("fashion_mnist_unet_gan", "d_learning_rate", -2e-4, "d_learning_rate must be > 0"),
-    ("fashion_mnist_joint_defense_linf", "g_learning_rate", -1e-3, "g_learning_rate must be > 0"),
+    ("fashion_mnist_joint_defense_linf", "settings.generator_learning_rate", -1e-3,
+     "settings.generator_learning_rate must be > 0"),
+    ("fashion_mnist_trades_defense_linf", "settings.beta", float("nan"), "settings.beta must be a finite number"),
     ("fashion_mnist_joint_defense_linf", "eps", float("inf"), "eps must be a finite number"),
     ("fashion_mnist_fgsm_defense_linf", "data.validation_split", None, "guard_max_drop measures held-out images"),
 ])
@@ -78,7 +85,7 @@ def test_validate_refuses_non_finite_and_out_of_range_numbers(experiment, key, v
     training."""
     cfg = config_lib.override(experiments.get_experiment(experiment), {key: value})
     with pytest.raises(ConfigError, match=message):
-        cfg.validate()
+        tasks.checked(cfg)
 
 
 def test_flag_combinations_that_cannot_work_are_refused_before_any_device_is_looked_for():
@@ -131,7 +138,7 @@ def test_every_experiment_validates_and_builds(name):
     from tfadv.tasks.perturbation import build_perturbation_trainer
     from tfadv.tasks.style import build_style_network
 
-    cfg = _without_downloads(experiments.get_experiment(name)).validate()
+    cfg = tasks.checked(_without_downloads(experiments.get_experiment(name)))
     if cfg.kind == "style":
         model = build_style_network(cfg)
         assert model.output_shape[1:] == (cfg.size, cfg.size, 3)
@@ -218,3 +225,63 @@ def test_every_kind_shares_one_runtime_section():
     for cfg in kinds.values():
         assert isinstance(cfg.runtime, experiments.RuntimeConfig)
         assert not {"strategy", "jit_compile", "mixed_precision"} & set(config_lib.to_dict(cfg)), cfg.kind
+
+
+def test_set_reaches_a_defences_own_settings_and_the_method_checks_them():
+    cfg = config_lib.override(experiments.get_experiment("fashion_mnist_pgd_defense_linf"), {"settings.steps": 3})
+    assert tasks.checked(cfg).settings == {"steps": 3, "step_size": None, "adversarial_fraction": 0.5}
+    with pytest.raises(ConfigError, match=r"Unknown setting\(s\) settings.beta of defence method 'pgd'; its "
+                                          "settings: adversarial_fraction, steps, step_size"):
+        tasks.checked(config_lib.override(cfg, {"settings.beta": 6.0}))  # TRADES' setting, not PGD's
+    joint = experiments.get_experiment("fashion_mnist_joint_defense_linf")
+    with pytest.raises(ConfigError, match=r"settings.generator, settings.generator_kwargs of defence method 'pgd'"):
+        tasks.checked(config_lib.override(joint, {"method": "pgd"}))  # another method's settings do not carry over
+    assert tasks.checked(config_lib.override(joint, {"method": "pgd", "settings": {}})).settings["steps"] == 7
+    with pytest.raises(ConfigError, match="Unknown defence method 'nope'. Known: fgsm, joint, pgd, trades"):
+        tasks.checked(config_lib.override(cfg, {"method": "nope"}))
+    cfg.validate()  # the config alone holds values, not names: a bad setting is the task's to find
+    config_lib.override(cfg, {"settings.steps": 0}).validate()
+
+
+def test_flat_defence_configs_of_the_zoo_read_back_into_their_methods_settings():
+    """Every defended entry's config as recorded before the change (pgd, fgsm, trades, joint) reads back with its
+    method's legacy fields moved into its settings and the other methods' dropped: the same settings its
+    recipe gives today, and the same config as the migrated registry entry."""
+    from tfadv import zoo
+
+    with open(LEGACY_DEFENCE_CONFIGS) as f:
+        legacy = json.load(f)
+    registry = zoo.read_registry(os.path.join(os.path.dirname(os.path.dirname(__file__)), "zoo"))
+    assert {config["method"] for config in legacy.values()} == {"pgd", "fgsm", "trades", "joint"}
+    for name, old in legacy.items():
+        assert "settings" not in old and "pgd_steps" in old, name  # the flat form
+        cfg = tasks.checked(experiments.from_dict(old))
+        assert cfg == tasks.checked(experiments.from_dict(registry[name]["config"])), name
+        assert "settings" in registry[name]["config"] and "pgd_steps" not in registry[name]["config"], name
+        recipe = tasks.checked(experiments.get_experiment(name.removesuffix("_generator")))
+        assert (cfg.method, cfg.settings, cfg.guard_max_drop) == (recipe.method, recipe.settings,
+                                                                  recipe.guard_max_drop), name
+    trades = legacy["fashion_mnist_trades_defense_linf"]
+    assert experiments.from_dict(trades).settings == {"steps": 10, "beta": 6.0, "step_size": None}
+    with pytest.raises(ConfigError, match="pgd_stepz"):  # only the known legacy names migrate
+        experiments.from_dict({**trades, "pgd_stepz": 3})
+    with pytest.raises(ConfigError, match="method 'mine' has the old flat settings"):
+        experiments.from_dict({**trades, "method": "mine"})
+
+
+def test_a_run_folders_flat_config_json_reads_back_and_resumes_as_todays_recipe(tmp_path):
+    """A killed run's config.json of the flat form is the same recipe as today's (so the run resumes), and
+    ``--config`` reads it."""
+    from tfadv import training
+
+    with open(LEGACY_DEFENCE_CONFIGS) as f:
+        old = json.load(f)["fashion_mnist_fgsm_defense_linf"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    cfg = tasks.checked(experiments.load_json(str(path)))
+    assert (cfg.method, cfg.settings) == ("fgsm", {"adversarial_fraction": 0.5, "step_size": None})
+    today = experiments.get_experiment("fashion_mnist_fgsm_defense_linf")
+    today.data, today.optimizer = cfg.data, cfg.optimizer  # the data and optimizer sections gained fields since
+    assert training.recipe_json(old) == training.recipe_json(config_lib.to_dict(today))
+    assert training.recipe_json(old) != training.recipe_json(config_lib.to_dict(
+        config_lib.override(today, {"settings.step_size": 0.05})))

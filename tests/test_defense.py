@@ -1,4 +1,5 @@
 import os
+import re
 
 import keras
 import numpy as np
@@ -210,15 +211,16 @@ def test_a_nan_generator_stops_the_joint_defence(data):
     assert int(trainer.optimizer.iterations) == 1  # stopped after the first batch
 
 
-@pytest.mark.parametrize("method", ["joint", "pgd"])
-def test_defense_runs_write_a_classifier_that_exports_as_defended(method, idx_dir, tmp_path):
+@pytest.mark.parametrize("method,settings", [("joint", {"settings.generator_kwargs": {"filters": 4}}),
+                                             ("pgd", {"settings.steps": 2})])
+def test_defense_runs_write_a_classifier_that_exports_as_defended(method, settings, idx_dir, tmp_path):
     from tfadv import config as config_lib
     from tfadv import data as data_lib
     from tfadv import experiments, export, training, zoo
 
-    cfg = config_lib.override(experiments.get_experiment("fashion_mnist_joint_defense_linf"), {
-        "method": method, "data.idx_dir": idx_dir, "data.batch_size": 32, "epochs": 1, "pgd_steps": 2,
-        "model_kwargs": {"filters": [8, 16]}, "generator_kwargs": {"filters": 4}})
+    cfg = config_lib.override(experiments.get_experiment(f"fashion_mnist_{method}_defense_linf"), {
+        "data.idx_dir": idx_dir, "data.batch_size": 32, "epochs": 1, "model_kwargs": {"filters": [8, 16]},
+        **settings})
     workdir = str(tmp_path / "run")
     _, metrics = training.train_defense(cfg, workdir, verbose=0)
     assert metrics["linf_max"] <= 0.1 and metrics["accuracy"] == metrics["clean_accuracy"]
@@ -406,12 +408,13 @@ def test_madry_recipe_trains_on_adversarial_images_only_and_differs_from_the_mix
     import dataclasses
 
     from tfadv import experiments
-    from tfadv.trainers.defense import _mixed_cross_entropy
+    from tfadv import tasks
+    from tfadv.trainers.defense.base import mixed_cross_entropy
 
-    madry = experiments.get_experiment("fashion_mnist_madry_pgd_defense_linf")
-    mix = experiments.get_experiment("fashion_mnist_pgd_defense_linf")
-    assert madry.adversarial_fraction == 1.0 and mix.adversarial_fraction == 0.5
-    assert dataclasses.replace(madry, adversarial_fraction=0.5) == mix
+    madry = tasks.checked(experiments.get_experiment("fashion_mnist_madry_pgd_defense_linf"))
+    mix = tasks.checked(experiments.get_experiment("fashion_mnist_pgd_defense_linf"))
+    assert madry.settings["adversarial_fraction"] == 1.0 and mix.settings["adversarial_fraction"] == 0.5
+    assert dataclasses.replace(madry, settings={**madry.settings, "adversarial_fraction": 0.5}) == mix
     assert madry.data.train_split == "train[:90%]" and madry.data.validation_split == "train[90%:]"
     keras.utils.set_random_seed(0)
     x, y = brightness_task(16)
@@ -423,8 +426,72 @@ def test_madry_recipe_trains_on_adversarial_images_only_and_differs_from_the_mix
         clean = tf.convert_to_tensor(x)
         with tf.GradientTape() as tape:
             tape.watch(clean)
-            loss = _mixed_cross_entropy(classifier(clean), classifier(x_adv), y, trainer.adversarial_fraction)
+            loss = mixed_cross_entropy(classifier(clean), classifier(x_adv), y, trainer.adversarial_fraction)
         return tape.gradient(loss, clean)
 
     assert float(tf.reduce_max(tf.abs(clean_gradient(1.0)))) == 0.0
     assert float(tf.reduce_max(tf.abs(clean_gradient(0.5)))) > 0.0
+
+
+@pytest.mark.parametrize("experiment,key,value,message", [
+    ("fashion_mnist_pgd_defense_linf", "settings.steps", 0, "settings.steps must be an int >= 1. Received: 0"),
+    ("fashion_mnist_pgd_defense_linf", "settings.adversarial_fraction", 2.0, "adversarial_fraction must be in"),
+    ("fashion_mnist_fgsm_defense_linf", "settings.step_size", 0.0, "settings.step_size must be > 0 or null"),
+    ("fashion_mnist_fgsm_defense_linf", "settings.steps", 2,  # FGSM is one step
+     "Unknown setting(s) settings.steps of defence method 'fgsm'"),
+    ("fashion_mnist_trades_defense_linf", "settings.beta", -1.0, "settings.beta must be >= 0"),
+    ("fashion_mnist_trades_defense_linf", "settings.adversarial_fraction", 0.5,  # its objective is not the mix
+     "Unknown setting(s) settings.adversarial_fraction of defence method 'trades'"),
+    ("fashion_mnist_joint_defense_linf", "settings.generator", "gan", "Unknown generator 'gan'"),
+    ("fashion_mnist_joint_defense_linf", "settings.generator_loss", "targeted", "settings.generator_loss must be"),
+    ("fashion_mnist_joint_defense_linf", "settings.refine_steps", -1, "settings.refine_steps must be >= 0"),
+    ("fashion_mnist_joint_defense_linf", "settings.generator_batch", "32",
+     "settings.generator_batch='32' does not match int | None"),
+])
+def test_each_method_refuses_its_own_bad_settings_in_one_line(experiment, key, value, message):
+    from tfadv import config as config_lib
+    from tfadv import experiments, tasks
+
+    cfg = config_lib.override(experiments.get_experiment(experiment), {key: value})
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        tasks.checked(cfg)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("experiment,label,attack", [
+    ("fashion_mnist_pgd3_defense_linf", "PGD adversarial training (Madry et al.)", "PGD-3"),
+    ("fashion_mnist_fgsm_defense_linf", "fast adversarial training (FGSM, Wong et al.)", "FGSM, random start"),
+    ("fashion_mnist_trades_defense_linf", "TRADES (Zhang et al.)", "TRADES: PGD-10 on the KL"),
+    ("fashion_mnist_joint_fgsm_defense_linf", "joint generator defence", "generator x1 on 32 images + PGD-1"),
+])
+def test_tables_name_each_method_and_its_training_attack_as_registered(experiment, label, attack):
+    from tfadv import experiments
+    from tfadv.trainers.defense import describe
+
+    assert describe(experiments.get_experiment(experiment)) == (label, attack)
+
+
+def test_the_task_builds_each_method_from_its_settings():
+    """The trainer gets the method's own settings: PGD's steps, FGSM's default step of 1.25 eps, TRADES' beta,
+    the joint defence's generator batch and its generator's optimizer."""
+    from tfadv import experiments
+    from tfadv.tasks.defense import build_defense_trainer
+    from tfadv.trainers.defense import defense_method
+
+    def built(name, **settings):
+        cfg = experiments.get_experiment(name)
+        cfg.settings.update(settings)
+        cfg.model_kwargs = {"filters": [[4]], "head": "gap"}
+        return build_defense_trainer(cfg, (28, 28, 1), 10)
+
+    assert built("fashion_mnist_pgd_defense_linf", steps=3).steps == 3
+    assert built("fashion_mnist_pgd_defense_linf").steps == 7
+    fgsm = built("fashion_mnist_fgsm_defense_linf")
+    assert (fgsm.steps, fgsm.step_size) == (1, pytest.approx(0.125))
+    assert built("fashion_mnist_trades_defense_linf", beta=2.0).beta == 2.0
+    joint = built("fashion_mnist_joint_fgsm_defense_linf", generator_kwargs={"depth": 1, "filters": 2})
+    assert (joint.generator_batch, joint.refine_steps, joint.step_size) == (32, 1, 0.125)
+    cfg = experiments.get_experiment("fashion_mnist_joint_defense_linf")
+    cfg.settings["generator_learning_rate"] = 5e-4
+    optimizers = defense_method("joint").settings_of(cfg).optimizers()
+    assert list(optimizers) == ["g_optimizer"] and float(optimizers["g_optimizer"].learning_rate) == pytest.approx(5e-4)

@@ -54,7 +54,7 @@ def test_two_worker_cluster_on_loopback_trains_and_writes_one_checkpoint(idx_dir
     args = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--experiment=fashion_mnist_joint_defense_linf",
             f"--workdir={workdir}", "--strategy=multi_worker", f"--set=data.idx_dir={idx_dir}",
             "--set=data.batch_size=32", "--set=epochs=1", "--set=steps_per_epoch=3",
-            "--set=model_kwargs={\"filters\": [8, 16]}", "--set=generator_kwargs.filters=4"]
+            "--set=model_kwargs={\"filters\": [8, 16]}", "--set=settings.generator_kwargs.filters=4"]
     procs = [subprocess.Popen(args, env={**ENV, "TF_CONFIG": json.dumps(
         {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]

@@ -28,7 +28,7 @@ def command(workdir, idx_dir):
     return [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--experiment=fashion_mnist_joint_defense_linf",
             f"--workdir={workdir}", f"--set=data.idx_dir={idx_dir}", "--set=data.batch_size=32",
             f"--set=epochs={EPOCHS}", "--set=data.augment=false", "--set=model_kwargs={\"filters\": [4, 8]}",
-            "--set=generator_kwargs.filters=4", "--verbose=0"]
+            "--set=settings.generator_kwargs.filters=4", "--verbose=0"]
 
 
 def train(workdir, idx_dir, fault=None):

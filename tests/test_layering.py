@@ -3,6 +3,10 @@
 Layers, bottom to top: foundations (data, budgets, losses, figures, ...) < models, attacks and the zoo <
 trainers and measuring < configs (schema, recipes) < tasks < jobs (training, export, reports) < the CLI.
 A module may import its own layer or a lower one; the tests read the source, so a lazy import counts too.
+
+Configs are leaf data: ``tfadv.schema`` and ``tfadv.config`` sit in the configs layer by what imports them, but
+import nothing above the foundations they describe, and no registry of code even there (``LEAF_DATA``): the
+names a config gives are checked by its task.
 """
 
 import ast
@@ -24,6 +28,9 @@ LAYERS = [
      "adversarial_training", "transfer_report"},
     {"cli"},
 ]
+# Leaf data: what each may import. Datasets' facts (shapes, classes, splits) and the budget arithmetic are data
+# about data; models, generators, losses, attacks, trainers, targets and tasks are code found by name.
+LEAF_DATA = {"tfadv.config": {"errors"}, "tfadv.schema": {"errors", "config", "data", "budgets"}}
 # measuring never trains
 NOT_TRAINING = {"export", "defense_report", "report", "evaluation", "runs", "sweep", "security_curve",
                 "style_evaluation", "transfer", "transfer_report"}
@@ -69,6 +76,20 @@ def test_no_import_points_up(module):
     own = layer_of(module)
     upward = sorted(target for target in imports(MODULES[module]) if layer_of(target) > own)
     assert not upward, f"{module} (layer {own}) imports higher layers: {upward}"
+
+
+@pytest.mark.parametrize("module", sorted(LEAF_DATA))
+def test_configs_are_leaf_data(module):
+    imported = {target.split(".")[1] for target in imports(MODULES[module]) if "." in target}
+    assert imported <= LEAF_DATA[module], f"{module} imports {sorted(imported - LEAF_DATA[module])}: configs are " \
+        "leaf data (check names in the task's check(), tfadv.tasks)"
+    assert max(layer_of(f"tfadv.{name}") for name in LEAF_DATA[module]) == 0  # foundations only
+
+
+def test_the_leaf_check_sees_a_lazy_registry_import(tmp_path):
+    """DefenseExperiment.validate used to import tfadv.trainers.defense inside the method."""
+    (tmp_path / "schema.py").write_text("def validate():\n    from tfadv.trainers.defense import DEFENSES\n")
+    assert "trainers" in {target.split(".")[1] for target in imports(str(tmp_path / "schema.py"))}
 
 
 def test_measuring_and_reporting_do_not_import_training():

@@ -2,16 +2,24 @@
 are registered here (as a user would in their own module) and then found by name by the configs, the runner,
 the attacks and the data loader, with no other file touched."""
 
+import dataclasses
+import os
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfadv import attacks, experiments, losses, tasks, training
+from tfadv import config as config_lib
 from tfadv.data import catalog
 from tfadv.errors import ConfigError
+from tfadv.experiments import DataConfig, DefenseExperiment
 from tfadv.models import generators
 from tfadv.trainers import defense
+from tfadv.trainers.defense.base import DefenseTrainer, MixedSettings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -37,7 +45,7 @@ def test_a_new_loss_is_found_by_configs_attacks_and_trainers(registered):
     registered(losses.LOSSES, "negative_margin_squared")
     cfg = experiments.get_experiment("fashion_mnist_unet_l2")
     cfg.loss = "negative_margin_squared"
-    cfg.validate()  # the schema knows it
+    tasks.checked(cfg)  # the task checking the config's names finds it
     logits = tf.constant([[3.0, 1.0, 0.0], [0.0, 2.0, 5.0]])
     value = losses.adversarial_loss("negative_margin_squared", logits, tf.constant([0, 2]))
     np.testing.assert_allclose(value.numpy(), [4.0, 9.0])
@@ -62,7 +70,7 @@ def test_a_new_attack_is_found_by_name(registered):
         attacks.get_attack("nope")
 
 
-def test_a_new_generator_and_a_new_defence_train_through_the_runner(registered, idx_dir, tmp_path):
+def test_a_new_generator_trains_a_co_trained_defence_through_the_runner(registered, idx_dir, tmp_path):
     @generators.register_generator("one_conv")
     def _one_conv(input_shape=(28, 28, 1), out_channels=None, output_activation="tanh", name="one_conv", **_):
         inputs = keras.Input(input_shape)
@@ -70,39 +78,86 @@ def test_a_new_generator_and_a_new_defence_train_through_the_runner(registered, 
                                   dtype="float32")(inputs)
         return keras.Model(inputs, out, name=name)
 
-    @defense.register_defense("noise_augmentation")
-    def _noise_training(cfg, classifier, image_shape):
-        """Trains on uniform noise of the budget's size: a (weak) defence in a dozen lines."""
-        trainer = defense.PGDAdversarialTrainer(classifier, cfg.norm, cfg.eps, steps=1, step_size=1e-9,
-                                                adversarial_fraction=cfg.adversarial_fraction)
-        return trainer
-
     registered(generators.GENERATORS, "one_conv")
-    registered(defense.DEFENSES, "noise_augmentation")
     cfg = experiments.get_experiment("fashion_mnist_joint_defense_linf")
-    cfg.generator, cfg.generator_kwargs = "one_conv", {}
+    cfg.settings = {"generator": "one_conv"}  # the generator, by name, in the joint method's own settings
     cfg.data.idx_dir, cfg.data.batch_size, cfg.epochs, cfg.steps_per_epoch = idx_dir, 16, 1, 2
     cfg.model_kwargs = {"filters": [[4], [8]], "head": "gap"}
-    _, joint = training.run_experiment(cfg, str(tmp_path / "joint"), verbose=0)  # the generator, by name
+    _, joint = training.run_experiment(cfg, str(tmp_path / "joint"), verbose=0)
     assert joint["optimizer_steps"] == 2 and joint["g_optimizer_steps"] == 2
-    cfg.method = "noise_augmentation"
-    _, noise = training.run_experiment(cfg, str(tmp_path / "noise"), verbose=0)  # the defence, by name
-    assert noise["optimizer_steps"] == 2 and "g_optimizer_steps" not in noise
-    assert not (tmp_path / "noise" / "attacker.keras").exists()
-    assert [c.suffix for c in tasks.get_task("defense").companions(cfg)] == []
 
-    @defense.register_defense("joint_by_another_name", co_trained_generator=True)
-    def _joint_again(cfg, classifier, image_shape):
-        return defense.DEFENSES["joint"](cfg, classifier, image_shape)
+    @defense.register_defense("joint_by_another_name", settings=defense.JointSettings, label="joint, renamed",
+                              co_trained_generator=True)
+    def _joint_again(cfg, settings, classifier, image_shape):
+        return defense.DEFENSES["joint"].build(cfg, settings, classifier, image_shape)
 
     registered(defense.DEFENSES, "joint_by_another_name")
     cfg.method = "joint_by_another_name"  # a generator-based defence: its run saves the generator, export publishes it
+    cfg.epochs, cfg.steps_per_epoch = 1, 1
     training.run_experiment(cfg, str(tmp_path / "again"), verbose=0)
     assert (tmp_path / "again" / "attacker.keras").exists()
     assert [c.suffix for c in tasks.get_task("defense").companions(cfg)] == ["_generator"]
-    cfg.method = "unknown_defence"
-    with pytest.raises(ConfigError, match="Unknown defence method 'unknown_defence'. Known: .*noise_augmentation"):
-        cfg.validate()
+
+
+@dataclasses.dataclass
+class UniformNoiseSettings(MixedSettings):
+    """The throwaway method's own setting: the noise's size, as a share of the budget's eps."""
+
+    noise_scale: float = 1.0
+
+    def validate(self):
+        super().validate()
+        if not 0 < self.noise_scale <= 1:
+            raise ConfigError(f"settings.noise_scale must be in (0, 1]. Received: {self.noise_scale!r}")
+
+    def training_attack(self):
+        return f"uniform noise of {self.noise_scale:g} eps"
+
+
+class UniformNoiseTrainer(DefenseTrainer):
+    """Trains on uniform L-inf noise of ``noise_scale`` * eps: a (weak) defence, for the registry test."""
+
+    def __init__(self, classifier, eps, noise_scale, adversarial_fraction=0.5, **kwargs):
+        super().__init__(classifier, adversarial_fraction, **kwargs)
+        self.eps, self.noise_scale = float(eps), float(noise_scale)
+
+    def adversarial(self, x, labels):
+        noise = tf.random.uniform(tf.shape(x), -1.0, 1.0) * self.eps * self.noise_scale
+        return tf.clip_by_value(x + noise, 0.0, 1.0)
+
+
+def build_uniform_noise(cfg, settings, classifier, image_shape):
+    return UniformNoiseTrainer(classifier, cfg.eps, settings.noise_scale,
+                               adversarial_fraction=settings.adversarial_fraction)
+
+
+def test_a_new_defence_with_its_own_setting_is_one_module(registered, tmp_path):
+    """A defence method with a setting no other method has: its settings, trainer and registration live here (the
+    test module stands in for the user's own), it trains a step through the runner reading its setting from
+    ``settings``, benchmark tables name it by its registered label, and no library file names it."""
+    defense.register_defense("uniform_noise", settings=UniformNoiseSettings,
+                             label="uniform noise augmentation")(build_uniform_noise)
+    registered(defense.DEFENSES, "uniform_noise")
+    cfg = DefenseExperiment(method="uniform_noise", settings={"noise_scale": 0.25}, norm="linf", eps=0.1,
+                            model_kwargs={"filters": [[4]], "head": "gap"}, data=DataConfig(batch_size=8),
+                            epochs=1, steps_per_epoch=1)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(40, 8, 8, 1)).astype("float32"), np.arange(40) % 2
+    trainer, metrics = training.run_experiment(cfg, str(tmp_path / "run"), data=(x, y), verbose=0)
+    assert isinstance(trainer, UniformNoiseTrainer) and trainer.noise_scale == 0.25
+    assert metrics["optimizer_steps"] == 1 and 0 < metrics["linf_max"] <= 0.025 + 1e-6  # 0.25 * eps
+    recorded = experiments.load_json(str(tmp_path / "run" / "config.json"))
+    assert recorded.settings == {"noise_scale": 0.25, "adversarial_fraction": 0.5}  # complete, with its default
+    assert defense.describe(cfg) == ("uniform noise augmentation", "uniform noise of 0.25 eps")
+    with pytest.raises(ConfigError, match=r"settings.noise_scale must be in \(0, 1\]. Received: 2"):
+        tasks.checked(config_lib.override(cfg, {"settings.noise_scale": 2}))
+    with pytest.raises(ConfigError, match="Unknown defence method 'unknown_defence'. Known: .*uniform_noise"):
+        tasks.checked(config_lib.override(cfg, {"method": "unknown_defence"}))
+    library = [os.path.join(root, name) for top in ("tfadv", "tools")
+               for root, _, names in os.walk(os.path.join(ROOT, top)) for name in names
+               if name.endswith((".py", ".sh", ".json"))]
+    touched = [path for path in library if "uniform_noise" in open(path).read()]
+    assert len(library) > 50 and touched == []
 
 
 def test_a_new_dataset_loads_by_name(registered, idx_dir):

@@ -20,7 +20,7 @@ def command(workdir, idx_dir):
     return [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--experiment=fashion_mnist_joint_defense_linf",
             f"--workdir={workdir}", f"--set=data.idx_dir={idx_dir}", "--set=data.batch_size=16", "--set=epochs=4",
             "--set=data.augment=false", "--set=model_kwargs={\"filters\": [8, 16]}",
-            "--set=generator_kwargs.filters=4"]
+            "--set=settings.generator_kwargs.filters=4"]
 
 
 def finish(args, timeout=400):

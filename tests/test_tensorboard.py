@@ -85,11 +85,11 @@ def test_perturbation_run_with_a_keras_target(name, classifier_run, idx_dir, tmp
     assert_images(events, ["attack"] + (["perturbation"] if "universal" in name else []))
 
 
-@pytest.mark.parametrize("method", ["joint", "pgd"])
-def test_defense_run(method, idx_dir, tmp_path):
-    events = run(*labelled("fashion_mnist_joint_defense_linf", idx_dir, method=method, pgd_steps=1,
-                           model_kwargs={"filters": [4, 8]}, generator_kwargs={"depth": 1, "filters": 4}),
-                 tmp_path / "run")
+@pytest.mark.parametrize("method,settings", [("joint", {"settings.generator_kwargs": {"depth": 1, "filters": 4}}),
+                                             ("pgd", {"settings.steps": 1})])
+def test_defense_run(method, settings, idx_dir, tmp_path):
+    events = run(*labelled(f"fashion_mnist_{method}_defense_linf", idx_dir, model_kwargs={"filters": [4, 8]},
+                           **settings), tmp_path / "run")
     assert_epoch_scalars(events, ["classifier_loss", "clean_accuracy", "adv_accuracy", "linf_max"]
                          + (["generator_loss"] if method == "joint" else []))
     assert_images(events, ["attack"])

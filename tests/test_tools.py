@@ -88,8 +88,12 @@ def test_train_export_evaluate_end_to_end(idx_dir, tmp_path):
     (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=data.dataset=nope"],
      "Unknown dataset 'nope'"),
     (["train", "--experiment=fashion_mnist_unet_l2", "--workdir=/tmp/x", "--set=eps=100"], "is absurd for l2"),
-    (["train", "--experiment=fashion_mnist_joint_defense_linf", "--workdir=/tmp/x", "--set=refine_steps=-1"],
-     "refine_steps must be >= 0"),
+    (["train", "--experiment=fashion_mnist_joint_defense_linf", "--workdir=/tmp/x", "--set=settings.refine_steps=-1"],
+     "settings.refine_steps must be >= 0"),
+    (["train", "--experiment=fashion_mnist_pgd_defense_linf", "--workdir=/tmp/x", "--set=settings.refine_steps=1"],
+     "Unknown setting(s) settings.refine_steps of defence method 'pgd'"),
+    (["train", "--experiment=fashion_mnist_pgd_defense_linf", "--workdir=/tmp/x", "--set=method=nope"],
+     "Unknown defence method 'nope'. Known: fgsm, joint, pgd, trades"),
     (["benchmark_defense", "--experiments=fashion_mnist_cnn"], "is a classifier experiment, not a defence"),
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=horovod"], "should be one of"),
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=multi_worker"],
@@ -208,6 +212,8 @@ def test_progress_bars_write_to_stderr_and_stay_quiet_in_ci_or_at_verbose_0(monk
 
 @pytest.mark.slow  # a benchmark script's smoke run (~15 s of training alone): speed figures live in benchmarks
 def test_defence_benchmark_prints_a_row_per_experiment_and_records_it(tmp_path):
+    from tfadv.trainers.defense import DEFENSES
+
     registry = json.load(open(os.path.join(ROOT, "zoo", "registry.json")))
     del registry["fashion_mnist_joint_defense_linf"]
     (tmp_path / "registry.json").write_text(json.dumps(registry))
@@ -215,12 +221,13 @@ def test_defence_benchmark_prints_a_row_per_experiment_and_records_it(tmp_path):
                 "--experiments=fashion_mnist_pgd_defense_linf,fashion_mnist_fgsm_defense_linf,"
                 "fashion_mnist_joint_defense_linf", TFADV_ZOO_DIR=str(tmp_path))
     rows = [line.strip("| ").split(" | ") for line in proc.stdout.splitlines() if line.startswith("| fashion_mnist_")]
-    assert [row[1] for row in rows] == ["PGD-7", "FGSM, random start", "generator x1"]
-    assert rows[0][-1] == "1.00x" and all(float(row[2]) > 0 for row in rows)
+    assert [row[1] for row in rows] == [DEFENSES[m].label for m in ("pgd", "fgsm", "joint")]  # as registered
+    assert [row[2] for row in rows] == ["PGD-7", "FGSM, random start", "generator x1"]
+    assert rows[0][-1] == "1.00x" and all(float(row[3]) > 0 for row in rows)
     recorded = json.load(open(tmp_path / "registry.json"))
     for name, row in zip(("fashion_mnist_pgd_defense_linf", "fashion_mnist_fgsm_defense_linf"), rows):
         cost = recorded[name]["metrics"]["training_cost"]
-        assert cost["ms_per_step"] == pytest.approx(float(row[2]), abs=0.5)
+        assert cost["ms_per_step"] == pytest.approx(float(row[3]), abs=0.5) and cost["method"] == row[1]
         assert cost["seconds_per_epoch"] == round(cost["ms_per_step"] / 1000 * 3)  # 10 images in batches of 4
         assert cost["cost_vs"] == "fashion_mnist_pgd_defense_linf" and "--record" in cost["settings"]["command"]
     assert "no zoo entry fashion_mnist_joint_defense_linf" in proc.stdout

@@ -19,7 +19,7 @@ import time
 import keras
 import numpy as np
 
-from tfadv import attacks, autoattack, byo, config, experiments, training
+from tfadv import attacks, autoattack, byo, config, experiments, tasks, training
 from tfadv.data import get_spec
 from tfadv.data import load as load_data
 from tfadv.data import load_arrays
@@ -41,7 +41,7 @@ def defense_config(model_path: str, method: str = "pgd", norm: str = "linf", eps
     cfg = experiments.get_experiment(RECIPES[method, norm])
     cfg.model, cfg.model_kwargs, cfg.eps = os.path.abspath(model_path), {"reinitialize": bool(reinitialize)}, eps
     cfg = config.override(cfg, overrides) if overrides else cfg
-    return cfg.validate() or cfg
+    return tasks.checked(cfg)
 
 
 def _own_model_file(model, workdir: str) -> str:

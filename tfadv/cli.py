@@ -85,8 +85,9 @@ def fit_verbosity():
 
 
 def resolve_experiment(FLAGS):
-    """The config named by the flags, with --set and shortcut-flag overrides applied and validated."""
-    from tfadv import experiments
+    """The config named by the flags, with --set and shortcut-flag overrides applied, validated and checked by
+    its task (the names it gives; a defence's settings completed), as a run records it."""
+    from tfadv import experiments, tasks
 
     cfg = (experiments.get_experiment(FLAGS.experiment) if FLAGS.experiment
            else experiments.load_json(FLAGS.config))
@@ -96,7 +97,7 @@ def resolve_experiment(FLAGS):
     overrides.update({name: FLAGS[name].value for name in SCHEDULE_FLAGS if FLAGS[name].value is not None})
     if overrides:
         cfg = config_lib.override(cfg, overrides)
-    return cfg.validate() or cfg
+    return tasks.checked(cfg)
 
 
 def config_json(cfg) -> str:

@@ -25,6 +25,39 @@ def get_experiment(name: str):
     return EXPERIMENTS[name]()
 
 
+# Defence configs written before each method had its own settings carried every method's fields flat, at the
+# top level (defaults included). Per method: old key -> its name in that method's settings; the other keys of
+# the union (another method's) are dropped. Only these names migrate: any other unknown key stays an error.
+LEGACY_DEFENSE_SETTINGS = {
+    "pgd": {"pgd_steps": "steps", "step_size": "step_size", "adversarial_fraction": "adversarial_fraction"},
+    "fgsm": {"step_size": "step_size", "adversarial_fraction": "adversarial_fraction"},
+    "trades": {"pgd_steps": "steps", "step_size": "step_size", "trades_beta": "beta"},
+    "joint": {"generator": "generator", "generator_kwargs": "generator_kwargs", "generator_steps": "generator_steps",
+              "generator_batch": "generator_batch", "g_learning_rate": "generator_learning_rate",
+              "generator_loss": "generator_loss", "generator_kappa": "generator_kappa",
+              "refine_steps": "refine_steps", "step_size": "step_size",
+              "adversarial_fraction": "adversarial_fraction"},
+}
+LEGACY_DEFENSE_KEYS = frozenset().union(*LEGACY_DEFENSE_SETTINGS.values())
+
+
+def migrate_defense_settings(data: dict) -> dict:
+    """A defence config dict of the flat form (every method's fields at the top level) in the current one: the
+    legacy keys of its ``method`` moved into ``settings`` under their new names, the other methods' dropped.
+    A dict of the current form (or another kind) comes back as it is."""
+    legacy = LEGACY_DEFENSE_KEYS & set(data)
+    if data.get("kind") != "defense" or not legacy:
+        return data
+    method = data.get("method", "joint")  # the field's default when these keys were written
+    if method not in LEGACY_DEFENSE_SETTINGS:
+        raise ConfigError(f"Defence config of method {method!r} has the old flat settings {sorted(legacy)}: only "
+                          f"{', '.join(sorted(LEGACY_DEFENSE_SETTINGS))} configs of that form can be read back.")
+    renamed = LEGACY_DEFENSE_SETTINGS[method]
+    moved = {renamed[key]: data[key] for key in sorted(legacy) if key in renamed}
+    rest = {key: value for key, value in data.items() if key not in legacy}
+    return {**rest, "settings": {**moved, **(data.get("settings") or {})}}
+
+
 def from_dict(data: dict):
     """Builds the right config class from a dict, dispatching on its ``kind`` field."""
     kind = data.get("kind", "classifier") if isinstance(data, dict) else None
@@ -41,7 +74,7 @@ def from_dict(data: dict):
     if isinstance(data.get("optimizer"), dict) and "decay_norms_and_biases" not in data["optimizer"]:
         # Written before the field: those runs decayed every weight, biases and BatchNorm included.
         data = {**data, "optimizer": {**data["optimizer"], "decay_norms_and_biases": True}}
-    return config_lib.from_dict(KINDS[kind], data)
+    return config_lib.from_dict(KINDS[kind], migrate_defense_settings(data))
 
 
 def load_json(path: str):

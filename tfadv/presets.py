@@ -19,7 +19,7 @@ import os
 
 import keras
 
-from tfadv import __version__, zoo
+from tfadv import __version__, experiments, zoo
 from tfadv.errors import ZooError
 from tfadv.tasks import keras_form
 
@@ -73,11 +73,11 @@ _LIMITS = {"classifier": "Not robust: white-box attacks within small budgets foo
 
 
 def _recipe(cfg: dict) -> str:
-    """The config fields that say what was trained (a defence's generator only where it trains one)."""
-    keys = ["model", "method", "mode", "norm", "eps"]
-    if cfg.get("kind") == "perturbation" or cfg.get("method") == "joint":
-        keys.insert(2, "generator")
-    return ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg)
+    """The config fields that say what was trained (a defence's generator only where its settings train one)."""
+    cfg = experiments.migrate_defense_settings(cfg)
+    fields = {**(cfg.get("settings") or {}), **cfg}
+    keys = ["model", "method", "generator", "mode", "norm", "eps"]
+    return ", ".join(f"{k}={fields[k]}" for k in keys if k in fields)
 
 
 def model_card(name: str, zoo_dir: str | None = None) -> str:

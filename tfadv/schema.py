@@ -1,14 +1,17 @@
 """The experiment config schema: one dataclass per experiment kind, and its validation.
 
-Configs are data: every field has a default, ``validate()`` checks a config
-once, before anything is built, and ``tfadv.config`` turns a config into JSON
-and back. Named recipes (filled-in configs) live in :mod:`tfadv.recipes`; the
-registry of names is :mod:`tfadv.experiments`.
+Configs are leaf data: every field has a default, ``validate()`` checks a config's
+values once, before anything is built, and ``tfadv.config`` turns a config into
+JSON and back. This module imports no registry of code (models, generators,
+losses, defence methods, targets): the names a config gives are checked where
+they are built, by the task of its kind (``tfadv.tasks``' ``check``), right after
+the config is read and before any data is loaded. Named recipes (filled-in
+configs) live in :mod:`tfadv.recipes`; the registry of names is
+:mod:`tfadv.experiments`.
 """
 
 import dataclasses
 import math
-import os
 from typing import Any
 
 from tfadv.data import SOURCES, DatasetSpec, get_spec, own, parse_split
@@ -238,10 +241,6 @@ class ClassifierExperiment(TrainingConfig):
 
     def validate(self):
         super().validate()
-        from tfadv.models import CLASSIFIERS
-
-        if self.model not in CLASSIFIERS:
-            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1). Received: {self.label_smoothing!r}")
         if self.test_time_flip and not self.data.spec().flip_augment:
@@ -284,28 +283,11 @@ class PerturbationExperiment(TrainingConfig):
     feature_layers: list[str] = dataclasses.field(default_factory=list)
 
     def validate(self):
+        """Values only; the generator, mode, loss and feature layers are checked by the perturbation task."""
         super().validate()
         from tfadv.budgets import NORMS, check_budget
-        from tfadv.losses import FEATURE_SEPARATION, check_loss
-        from tfadv.targets import ensemble_members
-        from tfadv.models.generators import ATTACK_MODES as modes
-        from tfadv.models.generators import GENERATORS
 
-        if self.generator not in GENERATORS:
-            raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
-        if self.mode not in modes:
-            raise ConfigError(f"mode must be one of {modes}. Received: {self.mode!r}")
         check_budget(self.norm, self.eps, self.data.spec().image_shape)
-        if self.loss == FEATURE_SEPARATION:
-            members = len(ensemble_members(self.target))
-            if len(self.feature_layers) != members or self.target_class is not None:
-                raise ConfigError(f"loss='feature_separation' is untargeted and needs one feature_layers name per "
-                                  f"member of target {self.target!r} ({members}). Received: "
-                                  f"feature_layers={self.feature_layers!r}, target_class={self.target_class!r}")
-        else:
-            check_loss(self.loss, self.target_class, self.data.spec().num_classes)
-            if self.feature_layers:
-                raise ConfigError(f"feature_layers are read by loss='feature_separation' only, not {self.loss!r}.")
         if not 0 <= self.input_diversity <= 1:
             raise ConfigError(f"input_diversity must be a probability in [0, 1]. Received: {self.input_diversity!r}")
         if (self.input_diversity or self.feature_layers) and (self.gan or self.mode != "thresholded"):
@@ -331,13 +313,12 @@ class PerturbationExperiment(TrainingConfig):
 class DefenseExperiment(TrainingConfig):
     """Training a defended classifier from scratch with a registered defence method (``tfadv.trainers.defense``).
 
-    ``method``: "joint" (a thresholded ``generator`` trained to fool the current
-    classifier, two optimizers per step; ``refine_steps`` > 0 adds that many PGD
-    steps starting from the generator's x_hat), "pgd" (Madry et al., ``pgd_steps``),
-    "fgsm" (FGSM from a random start, Wong et al. 2020) or "trades" (Zhang et al.
-    2019, ``trades_beta``, a ``pgd_steps``-step KL attack). All attack within
-    (``norm``, ``eps``); the classifier loss mixes clean and adversarial images
-    with weight ``adversarial_fraction`` on the latter.
+    What every method shares: ``method`` (its registered name: "pgd", "fgsm", "trades", "joint", or your own),
+    the classifier (``model``, ``model_kwargs``; a ``.keras`` file is your own), the budget the training attack
+    keeps to (``norm``, ``eps``) and the overfitting guard (``guard_max_drop``: stop when held-out PGD-10
+    accuracy falls this much in an epoch; null: off). ``settings`` are the method's own, as plain data (``--set
+    settings.steps=3``): the defence task reads them into the settings dataclass the method registered, with its
+    defaults, and the method checks them; the run's config.json records them complete.
     """
 
     kind: str = "defense"
@@ -346,62 +327,20 @@ class DefenseExperiment(TrainingConfig):
     model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     norm: str = "linf"
     eps: float = 0.1
-    adversarial_fraction: float = 0.5
-    pgd_steps: int = 7
-    step_size: float | None = None  # the training attack's step (None: pgd 2.5 eps / pgd_steps, fgsm 1.25 eps,
-    #                                 joint's refine steps 2.5 eps / refine_steps)
-    trades_beta: float = 6.0  # trades: weight of the KL (robustness) term against clean cross-entropy
-    guard_max_drop: float | None = None  # stop when held-out PGD-10 accuracy falls this much in an epoch (None: off)
-    generator: str = "unet"
-    generator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    generator_steps: int = 1
-    refine_steps: int = 0
-    generator_batch: int | None = None  # joint: the generator updates on the first this many images of a batch
-    g_learning_rate: float = 1e-3
-    generator_loss: str = "cw"  # the joint generator's loss: cw (C&W margin) or untargeted
-    generator_kappa: float = 2.0  # the cw loss's confidence margin
+    guard_max_drop: float | None = None
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def validate(self):
+        """Values only; the method, its settings and the model are checked by the defence task."""
         super().validate()
         from tfadv.budgets import check_budget
-        from tfadv.models import CLASSIFIERS, GENERATORS
 
-        from tfadv.trainers.defense import DEFENSES
-
-        DEFENSES.lookup(self.method)
-        if self.model.endswith(".keras"):  # your own classifier (tfadv-defend); its shapes are checked on load
-            if not os.path.isfile(self.model):
-                raise ConfigError(f"model {self.model!r}: no such classifier file.")
-        elif self.model not in CLASSIFIERS:
-            raise ConfigError(f"Unknown model {self.model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}, "
-                              "or a .keras file of your own.")
-        if self.generator not in GENERATORS:
-            raise ConfigError(f"Unknown generator {self.generator!r}. Known: {', '.join(sorted(GENERATORS))}.")
         check_budget(self.norm, self.eps, self.data.spec().image_shape)
-        if not 0 <= self.adversarial_fraction <= 1:
-            raise ConfigError(f"adversarial_fraction must be in [0, 1]. Received: {self.adversarial_fraction!r}")
-        if self.pgd_steps < 1 or self.generator_steps < 1:
-            raise ConfigError("pgd_steps and generator_steps must be >= 1.")
-        if not self.trades_beta >= 0:
-            raise ConfigError(f"trades_beta must be >= 0. Received: {self.trades_beta!r}")
         if self.guard_max_drop is not None and not 0 < self.guard_max_drop < 1:
             raise ConfigError(f"guard_max_drop must be in (0, 1) or null. Received: {self.guard_max_drop!r}")
         if self.guard_max_drop is not None and self.data.validation_split is None:
             raise ConfigError("guard_max_drop measures held-out images: set data.validation_split (without it the "
                               "guard would watch training images).")
-        if self.step_size is not None and not self.step_size > 0:
-            raise ConfigError(f"step_size must be > 0 or null. Received: {self.step_size!r}")
-        if self.refine_steps < 0:
-            raise ConfigError(f"refine_steps must be >= 0. Received: {self.refine_steps!r}")
-        if self.generator_batch is not None and self.generator_batch < 1:
-            raise ConfigError(f"generator_batch must be >= 1 or null. Received: {self.generator_batch!r}")
-        from tfadv.losses import untargeted_losses
-
-        if self.generator_loss not in untargeted_losses():
-            raise ConfigError(f"generator_loss must be one of {untargeted_losses()}. Received: {self.generator_loss!r}")
-        if not self.generator_kappa >= 0:
-            raise ConfigError(f"generator_kappa must be >= 0. Received: {self.generator_kappa!r}")
-        check_positive(g_learning_rate=self.g_learning_rate)
         return self
 
 

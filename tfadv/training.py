@@ -82,7 +82,7 @@ def placed(runner):
 
     @functools.wraps(runner)
     def run(cfg, workdir: str, verbose="auto", **kwargs):
-        cfg.validate()
+        cfg = tasks.checked(cfg)  # an unknown name fails here, before any data is loaded
         distribute.set_precision(cfg.runtime.mixed_precision)
         try:
             strategy = distribute.make_strategy(cfg.runtime.strategy)
@@ -99,6 +99,7 @@ def placed(runner):
 def recipe_json(config: dict) -> str:
     """A config dict without its runtime section (which may change when a run resumes elsewhere), as JSON."""
     config = experiments.from_dict(config)  # configs written before the runtime section read back into it
+    config = tasks.get_task(config.kind).check(config)  # a defence's settings complete, as a run records them
     return json.dumps({k: v for k, v in config_lib.to_dict(config).items() if k != "runtime"}, sort_keys=True)
 
 
@@ -128,13 +129,14 @@ def locked(workdir: str):
 
 
 def start_run(cfg, workdir: str) -> None:
-    """Validates ``cfg``, writes the run folder's config.json, and seeds every RNG (call under :func:`locked`).
+    """Validates and checks ``cfg``, writes the run folder's config.json, and seeds every RNG (call under
+    :func:`locked`).
 
     Refuses a folder holding a finished run (its metrics.json: nothing saved is
     overwritten) and resuming a killed run (backup/ present) with a different
     config than it started with (runtime fields aside).
     """
-    cfg.validate()
+    cfg = tasks.checked(cfg)
     config_path = os.path.join(workdir, "config.json")
     if os.path.exists(os.path.join(workdir, "metrics.json")):
         raise ConfigError(f"{workdir} already holds a finished run (metrics.json): choose another --workdir or "

@@ -63,7 +63,7 @@ FLAGS = flags.FLAGS
 
 def resolve_config():
     """The experiment config with --target and the quick settings applied."""
-    from tfadv import byo
+    from tfadv import byo, tasks
     from tfadv import config as config_lib
     from tfadv.errors import ConfigError
 
@@ -93,8 +93,7 @@ def resolve_config():
             quick["generator_kwargs.batch_norm"] = False
         overrides.update({k: v for k, v in quick.items() if k not in chosen})
     if overrides:
-        cfg = config_lib.override(cfg, overrides)
-        cfg.validate()
+        cfg = tasks.checked(config_lib.override(cfg, overrides))
     return cfg
 
 

@@ -80,20 +80,21 @@ def main(argv):
     import sys
 
     from tfadv import experiments, zoo
+    from tfadv.trainers.defense import describe
 
     print(f"batch {FLAGS.batch_size}, {FLAGS.steps} timed steps each, {os.cpu_count()} CPU cores visible")
-    print("| experiment | training attack | ms / step | images / s | s / epoch | cost vs first |")
-    print("|---|---|---|---|---|---|")
+    print("| experiment | method | training attack | ms / step | images / s | s / epoch | cost vs first |")
+    print("|---|---|---|---|---|---|---|")
     first, rows = None, {}
     batches = math.ceil(FLAGS.epoch_images / FLAGS.batch_size)
     for name in FLAGS.experiments:
         seconds = time_experiment(name)
         first = first or seconds
-        cfg = experiments.get_experiment(name)
-        rows[name] = {"training_attack": training_attack(cfg), "ms_per_step": round(1000 * seconds, 1),
+        method, attack = describe(experiments.get_experiment(name))
+        rows[name] = {"method": method, "training_attack": attack, "ms_per_step": round(1000 * seconds, 1),
                       "seconds_per_epoch": round(seconds * batches), "cost_vs": FLAGS.experiments[0],
                       "cost_ratio": round(seconds / first, 3)}
-        print(f"| {name} | {training_attack(cfg)} | {1000 * seconds:.0f} | {FLAGS.batch_size / seconds:.0f} | "
+        print(f"| {name} | {method} | {attack} | {1000 * seconds:.0f} | {FLAGS.batch_size / seconds:.0f} | "
               f"{seconds * batches:.0f} | {seconds / first:.2f}x |", flush=True)
     if FLAGS.record:
         settings = {"batch_size": FLAGS.batch_size, "timed_steps": FLAGS.steps, "epoch_images": FLAGS.epoch_images,
@@ -105,22 +106,6 @@ def main(argv):
                 print(f"recorded training_cost of {name}")
             else:
                 print(f"no zoo entry {name}: its row is not recorded")
-
-
-def training_attack(cfg) -> str:
-    """What a defence config attacks its classifier with, in a few words (the table's second column)."""
-    if cfg.method == "pgd":
-        return f"PGD-{cfg.pgd_steps}"
-    if cfg.method == "fgsm":
-        return "FGSM, random start"
-    if cfg.method == "trades":
-        return f"TRADES: PGD-{cfg.pgd_steps} on the KL"
-    if cfg.method == "joint":
-        words = f"generator x{cfg.generator_steps}"
-        if cfg.generator_batch:
-            words += f" on {cfg.generator_batch} images"
-        return words + (f" + PGD-{cfg.refine_steps}" if cfg.refine_steps else "")
-    return cfg.method
 
 
 if __name__ == "__main__":

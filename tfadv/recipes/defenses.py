@@ -1,4 +1,8 @@
-"""Recipes of defended classifiers: PGD adversarial training and the joint (generator) defences."""
+"""Recipes of defended classifiers: PGD adversarial training and the joint (generator) defences.
+
+Each recipe gives what every defence shares (method, classifier, budget, guard) and, as plain data in
+``settings``, what it chooses of its method's own settings (``tfadv.trainers.defense``: the rest are the
+method's defaults, recorded complete in every run's config.json)."""
 
 from tfadv.recipes.classifiers import fashion_mnist_cnn
 from tfadv.recipes.registry import recipe
@@ -12,7 +16,7 @@ def fashion_mnist_joint_defense_linf() -> DefenseExperiment:
     return DefenseExperiment(
         data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=True), method="joint",
         model=base.model, model_kwargs=dict(base.model_kwargs), norm="linf", eps=0.1,
-        generator="unet", generator_kwargs={"depth": 2, "filters": 16},
+        settings={"generator": "unet", "generator_kwargs": {"depth": 2, "filters": 16}},
         optimizer=OptimizerConfig(name="adamw", learning_rate=2e-3, weight_decay=0.05, warmup_epochs=1),
         epochs=10,
     )
@@ -24,7 +28,7 @@ def fashion_mnist_pgd_defense_linf() -> DefenseExperiment:
     joint defence's budget, classifier and epochs: the reference defence of the recorded tables. Madry et al.
     train on adversarial images only: that is :func:`fashion_mnist_madry_pgd_defense_linf`."""
     cfg = fashion_mnist_joint_defense_linf()
-    cfg.method = "pgd"
+    cfg.method, cfg.settings = "pgd", {"steps": 7}
     return cfg
 
 
@@ -34,7 +38,7 @@ def fashion_mnist_madry_pgd_defense_linf() -> DefenseExperiment:
     (``adversarial_fraction`` 1.0), otherwise the mix recipe above (``train[:90%]``, epochs chosen on
     ``train[90%:]``)."""
     cfg = fashion_mnist_pgd_defense_linf()
-    cfg.adversarial_fraction = 1.0
+    cfg.settings["adversarial_fraction"] = 1.0
     return cfg
 
 
@@ -42,7 +46,7 @@ def fashion_mnist_madry_pgd_defense_linf() -> DefenseExperiment:
 def fashion_mnist_joint_refined_defense_linf() -> DefenseExperiment:
     """The joint defence whose generator's x_hat starts 2 PGD steps: a cheaper, stronger training attack."""
     cfg = fashion_mnist_joint_defense_linf()
-    cfg.refine_steps = 2
+    cfg.settings["refine_steps"] = 2
     return cfg
 
 
@@ -58,7 +62,7 @@ def fashion_mnist_joint_defense_l2() -> DefenseExperiment:
 def fashion_mnist_pgd_defense_l2() -> DefenseExperiment:
     """PGD adversarial training at L2 1.5: the reference for fashion_mnist_joint_defense_l2."""
     cfg = fashion_mnist_joint_defense_l2()
-    cfg.method = "pgd"
+    cfg.method, cfg.settings = "pgd", {"steps": 7}
     return cfg
 
 
@@ -69,7 +73,7 @@ def fashion_mnist_fgsm_defense_linf() -> DefenseExperiment:
     overfitting). The cheap baseline of the defence table. Like the PGD-7 recipe it trains on a 50/50 mix of
     clean and adversarial images; Wong et al. train on adversarial images only."""
     cfg = fashion_mnist_pgd_defense_linf()
-    cfg.method, cfg.guard_max_drop = "fgsm", 0.2
+    cfg.method, cfg.settings, cfg.guard_max_drop = "fgsm", {}, 0.2
     return cfg
 
 
@@ -77,7 +81,7 @@ def fashion_mnist_fgsm_defense_linf() -> DefenseExperiment:
 def fashion_mnist_trades_defense_linf() -> DefenseExperiment:
     """TRADES (beta 6, PGD-10 on the KL) at the budget, architecture and epochs of PGD-7: the strong baseline."""
     cfg = fashion_mnist_pgd_defense_linf()
-    cfg.method, cfg.pgd_steps, cfg.trades_beta = "trades", 10, 6.0
+    cfg.method, cfg.settings = "trades", {"steps": 10, "beta": 6.0}
     return cfg
 
 
@@ -87,7 +91,8 @@ def fashion_mnist_joint_fgsm_defense_linf() -> DefenseExperiment:
     generator's x_hat instead of a random point, the generator updated on 32 of each batch's 128 images (0.51x
     PGD-7's step), and the catastrophic-overfitting guard of FGSM training."""
     cfg = fashion_mnist_joint_defense_linf()
-    cfg.refine_steps, cfg.step_size, cfg.generator_batch, cfg.guard_max_drop = 1, 0.125, 32, 0.2
+    cfg.settings.update(refine_steps=1, step_size=0.125, generator_batch=32)
+    cfg.guard_max_drop = 0.2
     return cfg
 
 
@@ -96,7 +101,7 @@ def fashion_mnist_joint_pgd2_defense_linf() -> DefenseExperiment:
     """The refined joint defence made cheaper (issue #16): 2 PGD steps (1.25 eps each) from the co-trained
     generator's x_hat, the generator updated on 32 of each batch's 128 images, with the overfitting guard."""
     cfg = fashion_mnist_joint_fgsm_defense_linf()
-    cfg.refine_steps, cfg.step_size = 2, None
+    cfg.settings.update(refine_steps=2, step_size=None)
     return cfg
 
 
@@ -107,7 +112,7 @@ def fashion_mnist_pgd2_defense_linf() -> DefenseExperiment:
     (0.44x and 0.58x of PGD-7 against their 0.51-0.57x), so the pair says whether a generator buys more
     robustness than spending the same time on PGD steps."""
     cfg = fashion_mnist_pgd_defense_linf()
-    cfg.pgd_steps, cfg.guard_max_drop = 2, 0.2
+    cfg.settings["steps"], cfg.guard_max_drop = 2, 0.2
     return cfg
 
 
@@ -116,5 +121,5 @@ def fashion_mnist_pgd3_defense_linf() -> DefenseExperiment:
     """PGD-3 training (random start, 0.83 eps steps): the most PGD steps that fit issue #16's 0.6x-of-PGD-7
     cost target, with the overfitting guard."""
     cfg = fashion_mnist_pgd2_defense_linf()
-    cfg.pgd_steps = 3
+    cfg.settings["steps"] = 3
     return cfg

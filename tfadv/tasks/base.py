@@ -128,8 +128,11 @@ def use_own_data(cfg, own: own_lib.OwnData, *, fit_depth: bool | None = None):
     if converting:
         overrides.update({"data.train_split": "train", "data.validation_split": "validation",
                           "data.eval_split": "test", "data.augment": False})
-    if (converting if fit_depth is None else fit_depth) and getattr(cfg, "generator", None) in DEPTH_GENERATORS:
-        overrides["generator_kwargs.depth"] = fitting_depth(own.image_shape)
+    settings = getattr(cfg, "settings", None)  # a defence names the generator it co-trains in its settings
+    prefix, generator = (("settings.", settings.get("generator")) if isinstance(settings, dict)
+                         else ("", getattr(cfg, "generator", None)))
+    if (converting if fit_depth is None else fit_depth) and generator in DEPTH_GENERATORS:
+        overrides[f"{prefix}generator_kwargs.depth"] = fitting_depth(own.image_shape)
     return config_lib.override(cfg, overrides).validate()
 
 
@@ -174,6 +177,16 @@ class Task:
     kind: str = ""
     artifact: str = "model.keras"  # the run folder's trained model: what export publishes
     labelled: bool = True  # measured on a labelled split (data.eval_split); style runs are not
+
+    def check(self, cfg):
+        """Checks the names ``cfg`` gives (models, generators, losses, defence methods and their settings) against
+        the registries that build them, with one-line ConfigErrors, and returns the config as its run records it.
+
+        Configs are leaf data (:mod:`tfadv.schema` imports no registry), so these checks live here, with the code
+        that builds from them; the runner calls them right after reading and overriding a config, before any data
+        is loaded (:func:`tfadv.tasks.checked`).
+        """
+        return cfg
 
     def data(self, cfg) -> RunData:
         return labelled_data(cfg)

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from tfadv import figures
 from tfadv.evaluation import evaluate_classifier
-from tfadv.models import build_classifier, flip_average
+from tfadv.errors import ConfigError
+from tfadv.models import CLASSIFIERS, build_classifier, flip_average
 from tfadv.tasks.base import RunData, Task
 from tfadv.trainers import ClassifierTrainer
 
@@ -23,8 +24,22 @@ def _classifier(cfg, spec):
     return build_classifier(cfg.model, **kwargs)
 
 
+def check_classifier_name(model: str, own_files: bool = False) -> None:
+    """A registered classifier (or, where ``own_files``, a ``.keras`` file of your own that exists)."""
+    if own_files and model.endswith(".keras"):  # your own classifier (tfadv-defend); its shapes are checked on load
+        if not os.path.isfile(model):
+            raise ConfigError(f"model {model!r}: no such classifier file.")
+    elif model not in CLASSIFIERS:
+        raise ConfigError(f"Unknown model {model!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}"
+                          + (", or a .keras file of your own." if own_files else "."))
+
+
 class ClassifierTask(Task):
     kind = "classifier"
+
+    def check(self, cfg):
+        check_classifier_name(cfg.model)
+        return cfg
 
     def build(self, cfg, data: RunData):
         spec = data.spec

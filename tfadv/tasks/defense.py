@@ -1,21 +1,23 @@
 """Training a defended classifier from scratch (``DefenseExperiment``): any registered defence method."""
 
+import dataclasses
 import os
 
-import keras
 import tensorflow as tf
 
 from tfadv.models import build_classifier
 from tfadv.tasks.base import Companion, RunData, Task, attack_panels
-from tfadv.trainers.defense import DEFENSES, RobustAccuracyGuard, co_trains_a_generator
+from tfadv.tasks.classifier import check_classifier_name
+from tfadv.trainers.defense import RobustAccuracyGuard, co_trains_a_generator, defense_method
 
 
 def build_defense_trainer(cfg, image_shape, num_classes):
-    """The (uncompiled, built) trainer of defence ``cfg.method`` (``tfadv.trainers.defense.DEFENSES``), around a
-    fresh classifier."""
+    """The (uncompiled, built) trainer of defence ``cfg.method`` (``tfadv.trainers.defense.DEFENSES``) with its
+    ``settings``, around a fresh classifier."""
+    method = defense_method(cfg.method)
     classifier = build_classifier(cfg.model, **{"input_shape": list(image_shape), "num_classes": num_classes,
                                                 **cfg.model_kwargs})
-    trainer = DEFENSES[cfg.method](cfg, classifier, tuple(image_shape))
+    trainer = method.build(cfg, method.settings_of(cfg), classifier, tuple(image_shape))
     trainer(tf.zeros((1,) + tuple(image_shape)))
     return trainer
 
@@ -26,13 +28,19 @@ class DefenseTask(Task):
 
     kind = "defense"
 
+    def check(self, cfg):
+        """The method and its settings (recorded complete, defaults filled in) and the classifier."""
+        settings = defense_method(cfg.method).settings_of(cfg)
+        check_classifier_name(cfg.model, own_files=True)
+        return dataclasses.replace(cfg, settings=dataclasses.asdict(settings))
+
     def build(self, cfg, data: RunData):
         return build_defense_trainer(cfg, data.spec.image_shape, data.spec.num_classes)
 
     def compile(self, trainer, cfg, optimizer):
-        second = getattr(trainer, "SECOND_OPTIMIZER", None)  # two-player methods (joint): the generator's
-        extra = {second: keras.optimizers.Adam(cfg.g_learning_rate)} if second else {}
-        trainer.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile, **extra)
+        """The classifier's ``optimizer``, and the method's own optimizers (the joint defence's generator's)."""
+        trainer.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile,
+                        **defense_method(cfg.method).settings_of(cfg).optimizers())
 
     def callbacks(self, cfg, data: RunData):
         """``guard_max_drop``: early stopping on held-out PGD-10 accuracy (512 validation images)."""

@@ -7,10 +7,11 @@ import tensorflow as tf
 
 from tfadv import figures
 from tfadv.models import discriminator
-from tfadv.models.generators import build_generator, perturbation_model
+from tfadv.errors import ConfigError
+from tfadv.models.generators import ATTACK_MODES, GENERATORS, build_generator, perturbation_model
 from tfadv.models.universal import UniversalPerturbation
-from tfadv.targets import load_target
-from tfadv.losses import FEATURE_SEPARATION
+from tfadv.losses import FEATURE_SEPARATION, check_loss
+from tfadv.targets import ensemble_members, load_target
 from tfadv.tasks.base import RunData, Task, attack_panels
 from tfadv.tasks.keras_form import surrogate_taps
 from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer
@@ -52,6 +53,23 @@ class PerturbationTask(Task):
 
     kind = "perturbation"
     artifact = "attacker.keras"
+
+    def check(self, cfg):
+        """The generator, the mode, the loss (and its target class) and LTP's feature layers."""
+        GENERATORS.lookup(cfg.generator)
+        if cfg.mode not in ATTACK_MODES:
+            raise ConfigError(f"mode must be one of {ATTACK_MODES}. Received: {cfg.mode!r}")
+        if cfg.loss == FEATURE_SEPARATION:
+            members = len(ensemble_members(cfg.target))
+            if len(cfg.feature_layers) != members or cfg.target_class is not None:
+                raise ConfigError(f"loss='feature_separation' is untargeted and needs one feature_layers name per "
+                                  f"member of target {cfg.target!r} ({members}). Received: "
+                                  f"feature_layers={cfg.feature_layers!r}, target_class={cfg.target_class!r}")
+        else:
+            check_loss(cfg.loss, cfg.target_class, cfg.data.spec().num_classes)
+            if cfg.feature_layers:
+                raise ConfigError(f"feature_layers are read by loss='feature_separation' only, not {cfg.loss!r}.")
+        return cfg
 
     def build(self, cfg, data: RunData):
         if cfg.loss == FEATURE_SEPARATION:  # mid-layer features: the targets' Keras forms (same outputs)
