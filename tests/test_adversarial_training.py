@@ -90,3 +90,39 @@ def test_a_model_that_breaks_the_contract_is_refused_before_training(idx_dir, tm
     with pytest.raises(ConfigError, match=message):
         defend(model(), str(tmp_path / "run"), overrides={**QUICK, "data.idx_dir": idx_dir}, verbose=0)
     assert not (tmp_path / "run" / "logs").exists()
+
+
+def test_tfadv_defend_trains_on_your_image_folder_at_your_models_size(tmp_path):
+    """--train_dir: a folder of 20x20 RGB images, one subfolder per class, read at the model's 16x16 input."""
+    from test_train_dir import CLASSES, classifier, write_folder
+
+    folder = write_folder(tmp_path / "my_images", 10, (20, 20, 3))
+    path = tmp_path / "mine.keras"
+    classifier(str(path), (16, 16, 3))
+    workdir = tmp_path / "run"
+
+    def tfadv_defend(*args):
+        return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "defend.py"), f"--model={path}",
+                               f"--workdir={workdir}", f"--train_dir={folder}", "--set=data.batch_size=8",
+                               "--epochs=1", "--steps_per_epoch=2", "--pgd_examples=3", "--verbose=0", *args],
+                              env=ENV, capture_output=True, text=True, timeout=600)
+
+    refused = tfadv_defend("--autoattack_examples=3")  # 3 classes: APGD-T's targeted DLR needs 4
+    assert refused.returncode == 2 and refused.stderr.count("Error:") == 1, refused.stderr[-3000:]
+    assert "needs at least 4 classes and your data has 3: pass --autoattack_examples=0" in refused.stderr
+    assert not os.path.exists(workdir)  # refused before any training
+    proc = tfadv_defend("--autoattack_examples=0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resized the images of" in proc.stderr  # 20x20 files, a 16x16 model: said, not silent
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["data"]["dataset"] == "own" and config["data"]["image_dir"] == folder
+    assert config["data"]["class_names"] == list(CLASSES) and config["data"]["image_shape"] == [16, 16, 3]
+    split = json.loads((workdir / "data_split.json").read_text())
+    assert split["counts"] == {"train": 24, "validation": 3, "test": 3} and split["location"] == folder
+    report = json.loads((workdir / "report.json").read_text())
+    assert report["dataset"].startswith(f"{folder}: 3 classes; train 24, validation 3, test 3") and (report["train_split"], report["selected_on"]) == (
+        "train", "validation")
+    for row in report["rows"].values():  # both models measured on the held-out test part of your folder
+        assert row["split"] == "test[:3]" and row["data_source"] == f"image_folder:{folder}"
+        assert row["pgd"]["examples"] == 3 and "autoattack" not in row
+    assert keras.saving.load_model(workdir / "model.keras").input_shape == (None, 16, 16, 3)

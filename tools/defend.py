@@ -3,12 +3,14 @@
     tfadv-defend --model=my_cnn.keras --workdir=runs/my_cnn_pgd                  # PGD-7, L-inf 0.1, Fashion-MNIST
     tfadv-defend --model=my_cnn.keras --workdir=runs/my_cnn_trades --method=trades
     tfadv-defend --model=my_cnn.keras --workdir=runs/quick --epochs=1 --steps_per_epoch=50 --autoattack_examples=100
+    tfadv-defend --model=my_cnn.keras --workdir=runs/mine_pgd --train_dir=my_images   # your own labelled images
 
-Your model takes [0, 1] images of the dataset's shape and returns logits (checked before training). It becomes the
-model of the zoo's recipe for --method and --norm (tfadv.adversarial_training.RECIPES): held-out validation,
-the overfitting guard where the recipe has one, TensorBoard logs, a crash-safe backup (rerun the same command to
-resume), WORKDIR/model.keras. Your file is only read. Then your model and the defended one are measured on the
-same first test images (clean, PGD-100, standard AutoAttack) into WORKDIR/report.md and report.json.
+Your model takes [0, 1] images of the data's shape (Fashion-MNIST, or --train_dir's images read at your model's
+input size) and returns logits (checked before training). It becomes the model of the zoo's recipe for --method
+and --norm (tfadv.adversarial_training.RECIPES): held-out validation, the overfitting guard where the recipe has
+one, TensorBoard logs, a crash-safe backup (rerun the same command to resume), WORKDIR/model.keras. Your file is
+only read. Then your model and the defended one are measured on the same first test images (clean, PGD-100,
+standard AutoAttack) into WORKDIR/report.md and report.json.
 """
 
 from absl import flags
@@ -17,6 +19,10 @@ from tfadv import cli
 
 flags.DEFINE_string("model", None, "Your classifier: a .keras file ([0, 1] images in, logits out).")
 flags.DEFINE_string("workdir", None, "Run folder (config.json, logs/, backup/, model.keras, report.md).")
+flags.DEFINE_string("train_dir", None, "Train on your own labelled images instead of Fashion-MNIST: a folder with one "
+                    "subfolder of images per class (10% of each class held out for validation and 10% for test, "
+                    "recorded in WORKDIR/data_split.json; --set data.holdout=0.2 for another share), or train/, val/ "
+                    "and test/ subfolders. The report measures the test part.")
 flags.DEFINE_enum("method", "pgd", ["pgd", "trades", "fgsm"], "Adversarial training method.")
 flags.DEFINE_enum("norm", "linf", ["linf", "l2"], "Norm of the budget (l2: pgd only).")
 flags.DEFINE_float("eps", 0.1, "Radius of the budget on [0, 1] images.", lower_bound=0.0)
@@ -37,8 +43,8 @@ def main(argv):
 
     overrides = dict(config_lib.parse_override(s) for s in FLAGS.set)
     overrides.update({k: FLAGS[k].value for k in ("epochs", "steps_per_epoch") if FLAGS[k].value is not None})
-    report = defend(FLAGS.model, FLAGS.workdir, method=FLAGS.method, norm=FLAGS.norm, eps=FLAGS.eps,
-                    reinitialize=FLAGS.reinitialize, overrides=overrides, pgd_examples=FLAGS.pgd_examples,
+    report = defend(FLAGS.model, FLAGS.workdir, data=FLAGS.train_dir, method=FLAGS.method, norm=FLAGS.norm,
+                    eps=FLAGS.eps, reinitialize=FLAGS.reinitialize, overrides=overrides, pgd_examples=FLAGS.pgd_examples,
                     autoattack_examples=FLAGS.autoattack_examples, verbose=cli.fit_verbosity())
     print(report_markdown(report))
 

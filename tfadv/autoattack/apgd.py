@@ -59,6 +59,9 @@ def apgd(classifier, x, labels, *, norm: str, eps: float, n_iter: int = 100, n_r
     return adv
 
 
+TARGETED_DLR_MIN_CLASSES = 4  # the targeted DLR loss reads the 3rd and 4th largest logits
+
+
 def apgd_targeted(classifier, x, labels, *, norm: str, eps: float, n_target_classes: int = 9, n_iter: int = 100,
                   n_restarts: int = 1, rho: float = 0.75, seed: int = 0):
     """APGD on the targeted DLR loss (AutoAttack's APGD-T) against the runner-up classes of the clean logits.
@@ -70,8 +73,9 @@ def apgd_targeted(classifier, x, labels, *, norm: str, eps: float, n_target_clas
     x, labels = tf.convert_to_tensor(x, tf.float32), tf.cast(labels, tf.int32)
     logits = _logits(classifier, x)
     num_classes = int(logits.shape[-1])
-    if num_classes < 4:
-        raise ConfigError(f"APGD-T's targeted DLR loss needs at least 4 classes; the classifier has {num_classes}.")
+    if num_classes < TARGETED_DLR_MIN_CLASSES:
+        raise ConfigError(f"APGD-T's targeted DLR loss needs at least {TARGETED_DLR_MIN_CLASSES} classes; the "
+                          f"classifier has {num_classes}.")
     order = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
     run = _compiled(classifier, norm, eps, n_iter, rho, "dlr-targeted", tuple(x.shape[1:]))
     adv, robust = x, tf.argmax(logits, -1, output_type=tf.int32) == labels
