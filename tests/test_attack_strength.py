@@ -1,5 +1,6 @@
-"""tools/benchmark_attack_strength.py on a tiny classifier: every row's figure is the accuracy on the images it
-returned, inside the budget; refinement from x_hat never loses a generator's success; bad input fails clearly."""
+"""The attack strength benchmark (tfadv.benchmarks.attack_strength, tools/benchmark_attack_strength.py) on a tiny
+classifier: every row's figure is the accuracy on the images it returned, inside the budget; refinement from x_hat
+never loses a generator's success; bad input fails clearly."""
 
 import os
 import subprocess
@@ -11,12 +12,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import brightness_classifier, brightness_task
-from tfadv.autoattack import perturbation_norms
+from tfadv.benchmarks import attack_strength as bench
+from tfadv.budgets import perturbation_norms
 from tfadv.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from tools import benchmark_attack_strength as bench  # noqa: E402
 
 QUICK_AA = dict(version="custom", apgd_iter=5, targets=1, fab_iter=5, square_queries=5, batch_size=64)
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import brightness_classifier, brightness_task, require_art
 from tfadv import autoattack, defense_report, zoo
 from tfadv.autoattack import apgd
+from tfadv.budgets import perturbation_norms
 from tfadv.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,7 +57,7 @@ def test_stages_lower_accuracy_and_keep_every_image_in_the_budget(tiny_zoo, norm
     assert figures == sorted(figures, reverse=True) and figures[-1] == result["robust_accuracy"]
     adversarial = result["adversarial"]
     assert adversarial.dtype == np.float32 and adversarial.shape == images.shape
-    assert np.all(autoattack.perturbation_norms(images, adversarial, norm) <= eps)  # float64
+    assert np.all(perturbation_norms(images, adversarial, norm) <= eps)  # float64
     assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
     predicted = np.argmax(loaded.serve(tf.constant(adversarial)).numpy(), axis=1)
     np.testing.assert_array_equal(predicted == labels, result["robust"])  # the figure is these images' accuracy
@@ -76,7 +77,7 @@ def test_each_stage_alone_breaks_images_within_the_budget_on_saturated_inputs(mo
         result = autoattack.evaluate(model, images, labels, norm=norm, eps=eps, version="custom", stages=[stage],
                                      apgd_iter=20, targets=3, fab_iter=20, square_queries=200)
         adversarial = result["adversarial"]
-        assert np.all(autoattack.perturbation_norms(images, adversarial, norm) <= eps)
+        assert np.all(perturbation_norms(images, adversarial, norm) <= eps)
         assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
         assert result["robust_accuracy"] < result["clean_accuracy"], (stage, norm)
 
@@ -87,7 +88,7 @@ def test_float16_logits_are_attacked_in_float32(model):
     half = tf.function(lambda x: tf.cast(model(x), tf.float16))
     result = autoattack.evaluate(half, images, labels, norm="linf", eps=0.05, **QUICK)
     assert result["robust_accuracy"] < result["clean_accuracy"]
-    assert np.all(autoattack.perturbation_norms(images, result["adversarial"], "linf") <= 0.05)
+    assert np.all(perturbation_norms(images, result["adversarial"], "linf") <= 0.05)
 
 
 @pytest.mark.parametrize("norm,eps", [("linf", 0.03), ("l2", 0.6)])
@@ -191,7 +192,7 @@ def test_into_budget_projects_clips_and_drops_nan_pixels(norm, eps):
     adv = (x + rng.normal(0, 0.3, x.shape)).astype("float32")  # far outside both the ball and [0, 1]
     adv[0, 3, 3, 0] = np.nan
     out = autoattack.into_budget(x, adv, norm, eps)
-    assert np.all(autoattack.perturbation_norms(x, out, norm) <= eps) and out.min() >= 0 and out.max() <= 1
+    assert np.all(perturbation_norms(x, out, norm) <= eps) and out.min() >= 0 and out.max() <= 1
     assert out[0, 3, 3, 0] == x[0, 3, 3, 0] and np.isfinite(out).all()
     inside = autoattack.into_budget(x, out, norm, eps)
     np.testing.assert_allclose(inside, out, atol=eps * 2e-5)  # already inside: (almost) unchanged

@@ -9,7 +9,7 @@ from scipy.optimize import linprog, minimize
 
 from conftest import brightness_classifier, brightness_task
 from tfadv.autoattack import fab
-from tfadv.autoattack.budget import perturbation_norms
+from tfadv.budgets import perturbation_norms
 from tfadv.errors import ConfigError
 
 

@@ -10,7 +10,7 @@ from conftest import brightness_classifier, brightness_task
 
 from tfadv.autoattack import square as sq
 from tfadv.autoattack.art import art_classifier, into_budget
-from tfadv.autoattack.budget import perturbation_norms
+from tfadv.budgets import perturbation_norms
 from tfadv.errors import ConfigError
 
 

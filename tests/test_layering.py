@@ -1,7 +1,7 @@
 """The house's layering: every tfadv import (module-level or inside a function) points down or sideways.
 
 Layers, bottom to top: foundations (data, budgets, losses, figures, ...) < models, attacks and the zoo <
-trainers and measuring < configs (schema, recipes) < tasks < jobs (training, export, reports) < the CLI.
+trainers and measuring < configs (schema, recipes) < tasks < jobs (training, export, reports, benchmarks) < the CLI.
 A module may import its own layer or a lower one; the tests read the source, so a lazy import counts too.
 
 Configs are leaf data: ``tfadv.schema`` and ``tfadv.config`` sit in the configs layer by what imports them, but
@@ -19,13 +19,14 @@ import tfadv
 ROOT = os.path.dirname(tfadv.__file__)
 LAYERS = [
     {"tfadv", "errors", "registry", "config", "inputs", "budgets", "losses", "distribute", "progress", "quiet",
-     "compiled", "serialization", "data", "metrics", "callbacks", "figures", "faults", "backup"},
+     "compiled", "serialization", "data", "metrics", "callbacks", "figures", "faults", "backup", "markdown",
+     "timing"},
     {"models", "zoo", "attacks", "transfer_attacks", "savedmodel", "targets"},
     {"trainers", "evaluation", "autoattack", "security_curve", "style_evaluation", "transfer"},
     {"schema", "recipes", "experiments"},
     {"tasks"},
     {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo", "presets",
-     "adversarial_training", "transfer_report"},
+     "adversarial_training", "transfer_report", "benchmarks"},
     {"cli"},
 ]
 # Leaf data: what each may import. Datasets' facts (shapes, classes, splits) and the budget arithmetic are data

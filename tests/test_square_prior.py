@@ -7,7 +7,7 @@ from conftest import brightness_classifier, brightness_task
 from test_autoattack_square import reference_square
 
 from tfadv.autoattack import square as sq
-from tfadv.autoattack.budget import perturbation_norms
+from tfadv.budgets import perturbation_norms
 from tfadv.errors import ConfigError
 
 # Budgets that fool some of the brightness images within 100 queries, not all, and the query budgets that split

@@ -19,6 +19,10 @@ Two ways to meet the budget:
 Clipping to [0, 1] after adding can only shrink each component of the
 perturbation, so it never breaks the bound. All of it is vectorised over the
 batch and differentiable (the scaling is part of the graph, not hidden from it).
+
+Measuring figures, images an attack returned are checked the other way round, in
+NumPy and float64: :func:`check_inside_budget` (AutoAttack's stages, the transfer
+table, the attack strength benchmark) refuses any outside the ball or [0, 1].
 """
 
 import keras
@@ -132,3 +136,24 @@ class NormBoundedPerturbation(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "norm": self.norm, "eps": self.eps, "mode": self.mode}
+
+
+def perturbation_norms(x, x_adv, norm: str) -> np.ndarray:
+    """Per-image ``norm`` ("linf" or "l2") of ``x_adv - x`` in float64: the yardstick of every budget check."""
+    delta = (np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)).reshape(len(x), -1)
+    return np.abs(delta).max(axis=1) if norm == "linf" else np.sqrt(np.sum(delta ** 2, axis=1))
+
+
+def check_inside_budget(name: str, x, x_adv, norm: str, eps: float, slack: float = 0.0) -> None:
+    """Refuses adversarial images, one line naming ``name``, unless every one is finite, in [0, 1] and within
+    ``eps`` (+ ``slack``, for a caller's float32 rounding) of its clean image in ``norm``, measured in float64.
+
+    The one check every figure passes before it counts (AutoAttack's stages, the transfer table, the attack
+    strength benchmark): a figure on images outside the budget would measure nothing.
+    """
+    x_adv = np.asarray(x_adv)
+    worst = float(np.max(perturbation_norms(x, x_adv, norm)))
+    low, high = float(np.min(x_adv)), float(np.max(x_adv))
+    if not (worst <= eps + slack and low >= 0.0 and high <= 1.0 and np.all(np.isfinite(x_adv))):
+        raise AssertionError(f"{name} breaks its budget: its images leave the budget ({norm} up to {worst:.6g}, eps "
+                             f"{eps:g}) or [0, 1] (pixels in [{low:.4g}, {high:.4g}]).")

@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfadv import data as data_lib
 from tfadv import evaluation, progress, zoo
 from tfadv.errors import ConfigError, ZooError
+from tfadv.markdown import table as markdown_table  # this module's own markdown() is its rows' table
 from tfadv.attacks import get_attack, pgd
 from tfadv.budgets import bounded_perturbation
 
@@ -163,12 +164,8 @@ def record(rows: list[dict], settings: dict, zoo_dir=None, update: bool = False)
 def markdown(rows: list[dict]) -> str:
     """The rows as a markdown table (columns: the union of the rows' keys)."""
     columns = list(dict.fromkeys(k for row in sorted(rows, key=len, reverse=True) for k in row))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(f"{row[c]:.4f}" if isinstance(row.get(c), float) and c != "seconds"
-                                       else str(row.get(c, "-"))
-                                       for c in columns) + " |")
-    return "\n".join(lines)
+    return markdown_table(columns, ([f"{row[c]:.4f}" if isinstance(row.get(c), float) and c != "seconds"
+                                     else row.get(c, "-") for c in columns] for row in rows))
 
 
 def recorded_robustness(entry: dict) -> str:
@@ -178,8 +175,7 @@ def recorded_robustness(entry: dict) -> str:
     for key in sorted(k for k in entry.get("metrics", {}) if k.startswith("robustness_")):
         table = entry["metrics"][key]
         settings = table.get("settings", {})
-        lines = [f"{key} (accuracy under attack; PGD and generators on the first {settings.get('pgd_examples', '?')} "
-                 f"test images, clean on all):", "| column | accuracy | what ran |", "|---|---|---|"]
+        cells = []
         for column, value in sorted(table.items()):
             if column == "settings":
                 continue
@@ -190,8 +186,10 @@ def recorded_robustness(entry: dict) -> str:
                 value = value.get("robust_accuracy")
             else:
                 what = _column_label(column, settings)
-            lines.append(f"| {column} | {value:.4f} | {what} |")
-        blocks.append("\n".join(lines))
+            cells.append((column, f"{value:.4f}", what))
+        blocks.append(f"{key} (accuracy under attack; PGD and generators on the first "
+                      f"{settings.get('pgd_examples', '?')} test images, clean on all):\n"
+                      + markdown_table(("column", "accuracy", "what ran"), cells))
     return "\n\n".join(blocks)
 
 

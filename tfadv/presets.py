@@ -19,7 +19,7 @@ import os
 
 import keras
 
-from tfadv import __version__, experiments, zoo
+from tfadv import __version__, experiments, markdown, zoo
 from tfadv.errors import ZooError
 from tfadv.tasks import keras_form
 
@@ -100,19 +100,21 @@ def model_card(name: str, zoo_dir: str | None = None) -> str:
               f"- recipe and epochs chosen on: `{selection.get('split')}` ({selection.get('what') or selection.get('note', '')})",
               f"- figures measured on: `{metrics.get('split')}` ({metrics.get('num_examples')} images, "
               f"{metrics.get('data_source')})", "", "## Figures", "",
-              f"Measured by `{metrics.get('command')}`:", "", "| figure | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in sorted(metrics.items()) if isinstance(v, (int, float))]
+              f"Measured by `{metrics.get('command')}`:", "",
+              markdown.table(("figure", "value"),
+                             [(k, v) for k, v in sorted(metrics.items()) if isinstance(v, (int, float))])]
     for key, table in sorted(metrics.items()):
         if not key.startswith("robustness_"):
             continue
-        lines += ["", f"### Robust accuracy, {key.removeprefix('robustness_')}", "", "| attack | accuracy | command |",
-                  "|---|---|---|"]
+        cells = []
         for column, value in table.items():
             if column == "settings":
                 continue
             accuracy = value.get("robust_accuracy") if isinstance(value, dict) else value
             command = value.get("command", "") if isinstance(value, dict) else table.get("settings", {}).get("command", "")
-            lines.append(f"| {column} | {accuracy} | `{command}` |")
+            cells.append((column, accuracy, f"`{command}`"))
+        lines += ["", f"### Robust accuracy, {key.removeprefix('robustness_')}", "",
+                  markdown.table(("attack", "accuracy", "command"), cells)]
     lines += ["", "## Limitations", "", f"- {_LIMITS.get(entry['kind'], 'See the registry entry.')}"]
     if selection.get("split") == "test":
         lines.append("- Trained before held-out validation: its recipe and epochs were chosen on the test split, so "

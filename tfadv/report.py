@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 
+from tfadv import markdown
 from tfadv.data.images import write_png
 
 REPORT_FILE = "report.md"
@@ -41,12 +42,10 @@ def format_value(value) -> str:
 
 
 def markdown_table(columns, rows) -> str:
-    """A Markdown table: ``columns`` are (key, header) pairs, ``rows`` dicts (missing keys: empty cells)."""
-    lines = ["| " + " | ".join(header for _, header in columns) + " |",
-             "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(format_value(row.get(key)).replace("|", "\\|") for key, _ in columns) + " |")
-    return "\n".join(lines)
+    """A Markdown table of dict ``rows``: ``columns`` are (key, header) pairs; cells go through
+    :func:`format_value` (missing keys: empty cells)."""
+    return markdown.table([header for _, header in columns],
+                          ([format_value(row.get(key)) for key, _ in columns] for row in rows))
 
 
 def command_line() -> str:

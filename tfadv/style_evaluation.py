@@ -11,7 +11,6 @@
 
 import dataclasses
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +19,7 @@ from tfadv.data.images import image_files, read_image
 from tfadv.figures import labelled_grid
 from tfadv.models.random_encoder import RANDOM_WIDTH
 from tfadv.models.style import CONTENT_LAYER, STYLE_LAYERS, style_features
+from tfadv.timing import timed_calls
 from tfadv.trainers.style import gram_style_loss
 
 INDEPENDENT_ENCODER = {"seed": 1, "width": RANDOM_WIDTH}  # the zoo's style networks train against seed 0
@@ -86,11 +86,8 @@ def images_per_second(serve_at, sizes=(256, 512), repeats: int = 3) -> dict:
         serve = serve_at(size)
         content = tf.random.stateless_uniform((1, size, size, 3), (size, 0))
         style = tf.random.stateless_uniform((1, size, size, 3), (size, 1))
-        np.asarray(serve(content, style))
-        start = time.perf_counter()
-        for _ in range(repeats):
-            np.asarray(serve(content, style))
-        found[str(size)] = round(repeats / (time.perf_counter() - start), 3)
+        seconds, _ = timed_calls(lambda c, s: np.asarray(serve(c, s)), [(content, style)] * repeats)
+        found[str(size)] = round(1 / seconds, 3)
     return found
 
 

@@ -30,8 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfadv.autoattack import predict
-from tfadv.autoattack.budget import perturbation_norms
 from tfadv.autoattack.square import query_curve, square
+from tfadv.budgets import check_inside_budget
 from tfadv.errors import ConfigError, summary
 from tfadv.progress import bar
 
@@ -45,15 +45,6 @@ class TransferAttack:
 
     make: Callable
     surrogates: list[str]
-
-
-def check_budget(name: str, x, x_adv, norm: str, eps: float) -> None:
-    """Refuses adversarial images that leave the ``norm`` ball of ``eps`` or [0, 1] (float64), naming the attack."""
-    worst = float(np.max(perturbation_norms(x, x_adv, norm)))
-    low, high = float(np.min(x_adv)), float(np.max(x_adv))
-    if worst > eps + BUDGET_SLACK or low < 0.0 or high > 1.0 or not np.all(np.isfinite(x_adv)):
-        raise AssertionError(f"Attack {name!r} breaks its budget: {norm} up to {worst:.6g} > {eps}, pixels in "
-                             f"[{low:.4g}, {high:.4g}].")
 
 
 def check_target(name: str, classifier, x, num_classes: int) -> None:
@@ -85,7 +76,7 @@ def transfer_table(attacks: dict, targets: dict, x, labels, *, norm: str, eps: f
     rows = []
     for attack_name, attack in bar(list(attacks.items()), label="transfer attacks"):
         x_adv = np.asarray(attack.make(x, labels), np.float32)
-        check_budget(attack_name, x, x_adv, norm, eps)
+        check_inside_budget(f"Attack {attack_name!r}", x, x_adv, norm, eps, BUDGET_SLACK)
         row = {"attack": attack_name, "surrogates": list(attack.surrogates), "adv_accuracy": {},
                "fooling_rate": {}}
         if target_class is not None:
@@ -130,7 +121,8 @@ def query_table(targets: dict, x, labels, *, norm: str, eps: float, priors: dict
     for target_name, start_name in bar(runs, label="Square, scores only"):
         x_adv, queries = square(targets[target_name], x, labels, norm=norm, eps=eps, n_queries=n_queries,
                                 seed=seed, x_init=inits[start_name], return_queries=True)
-        check_budget(f"{start_name} on {target_name}", x, np.asarray(x_adv), norm, eps)
+        check_inside_budget("Attack " + repr(f"{start_name} on {target_name}"), x, x_adv, norm, eps,
+                            BUDGET_SLACK)
         curve = query_curve(queries, budgets)
         rows.append({"target": target_name, "start": start_name, "n_queries": n_queries,
                      "attacked": curve["attacked"], **{f"success_at_{b}": v for b, v in curve["success_at"].items()},

@@ -24,10 +24,6 @@ wall seconds and images/s (the first batch of each attack runs once untimed: tra
 Prints a Markdown table, then the JSON result (also written to --output).
 """
 
-import json
-import time
-
-import numpy as np
 from absl import flags
 
 from tfadv import cli
@@ -53,176 +49,20 @@ flags.DEFINE_string("output", None, "Also write the JSON result to this file.")
 FLAGS = flags.FLAGS
 
 
-def _batches(n, batch_size):
-    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-
-
-def _timed(attack, images, labels, batch_size):
-    """attack(x, y) -> x_adv over batches; the first batch runs once untimed (tracing). Returns (x_adv, seconds)."""
-    import tensorflow as tf
-
-    parts = _batches(len(images), batch_size)
-    attack(tf.constant(images[parts[0]]), tf.constant(labels[parts[0]]))
-    start, out = time.perf_counter(), []
-    for part in parts:
-        out.append(np.asarray(attack(tf.constant(images[part]), tf.constant(labels[part]))))
-    return np.concatenate(out), time.perf_counter() - start
-
-
-def _predict(classifier, images, batch_size):
-    import tensorflow as tf
-
-    return np.concatenate([np.argmax(np.asarray(classifier(tf.constant(images[p]))), axis=1)
-                           for p in _batches(len(images), batch_size)])
-
-
-def _checked(images, adversarial, norm, eps, row):
-    """``adversarial`` as float32, after checking (float64) that it lies in the budget and in [0, 1]."""
-    from tfadv.autoattack import perturbation_norms
-
-    adversarial = np.asarray(adversarial, np.float32)
-    worst = float(np.max(perturbation_norms(images, adversarial, norm)))
-    tolerance = 1e-5 * max(1.0, eps)
-    if worst > eps + tolerance or adversarial.min() < 0.0 or adversarial.max() > 1.0:
-        raise AssertionError(f"{row}: images leave the budget ({norm} {worst:.6g} > {eps:g}) or [0, 1].")
-    return adversarial
-
-
-def benchmark(classifier, generator, images, labels, *, norm, eps, refine_steps=(1, 2, 5, 10), pgd_steps=100,
-              pgd_restarts=2, autoattack_examples=0, autoattack_settings=None, batch_size=500, plain_pgd=False,
-              refine_loss="untargeted", refine_step=None, log=print):
-    """The benchmark's rows on ``images`` (float32 [N, H, W, C] in [0, 1]) and int ``labels``.
-
-    ``classifier``: images -> logits; ``generator``: images -> x_hat. ``plain_pgd`` adds PGD with each of
-    ``refine_steps`` from a random start (one restart), to separate the generator's share. ``refine_loss`` (tfadv.losses) and
-    ``refine_step`` (step size as a multiple of eps; default PGD's 2.5 / k) set those k-step runs. Returns a list of dicts (``attack``,
-    ``adv_accuracy``, ``subset_accuracy`` on the first ``autoattack_examples`` images, ``seconds``,
-    ``images_per_s``, ``num_examples``, and ``adversarial``/``correct`` arrays that the caller drops from JSON).
-    """
-    from tfadv import attacks, autoattack
-
-    images = np.asarray(images, np.float32)
-    labels = np.asarray(labels).astype(np.int32)
-    n = len(labels)
-    if not 0 <= autoattack_examples <= n:
-        raise ConfigError(f"autoattack_examples must be in [0, num_examples={n}]. Received: {autoattack_examples}")
-    if any((not isinstance(k, int)) or k < 1 for k in refine_steps):
-        raise ConfigError(f"refine_steps must be ints >= 1. Received: {list(refine_steps)}")
-    subset = autoattack_examples or n
-    rows = []
-
-    def add(name, adversarial, seconds, count=n):
-        adversarial = _checked(images[:count], adversarial, norm, eps, name)
-        correct = _predict(classifier, adversarial, batch_size) == labels[:count]
-        row = {"attack": name, "adv_accuracy": float(correct.mean()), "num_examples": count,
-               "subset_accuracy": float(correct[:subset].mean()), "seconds": seconds,
-               "images_per_s": count / seconds, "adversarial": adversarial, "correct": correct}
-        rows.append(row)
-        log(f"{name}: adversarial accuracy {row['adv_accuracy']:.4f} on {count} images, "
-            f"{row['images_per_s']:.1f} images/s")
-        return row
-
-    x_hat, gen_seconds = _timed(lambda x, y: generator(x), images, labels, batch_size)
-    add("generator", x_hat, gen_seconds)
-    for k in refine_steps:
-        def refine(x, y, k=k):
-            start = generator(x)
-            refined = attacks.pgd(classifier, x, y, eps=eps, norm=norm, steps=k, random_start=False, start=start,
-                                  loss=refine_loss, step_size=None if refine_step is None else refine_step * eps)
-            fooled = np.argmax(np.asarray(classifier(refined)), axis=1) != np.asarray(y)
-            keep = fooled.reshape((-1,) + (1,) * (len(x.shape) - 1))
-            return np.where(keep, np.asarray(refined), np.asarray(start))  # a success of either is kept
-        adversarial, seconds = _timed(refine, images, labels, batch_size)
-        add(f"generator+PGD-{k}", adversarial, seconds)
-    for k in refine_steps if plain_pgd else ():  # what the generator's start adds: the same steps from random
-        adversarial, seconds = _timed(lambda x, y, k=k: attacks.pgd(
-            classifier, x, y, eps=eps, norm=norm, steps=k, loss=refine_loss,
-            step_size=None if refine_step is None else refine_step * eps), images, labels, batch_size)
-        add(f"PGD-{k}x1", adversarial, seconds)
-    adversarial, seconds = _timed(lambda x, y: attacks.pgd(classifier, x, y, eps=eps, norm=norm, steps=pgd_steps,
-                                                          restarts=pgd_restarts), images, labels, batch_size)
-    add(f"PGD-{pgd_steps}x{pgd_restarts}", adversarial, seconds)
-    if autoattack_examples:
-        start = time.perf_counter()
-        result = autoattack.evaluate(classifier, images[:subset], labels[:subset], norm=norm, eps=eps,
-                                     **(autoattack_settings or {}))
-        row = add("AutoAttack", result["adversarial"], time.perf_counter() - start, count=subset)
-        if abs(row["adv_accuracy"] - result["robust_accuracy"]) > 1e-9:
-            raise AssertionError("AutoAttack: its figure differs from the accuracy on the images it returned.")
-        row["settings"] = result["settings"]
-    return rows
-
-
-def compare(rows, recorded=None):
-    """Adds each row's gap to AutoAttack (percentage points of accuracy) and speed relative to it, in place.
-
-    ``vs_aa_subset_points``: the row's accuracy minus AutoAttack's on the subset AutoAttack ran on (same images).
-    ``vs_aa_recorded_points``: the row's accuracy minus the recorded figure, where that used the same images.
-    ``x_aa_speed``: images/s over AutoAttack's (measured here, else the recorded run's).
-    """
-    measured = next((r for r in rows if r["attack"] == "AutoAttack"), None)
-    speed = measured["images_per_s"] if measured else (
-        recorded["num_examples"] / recorded["seconds"] if recorded else None)
-    for row in rows:
-        if measured:
-            row["vs_aa_subset_points"] = 100 * (row["subset_accuracy"] - measured["adv_accuracy"])
-        if recorded and recorded["num_examples"] == row["num_examples"]:
-            row["vs_aa_recorded_points"] = 100 * (row["adv_accuracy"] - recorded["robust_accuracy"])
-        if speed:
-            row["x_aa_speed"] = row["images_per_s"] / speed
-    return rows
-
-
-def _format(rows, recorded):
-    def cell(row, key, spec):
-        return format(row[key], spec) if key in row else "-"
-
-    lines = ["| attack | adv acc | images | acc on AA subset | vs AA subset (pts) | vs AA recorded (pts) | s "
-             "| images/s | x AA speed |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['attack']} | {r['adv_accuracy']:.4f} | {r['num_examples']} | {r['subset_accuracy']:.4f} "
-                     f"| {cell(r, 'vs_aa_subset_points', '+.1f')} | {cell(r, 'vs_aa_recorded_points', '+.1f')} "
-                     f"| {r['seconds']:.1f} | {r['images_per_s']:.2f} | {cell(r, 'x_aa_speed', '.0f')} |")
-    if recorded:
-        lines.append(f"| AutoAttack (recorded, registry) | {recorded['robust_accuracy']:.4f} | "
-                     f"{recorded['num_examples']} | - | - | - | {recorded['seconds']:.1f} | "
-                     f"{recorded['num_examples'] / recorded['seconds']:.2f} | - |")
-    return "\n".join(lines)
-
-
 def main(argv):
-    from tfadv import autoattack, zoo
+    from tfadv.benchmarks import attack_strength
 
-    target, generator = zoo.entry(FLAGS.target, FLAGS.zoo_dir), zoo.entry(FLAGS.generator, FLAGS.zoo_dir)
-    if generator["kind"] != "perturbation" or not generator.get("budget"):
-        raise ConfigError(f"--generator {FLAGS.generator!r} is not a budgeted perturbation entry.")
-    if generator.get("target") != FLAGS.target:
-        raise ConfigError(f"--generator {FLAGS.generator!r} was trained against {generator.get('target')!r}, "
-                          f"not --target {FLAGS.target!r}.")
     try:
         refine_steps = [int(k) for k in FLAGS.refine_steps]
     except ValueError:
         raise ConfigError(f"--refine_steps must be integers. Received: {FLAGS.refine_steps}") from None
-    norm, eps = generator["budget"]["norm"], float(generator["budget"]["eps"])
-    table = target["metrics"].get(f"robustness_{norm}_{eps:g}", {})
-    recorded = table.get("autoattack")  # the standard version's figure, where one was recorded
-    classifier, images, labels, source = autoattack.zoo_classifier_and_test_images(
-        FLAGS.target, FLAGS.num_examples, FLAGS.zoo_dir, FLAGS.idx_dir, purpose="--target")
-    attack = zoo.load(FLAGS.generator, FLAGS.zoo_dir)
-    rows = benchmark(classifier.serve, attack.serve, images, labels, norm=norm, eps=eps, refine_steps=refine_steps,
-                     pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts,
-                     autoattack_examples=min(FLAGS.autoattack_examples, len(labels)), autoattack_settings=None,
-                     batch_size=FLAGS.batch_size, plain_pgd=FLAGS.plain_pgd,
-                     refine_loss=FLAGS.refine_loss, refine_step=FLAGS.refine_step)
-    compare(rows, recorded)
-    print(f"\n{FLAGS.generator} vs {FLAGS.target}, {norm} {eps:g}, first {len(labels)} test images "
-          f"({source})")
-    print(_format(rows, recorded))
-    result = {"target": FLAGS.target, "generator": FLAGS.generator, "norm": norm, "eps": eps,
-              "split": f"test[:{len(labels)}]", "rows": [{k: v for k, v in r.items()
-                                                          if k not in ("adversarial", "correct")} for r in rows],
-              "autoattack_recorded": recorded, "pgd_recorded": table.get(f"pgd{FLAGS.pgd_steps}x{FLAGS.pgd_restarts}")}
-    cli.print_json(json.loads(json.dumps(result, default=float)), FLAGS.output)
+    result, printed = attack_strength.zoo_benchmark(
+        FLAGS.target, FLAGS.generator, zoo_dir=FLAGS.zoo_dir, idx_dir=FLAGS.idx_dir, num_examples=FLAGS.num_examples,
+        autoattack_examples=FLAGS.autoattack_examples, pgd_steps=FLAGS.pgd_steps, pgd_restarts=FLAGS.pgd_restarts,
+        refine_steps=refine_steps, batch_size=FLAGS.batch_size, plain_pgd=FLAGS.plain_pgd,
+        refine_loss=FLAGS.refine_loss, refine_step=FLAGS.refine_step)
+    print(printed)
+    cli.print_json(result, FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,10 @@ native stage includes its tracing (a user pays it once per classifier and batch 
 and the JSON result (also written to --output).
 """
 
-import time
-
 from absl import flags
 
 from tfadv import cli
-
-REDUCED = dict(stages=["apgd-ce", "apgd-t", "square"], apgd_iter=100, targets=3, square_queries=500)
-STAGE_ROWS = [f"{impl}:{stage}" for stage in REDUCED["stages"] for impl in ("native", "art")]
-ROWS = STAGE_ROWS + ["art-reduced", "native-reduced", "native-standard"]
+from tfadv.benchmarks.autoattack import ROWS, run_row, table
 
 flags.DEFINE_string("zoo_name", "fashion_mnist_pgd_defense_linf", "Zoo classifier to attack.")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: $TFADV_ZOO_DIR or the checkout's zoo/).")
@@ -38,29 +33,6 @@ flags.DEFINE_integer("num_examples", 200, "The first N test images.", lower_boun
 flags.DEFINE_list("rows", ROWS, f"Rows to run, from {', '.join(ROWS)}.")
 flags.DEFINE_string("output", None, "Also write the JSON result to this file.")
 FLAGS = flags.FLAGS
-
-
-def run_row(row: str, serve, images, labels, norm: str, eps: float) -> dict:
-    """One row: (robust accuracy, seconds) of the attack ``row`` names."""
-    from tfadv import autoattack
-    from tfadv.autoattack import art
-
-    started = time.perf_counter()
-    if row == "native-standard":
-        result = autoattack.evaluate(serve, images, labels, norm=norm, eps=eps)
-    elif row == "native-reduced":
-        result = autoattack.evaluate(serve, images, labels, norm=norm, eps=eps, version="custom", **REDUCED)
-    elif row == "art-reduced":
-        result = art.evaluate(serve, images, labels, norm=norm, eps=eps, **REDUCED)
-    else:
-        impl, stage = row.split(":")
-        settings = {**REDUCED, "stages": [stage]}
-        result = (autoattack.evaluate(serve, images, labels, norm=norm, eps=eps, version="custom", **settings)
-                  if impl == "native" else art.evaluate(serve, images, labels, norm=norm, eps=eps, **settings))
-    seconds = time.perf_counter() - started
-    return {"row": row, "robust_accuracy": result["robust_accuracy"], "seconds": round(seconds, 1),
-            "seconds_per_1000": round(seconds * 1000 / len(labels), 1),
-            "stages": result["stages"], "settings": result["settings"]}
 
 
 def main(argv):
@@ -81,9 +53,7 @@ def main(argv):
         print(f"{row}: {rows[-1]['robust_accuracy']:.4f} in {rows[-1]['seconds']} s", flush=True)
     print(f"\n{FLAGS.zoo_name}, {FLAGS.norm} {FLAGS.eps:g}, first {len(labels)} test images "
           f"({getattr(info, 'source', '?')}), 2-core CPU\n")
-    print("| row | robust accuracy | seconds | seconds per 1,000 images |\n|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['row']} | {r['robust_accuracy']:.4f} | {r['seconds']} | {r['seconds_per_1000']} |")
+    print(table(rows))
     cli.print_json({"zoo_name": FLAGS.zoo_name, "norm": FLAGS.norm, "eps": FLAGS.eps,
                     "split": f"test[:{len(labels)}]", "rows": rows}, FLAGS.output)
 

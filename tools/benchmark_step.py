@@ -12,8 +12,6 @@ and XLA is too, see BUILD.md); on this project's 2-core CPU use --size=64
 --batch_size=4 --steps=2 to check that every combination runs.
 """
 
-import time
-
 from absl import flags
 
 from tfadv import cli
@@ -27,51 +25,20 @@ flags.DEFINE_list("jit", ["false", "true"], "Rows to run: jit_compile false and/
 FLAGS = flags.FLAGS
 
 
-def time_row(mixed: bool, jit: bool) -> tuple[float, str]:
-    import keras
-    import tensorflow as tf
-
-    from tfadv import distribute
-    from tfadv.models import build_classifier, build_generator, perturbation_model
-    from tfadv.trainers import PerturbationTrainer
-
-    distribute.set_precision(mixed)
-    try:
-        strategy = distribute.make_strategy(FLAGS.strategy)
-        shape = (FLAGS.size, FLAGS.size, 3)
-        with strategy.scope():
-            generator = build_generator("resnet_generator", input_shape=shape, filters=32, blocks=6)
-            target = build_classifier("vgg16", input_shape=shape, num_classes=1000, weights=None)
-            trainer = PerturbationTrainer(perturbation_model(generator, "thresholded", "linf", 10 / 255), target,
-                                          loss="least_likely")
-            trainer(tf.zeros((1,) + shape))
-            trainer.compile(optimizer=keras.optimizers.Adam(2e-4), jit_compile=jit)
-        images = tf.random.uniform((FLAGS.batch_size,) + shape)
-        labels = tf.zeros((FLAGS.batch_size,), tf.int32)
-        data = tf.data.Dataset.from_tensors((images, labels)).repeat()
-        warm_up = distribute.ready_to_fit(trainer)  # two steps: tracing and first-call costs
-        warm_up.fit(data, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
-        start = time.perf_counter()
-        trainer.fit(data, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0, shuffle=False)
-        seconds = time.perf_counter() - start
-        return FLAGS.batch_size * FLAGS.steps / seconds, type(trainer.optimizer).__name__
-    finally:
-        distribute.set_precision(False)
-
-
 def main(argv):
     import tensorflow as tf
+
+    from tfadv import markdown
+    from tfadv.benchmarks import step
 
     gpus = tf.config.list_logical_devices("GPU")
     print(f"devices: {[d.name for d in tf.config.list_logical_devices()]}; strategy: {FLAGS.strategy}")
     print(f"size {FLAGS.size}, global batch {FLAGS.batch_size}, {FLAGS.steps} timed steps"
           + ("" if gpus else " (no GPU: CPU figures)"))
-    print("| precision | jit_compile | optimizer | images / s |")
-    print("|---|---|---|---|")
-    for precision in FLAGS.precisions:
-        for jit in (value.lower() == "true" for value in FLAGS.jit):
-            rate, optimizer = time_row(precision == "mixed_float16", jit)
-            print(f"| {precision} | {jit} | {optimizer} | {rate:.1f} |", flush=True)
+    rows = step.rows(FLAGS.precisions, [value.lower() == "true" for value in FLAGS.jit], size=FLAGS.size,
+                     batch_size=FLAGS.batch_size, steps=FLAGS.steps, strategy=FLAGS.strategy)
+    for line in markdown.table_lines(step.HEADER, rows):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

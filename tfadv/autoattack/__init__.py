@@ -23,11 +23,11 @@ import time
 
 import numpy as np
 
-from tfadv.autoattack.budget import into_budget, perturbation_norms
+from tfadv.autoattack.budget import into_budget
 from tfadv.errors import ConfigError, summary
 
 __all__ = ["evaluate", "evaluate_classifier", "evaluate_zoo_entry", "record", "resolve", "STAGES", "STANDARD",
-           "into_budget", "perturbation_norms"]
+           "into_budget"]
 
 IMPLEMENTATION = "tfadv.autoattack (native TensorFlow)"
 STAGES = ("apgd-ce", "apgd-t", "fab-t", "square")

@@ -1,12 +1,6 @@
-"""The budget check every AutoAttack stage's images pass before they count: float64 norms, [0, 1], finite."""
+"""Every AutoAttack stage's images pass through :func:`into_budget` before they count: float64 norms, [0, 1], finite."""
 
 import numpy as np
-
-
-def perturbation_norms(x, x_adv, norm: str) -> np.ndarray:
-    """Per-image ``norm`` ("linf" or "l2") of ``x_adv - x`` in float64."""
-    delta = (np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)).reshape(len(x), -1)
-    return np.abs(delta).max(axis=1) if norm == "linf" else np.sqrt(np.sum(delta ** 2, axis=1))
 
 
 def into_budget(x, x_adv, norm: str, eps: float) -> np.ndarray:
@@ -15,6 +9,8 @@ def into_budget(x, x_adv, norm: str, eps: float) -> np.ndarray:
     Float32 rounding of ``x + delta`` can overshoot the ball by ~1e-7; a slightly smaller radius absorbs it.
     Non-finite pixels are replaced by the clean ones.
     """
+    from tfadv.budgets import check_inside_budget  # here: tfadv.autoattack imports without TensorFlow
+
     x64, adv64 = np.asarray(x, np.float64), np.asarray(x_adv, np.float64)
     adv64 = np.where(np.isfinite(adv64), adv64, x64)
     delta = adv64 - x64
@@ -25,7 +21,5 @@ def into_budget(x, x_adv, norm: str, eps: float) -> np.ndarray:
         scale = np.minimum(1.0, eps * (1 - 1e-5) / np.maximum(norms, 1e-12))
         delta = delta * scale.reshape((-1,) + (1,) * (delta.ndim - 1))
     out = np.clip(x64 + delta, 0.0, 1.0).astype(np.float32)
-    excess = perturbation_norms(x, out, norm) - eps
-    if np.any(excess > 0) or out.min() < 0 or out.max() > 1:
-        raise AssertionError(f"AutoAttack images leave the {norm} ball of {eps} by up to {excess.max():.3g}.")
+    check_inside_budget("AutoAttack", x, out, norm, eps)
     return out
