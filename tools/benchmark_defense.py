@@ -8,7 +8,7 @@ trainer its config builds: classifier, generator, refine and PGD steps), as one
 ``tf.function``, on one fixed synthetic batch of the experiment's image shape,
 one experiment after the other, after two warm-up steps. The table gives ms per
 step, images per second and the cost relative to the first experiment, which is
-what "a lower training cost" means in issue #6. Run it on an otherwise idle
+what "a lower training cost" means for a defence. Run it on an otherwise idle
 machine.
 
 Seconds per epoch = ms per step x the batches of an epoch of --epoch_images (the

@@ -13,7 +13,7 @@ export serves it; ``perturbation()`` returns U itself.
 L-inf budgets (``linf_map``): scaling the tanh output g so that max|U| = eps
 ("scale", the first entries) makes every pixel reach eps only where tanh
 saturates, and a saturated tanh passes no gradient: U froze within an epoch
-(issue 15: the same validation accuracy, 38.2%, after epochs 1 and 2).
+(the same validation accuracy, 38.2%, after epochs 1 and 2).
 "straight_through" (the default of new models) normalises g by its mean
 |g|, clips to [-1, 1] and scales by eps, passing the gradient through the
 clip unchanged: U can be an eps-sign pattern while the generator stays in its

@@ -52,7 +52,7 @@ def fashion_mnist_joint_refined_defense_linf() -> DefenseExperiment:
 
 @recipe
 def fashion_mnist_joint_defense_l2() -> DefenseExperiment:
-    """The joint defence at the L2 budget of issue #6 (1.5)."""
+    """The joint defence at the L2 budget of the PGD L2 defence (1.5)."""
     cfg = fashion_mnist_joint_defense_linf()
     cfg.norm, cfg.eps = "l2", 1.5
     return cfg
@@ -87,7 +87,7 @@ def fashion_mnist_trades_defense_linf() -> DefenseExperiment:
 
 @recipe
 def fashion_mnist_joint_fgsm_defense_linf() -> DefenseExperiment:
-    """A generator-based defence priced to undercut PGD-7 (issue #16): FGSM (1.25 eps) started from the co-trained
+    """A generator-based defence priced to undercut PGD-7 (at most 0.6x its step): FGSM (1.25 eps) started from the co-trained
     generator's x_hat instead of a random point, the generator updated on 32 of each batch's 128 images (0.51x
     PGD-7's step), and the catastrophic-overfitting guard of FGSM training."""
     cfg = fashion_mnist_joint_defense_linf()
@@ -98,7 +98,7 @@ def fashion_mnist_joint_fgsm_defense_linf() -> DefenseExperiment:
 
 @recipe
 def fashion_mnist_joint_pgd2_defense_linf() -> DefenseExperiment:
-    """The refined joint defence made cheaper (issue #16): 2 PGD steps (1.25 eps each) from the co-trained
+    """The refined joint defence made cheaper (at most 0.6x PGD-7's step): 2 PGD steps (1.25 eps each) from the co-trained
     generator's x_hat, the generator updated on 32 of each batch's 128 images, with the overfitting guard."""
     cfg = fashion_mnist_joint_fgsm_defense_linf()
     cfg.settings.update(refine_steps=2, step_size=None)
@@ -108,7 +108,7 @@ def fashion_mnist_joint_pgd2_defense_linf() -> DefenseExperiment:
 @recipe
 def fashion_mnist_pgd2_defense_linf() -> DefenseExperiment:
     """PGD-2 training (random start, 1.25 eps steps) at PGD-7's budget and epochs, with the overfitting guard:
-    the generator-free control of issue #16. With PGD-3 it brackets the generator-based candidates' cost
+    the generator-free control of the generator-based candidates. With PGD-3 it brackets the generator-based candidates' cost
     (0.44x and 0.58x of PGD-7 against their 0.51-0.57x), so the pair says whether a generator buys more
     robustness than spending the same time on PGD steps."""
     cfg = fashion_mnist_pgd_defense_linf()
@@ -118,8 +118,8 @@ def fashion_mnist_pgd2_defense_linf() -> DefenseExperiment:
 
 @recipe
 def fashion_mnist_pgd3_defense_linf() -> DefenseExperiment:
-    """PGD-3 training (random start, 0.83 eps steps): the most PGD steps that fit issue #16's 0.6x-of-PGD-7
-    cost target, with the overfitting guard."""
+    """PGD-3 training (random start, 0.83 eps steps): the most PGD steps that fit the 0.6x-of-PGD-7 cost target,
+    with the overfitting guard."""
     cfg = fashion_mnist_pgd2_defense_linf()
     cfg.settings["steps"] = 3
     return cfg

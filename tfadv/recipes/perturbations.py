@@ -50,7 +50,7 @@ def fashion_mnist_unet_gan() -> PerturbationExperiment:
 def fashion_mnist_universal_l2() -> PerturbationExperiment:
     """The seed's universal perturbation: U-Net on fixed noise -> one U with L2 = 2.5 for every image.
 
-    The C&W margin capped at kappa = 1 (issue 15): an image already fooled by a margin of 1 stops pulling on U,
+    The C&W margin capped at kappa = 1: an image already fooled by a margin of 1 stops pulling on U,
     so U serves the images still classified correctly. Measured on train[90%:] after 2 epochs: 12.2%
     adversarial accuracy (test split: 12.0%; the first entry's loss, ``untargeted``, left 21.0% on test).
     """
@@ -110,7 +110,7 @@ def imagenet_unet_linf() -> PerturbationExperiment:
 
 @recipe
 def fashion_mnist_unet_linf_vs_pgd() -> PerturbationExperiment:
-    """Issue 15.2: the thresholded U-Net against the PGD-trained classifier at its own budget, L-inf 0.1.
+    """The thresholded U-Net against the PGD-trained classifier at its own budget, L-inf 0.1.
 
     A robust target leaves no easy direction, so the generator gets the C&W margin (kappa 5) as against the
     undefended classifier; the figure to beat is AutoAttack's 0.717 on test[:1000]. Measured (val = train[90%:]):
@@ -126,7 +126,7 @@ def fashion_mnist_unet_linf_vs_pgd() -> PerturbationExperiment:
 
 @recipe
 def fashion_mnist_unet_l2_vs_pgd() -> PerturbationExperiment:
-    """Issue 15.2: the thresholded U-Net against the L2 PGD-trained classifier at its budget, L2 1.5.
+    """The thresholded U-Net against the L2 PGD-trained classifier at its budget, L2 1.5.
 
     The same recipe as the L-inf one; the figure to beat is AutoAttack's 0.583 on test[:1000]. Measured: val adv
     accuracy 0.830 / 0.758 / 0.751 after epochs 1-3 (clean 0.857; 20 min wall on a shared 2-core CPU).
