@@ -222,7 +222,7 @@ def test_defense_runs_write_a_classifier_that_exports_as_defended(method, settin
         "data.idx_dir": idx_dir, "data.batch_size": 32, "epochs": 1, "model_kwargs": {"filters": [8, 16]},
         **settings})
     workdir = str(tmp_path / "run")
-    _, metrics = training.train_defense(cfg, workdir, verbose=0)
+    _, metrics = training.run_experiment(cfg, workdir, verbose=0)
     assert metrics["linf_max"] <= 0.1 and metrics["accuracy"] == metrics["clean_accuracy"]
     # The reported accuracy is the saved classifier's, recomputed here with numpy on the measured split.
     eval_ds, _ = data_lib.load("fashion_mnist", metrics["split"], batch_size=1000, idx_dir=idx_dir)

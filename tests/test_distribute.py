@@ -118,5 +118,5 @@ def test_runs_reset_the_precision_policy_even_when_they_fail(idx_dir, tmp_path):
         "data.idx_dir": idx_dir, "runtime.mixed_precision": True, "model": "small_cnn",
         "model_kwargs": {"filters": [4], "bogus": 1}})
     with pytest.raises(ConfigError):
-        training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)
+        training.run_experiment(cfg, str(tmp_path / "run"), verbose=0)
     assert keras.mixed_precision.global_policy().name == "float32"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfadv.losses import ADVERSARIAL_LOSSES, adversarial_loss
+from tfadv.losses import LOSSES, adversarial_loss
 
 
 def confident_logits(margin, num_classes=10):
@@ -44,7 +44,7 @@ def test_untargeted_matches_float64_and_keeps_its_gradient(margin):
     assert gradient[0, 3] > 0.2 and np.all(gradient[0, np.arange(10) != 3] < 0), gradient
 
 
-@pytest.mark.parametrize("kind", ADVERSARIAL_LOSSES)
+@pytest.mark.parametrize("kind", LOSSES)
 def test_every_loss_has_a_finite_nonzero_gradient_at_margin_100(kind):
     logits = tf.constant(np.concatenate([confident_logits(100.0), confident_logits(30.0)]), tf.float32)
     labels = tf.constant([3, 3])

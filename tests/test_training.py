@@ -21,7 +21,7 @@ def tiny_config(idx_dir, **overrides):
 
 def test_train_classifier_writes_a_complete_run_folder(idx_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    model, metrics = training.train_classifier(tiny_config(idx_dir), workdir, verbose=0)
+    model, metrics = training.run_experiment(tiny_config(idx_dir), workdir, verbose=0)
     assert sorted(os.listdir(workdir)) == [".lock", "config.json", "images", "logs", "metrics.json", "model.keras"]
     assert experiments.load_json(os.path.join(workdir, "config.json")) == tiny_config(idx_dir)
     saved = json.load(open(os.path.join(workdir, "metrics.json")))
@@ -43,19 +43,19 @@ def test_train_classifier_writes_a_complete_run_folder(idx_dir, tmp_path):
 def test_training_learns_the_synthetic_task(tmp_path):
     bigger = make_idx_dataset(tmp_path / "idx", n_train=640, n_test=96)
     cfg = tiny_config(bigger, epochs=6, **{"data.augment": False})
-    _, metrics = training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)
+    _, metrics = training.run_experiment(cfg, str(tmp_path / "run"), verbose=0)
     assert metrics["accuracy"] > 0.5, metrics  # chance is 0.1
 
 
 def test_steps_per_epoch_caps_each_epoch(idx_dir, tmp_path):
     cfg = tiny_config(idx_dir, steps_per_epoch=1, epochs=1)
-    model, _ = training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)
+    model, _ = training.run_experiment(cfg, str(tmp_path / "run"), verbose=0)
     assert int(model.optimizer.iterations) == 1
 
 
 def test_test_time_flip_wraps_the_saved_model(idx_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    model, metrics = training.train_classifier(tiny_config(idx_dir, epochs=1, test_time_flip=True), workdir,
+    model, metrics = training.run_experiment(tiny_config(idx_dir, epochs=1, test_time_flip=True), workdir,
                                                verbose=0)
     reloaded = keras.saving.load_model(os.path.join(workdir, "model.keras"))
     assert "flip_average" in [layer.name for layer in reloaded.layers]
@@ -74,7 +74,7 @@ def test_validation_uses_held_out_training_images_and_never_the_test_split(idx_d
     held_out = np.concatenate([x.numpy() for x, _ in splits.validation])
     assert not any(np.array_equal(h, t) for h in held_out for t in train_images)
     no_validation = config_lib.override(cfg, {"data.validation_split": None})
-    _, metrics = training.train_classifier(no_validation, str(tmp_path / "run"), verbose=0)
+    _, metrics = training.run_experiment(no_validation, str(tmp_path / "run"), verbose=0)
     assert "val_accuracy" not in metrics and metrics["split"] == "test"
 
 
@@ -83,7 +83,7 @@ def test_an_empty_split_is_refused_before_training(idx_dir, tmp_path, key):
     """An empty test split used to fail only after the whole run had trained."""
     cfg = tiny_config(idx_dir, **{key: "test[:0]" if key == "data.eval_split" else "train[90%:90%]"})
     with pytest.raises(ConfigError, match=f"{key}=.* holds no examples"):
-        training.train_classifier(cfg, str(tmp_path / "run"), verbose=0)
+        training.run_experiment(cfg, str(tmp_path / "run"), verbose=0)
     assert not (tmp_path / "run" / "logs").exists()  # nothing trained
 
 

@@ -20,9 +20,7 @@ from tfadv.schema import (KINDS, RUNTIME_FIELDS, ClassifierExperiment, DataConfi
 
 def get_experiment(name: str):
     """Returns a fresh config of the experiment registered as ``name``."""
-    if name not in EXPERIMENTS:
-        raise ConfigError(f"Unknown experiment {name!r}. Known experiments: {', '.join(sorted(EXPERIMENTS))}.")
-    return EXPERIMENTS[name]()
+    return EXPERIMENTS.lookup(name)()
 
 
 # Defence configs written before each method had its own settings carried every method's fields flat, at the

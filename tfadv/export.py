@@ -148,11 +148,6 @@ def _declares_no_validation(workdir: str) -> bool:
     return "validation_split" in data and data["validation_split"] is None
 
 
-def co_trained_name(defended_name: str) -> str:
-    """The zoo name of a joint defence's co-trained generator."""
-    return f"{defended_name}_generator"
-
-
 GUARD_REASON = "in-graph input guard"
 
 

@@ -44,7 +44,6 @@ class AdversarialLoss:
 
 
 LOSSES = Registry("adversarial loss")
-ADVERSARIAL_LOSSES = LOSSES  # the old name: the registered loss names (``in``, iteration)
 
 
 def register_loss(name: str, *, target: str = "none", needs_clean_logits: bool = False):
@@ -63,9 +62,7 @@ def register_loss(name: str, *, target: str = "none", needs_clean_logits: bool =
 
 def check_loss(kind: str, target_class, num_classes: int | None = None):
     """Validates a loss kind and its target class (required for targeted, optional for cw)."""
-    if kind not in LOSSES:
-        raise ConfigError(f"Unknown adversarial loss {kind!r}. Known losses: {', '.join(LOSSES)}.")
-    if LOSSES[kind].target == "required" and target_class is None:
+    if LOSSES.lookup(kind).target == "required" and target_class is None:
         raise ConfigError(f"loss={kind!r} needs target_class (e.g. target_class=9 to send every image to 9).")
     if target_class is not None:
         if LOSSES[kind].target == "none":

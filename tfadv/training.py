@@ -261,9 +261,6 @@ def _run_experiment(cfg, workdir: str, verbose="auto", own=None):
         return trainer, metrics
 
 
-# One runner for every kind; the old per-kind names stay for existing callers.
-train_classifier = train_perturbation = train_style = train_defense = run_experiment
-
 
 @contextlib.contextmanager
 def _default_zoo(zoo_dir):

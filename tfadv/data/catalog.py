@@ -84,7 +84,6 @@ del _spec
 
 def get_spec(name: str) -> DatasetSpec:
     """Returns the spec of dataset ``name`` or raises ConfigError listing the known names."""
-    try:
-        return DATASETS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"Unknown dataset {name!r}. Known datasets: {', '.join(sorted(DATASETS))}.") from None
+    if not isinstance(name, str):
+        raise ConfigError(f"A dataset name is a string. Received: {name!r}")
+    return DATASETS.lookup(name)

@@ -15,6 +15,7 @@ from keras import layers
 from tfadv.errors import ConfigError, summary
 from tfadv.models.applications import build_application
 from tfadv.models.layers import HorizontalFlip, ImagePreprocess
+from tfadv.registry import Registry
 
 
 def _check_shape(input_shape, num_classes, min_side=1):
@@ -219,15 +220,13 @@ def flip_average(model: keras.Model, name: str | None = None) -> keras.Model:
     return keras.Model(inputs, logits, name=name or f"{model.name}_flip_tta")
 
 
-CLASSIFIERS = {
-    "small_cnn": small_cnn,
-    "resnet_cifar": resnet_cifar,
-    "mlp": mlp,
-    "mlp_mixer": mlp_mixer,
-    "vgg16": lambda **kw: imagenet_classifier("vgg16", **kw),
-    "resnet50": lambda **kw: imagenet_classifier("resnet50", **kw),
-    "inception_v3": lambda **kw: imagenet_classifier("inception_v3", **kw),
-}
+CLASSIFIERS = Registry("classifier")  # a config's ``model``: builder(input_shape, num_classes, **kwargs) -> logits
+register_classifier = CLASSIFIERS.register  # @register_classifier("name") on a builder, as for generators
+for _name, _builder in {"small_cnn": small_cnn, "resnet_cifar": resnet_cifar, "mlp": mlp, "mlp_mixer": mlp_mixer,
+                        "vgg16": lambda **kw: imagenet_classifier("vgg16", **kw),
+                        "resnet50": lambda **kw: imagenet_classifier("resnet50", **kw),
+                        "inception_v3": lambda **kw: imagenet_classifier("inception_v3", **kw)}.items():
+    register_classifier(_name, _builder)
 
 
 def build_classifier(name: str, **kwargs) -> keras.Model:
@@ -235,10 +234,9 @@ def build_classifier(name: str, **kwargs) -> keras.Model:
     ``.keras`` is a user's own classifier file (:func:`load_own_classifier`)."""
     if name.endswith(".keras"):
         return load_own_classifier(name, **kwargs)
-    if name not in CLASSIFIERS:
-        raise ConfigError(f"Unknown classifier {name!r}. Known classifiers: {', '.join(sorted(CLASSIFIERS))}.")
+    builder = CLASSIFIERS.lookup(name)
     try:
-        return CLASSIFIERS[name](**kwargs)
+        return builder(**kwargs)
     except TypeError as e:  # an unknown keyword argument
         raise ConfigError(f"Bad arguments for classifier {name!r}: {e}") from None
 

@@ -162,10 +162,9 @@ ATTACK_MODES = PERTURBATION_MODES + ("universal",)  # a perturbation experiment'
 
 def build_generator(name: str, **kwargs) -> keras.Model:
     """Builds the generator registered as ``name``."""
-    if name not in GENERATORS:
-        raise ConfigError(f"Unknown generator {name!r}. Known generators: {', '.join(sorted(GENERATORS))}.")
+    builder = GENERATORS.lookup(name)
     try:
-        return GENERATORS[name](**kwargs)
+        return builder(**kwargs)
     except TypeError as e:
         raise ConfigError(f"Bad arguments for generator {name!r}: {e}") from None
 
