@@ -80,15 +80,22 @@ def require_fashion_mnist() -> str:
     return FASHION_MNIST_DIR
 
 
-def require_art():
-    """ART (the eval extra, which ``make test`` installs): a cross-check that must not pass by not running, so a
-    missing ART skips locally and fails under CI=true."""
+def require_eval(module: str = "art"):
+    """A module of the eval extra (ART, SciPy), which ``make test`` installs, imported: a cross-check must not pass
+    by not running, so a missing module skips locally and fails under CI=true."""
+    import importlib
+
     try:
-        import art  # noqa: F401
+        return importlib.import_module(module)
     except ImportError:
         if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but ART is missing: pip install 'tfadv[eval]'.")
-        pytest.skip("needs ART: pip install 'tfadv[eval]'")
+            pytest.fail(f"CI=true but {module} is missing: pip install 'tfadv[eval]'.")
+        pytest.skip(f"needs {module}: pip install 'tfadv[eval]'")
+
+
+def require_art():
+    """ART, the maintained library the native attacks are held against (see :func:`require_eval`)."""
+    return require_eval("art")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import require_art
+from conftest import require_art, require_eval
 
 from tfadv import transfer_attacks
 from tfadv.errors import ConfigError
@@ -130,7 +130,7 @@ def test_ti_dim_is_seeded_refuses_even_kernels_and_fools_the_model(trained):
 def test_gaussian_kernel_is_tis_gkern():
     kernel = transfer_attacks.gaussian_kernel(5)
     assert kernel.shape == (5, 5) and kernel.sum() == pytest.approx(1.0) and kernel.argmax() == 12
-    scipy_stats = pytest.importorskip("scipy.stats")
+    scipy_stats = require_eval("scipy.stats")
     pdf = scipy_stats.norm.pdf(np.linspace(-3, 3, 5))
     np.testing.assert_allclose(kernel, np.outer(pdf, pdf) / np.outer(pdf, pdf).sum(), rtol=1e-6)
 
