@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tfadv import export, zoo
-from tfadv.attacks import deepfool, pgd
+from tfadv.attacks import pgd
+from tfadv.universal_attacks import deepfool
 from tfadv.budgets import check_budget
 from tfadv.errors import ConfigError, InputError
 from tfadv.inputs import check_images

@@ -21,7 +21,7 @@ LAYERS = [
     {"tfadv", "errors", "registry", "config", "inputs", "budgets", "losses", "distribute", "progress", "quiet",
      "compiled", "serialization", "data", "metrics", "callbacks", "figures", "faults", "backup", "markdown",
      "timing"},
-    {"models", "zoo", "attacks", "transfer_attacks", "savedmodel", "targets"},
+    {"models", "zoo", "attacks", "universal_attacks", "transfer_attacks", "savedmodel", "targets"},
     {"trainers", "evaluation", "autoattack", "security_curve", "style_evaluation", "transfer"},
     {"schema", "recipes", "experiments"},
     {"tasks"},

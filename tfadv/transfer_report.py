@@ -23,7 +23,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfadv import attacks, data, figures, report, transfer_attacks, zoo
+from tfadv import attacks, data, figures, report, transfer_attacks, universal_attacks, zoo
 from tfadv.errors import ConfigError
 from tfadv.runs import load_run
 from tfadv.targets import ensemble_members, load_target
@@ -77,7 +77,7 @@ def baseline_attacks(names, surrogate: str, norm: str, eps: float, train_images=
         else:
             if train_images is None:
                 raise ConfigError("The sgd_uap baseline needs training images to fit its perturbation on.")
-            u = attacks.universal_sgd(model, train_images, eps=eps, norm=norm, epochs=2, **aim)
+            u = universal_attacks.universal_sgd(model, train_images, eps=eps, norm=norm, epochs=2, **aim)
             fn = (lambda u: lambda x, y: np.clip(x + np.asarray(u), 0.0, 1.0))(u)
         label = {"pgd": f"PGD-{STEPS}", "mi_fgsm": f"MI-FGSM-{STEPS}", "di_ti_fgsm": f"DI-TI-FGSM-{STEPS}",
                  "sgd_uap": "SGD-UAP"}[name]

@@ -25,7 +25,7 @@ def benchmark(classifier, test_ds, *, norm: str, eps: float, num_classes: int, f
     says it saw), the iterative UAP on ``uap_ds``; ``generator_entry``: the universal zoo entry of the first row
     (skipped, and said so, when the zoo has none). Each row is logged as soon as it is measured (the baselines
     take long)."""
-    from tfadv import attacks, evaluation, zoo
+    from tfadv import evaluation, universal_attacks, zoo
     from tfadv.budgets import per_example_norm
 
     def row(name, u, seconds, images):
@@ -47,12 +47,12 @@ def benchmark(classifier, test_ds, *, norm: str, eps: float, num_classes: int, f
     else:
         log(f"(no zoo entry {generator_entry!r}: generator row skipped)")
     start = time.perf_counter()
-    u, history = attacks.universal_iterative(classifier, uap_ds, eps=eps, norm=norm,
+    u, history = universal_attacks.universal_iterative(classifier, uap_ds, eps=eps, norm=norm,
                                              num_classes=num_classes, max_passes=uap_passes)
     rows.append(row(f"iterative UAP ({len(history)} passes, fit fooling rates {history})", u,
                     time.perf_counter() - start, uap_images))
     start = time.perf_counter()
-    u = attacks.universal_sgd(classifier, fit_ds, eps=eps, norm=norm, epochs=sgd_epochs,
+    u = universal_attacks.universal_sgd(classifier, fit_ds, eps=eps, norm=norm, epochs=sgd_epochs,
                               learning_rate=0.01 if norm == "linf" else 0.05)
     rows.append(row(f"SGD-UAP ({sgd_epochs} epochs)", u, time.perf_counter() - start, fit_images))
     return rows
