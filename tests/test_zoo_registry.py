@@ -32,9 +32,14 @@ REPRODUCED_BY_DEFAULT = {"fashion_mnist_small_cnn", "fashion_mnist_pgd_defense_l
                          "fashion_mnist_universal_linf"}
 
 
+ATTACK_TABLE_BY_DEFAULT = ("fashion_mnist_pgd_defense_linf", "robustness_linf_0.1")  # one defence table
+
+
 def _slow_unless_default(name, *values):
-    """A parameter, marked slow unless its entry is one of REPRODUCED_BY_DEFAULT."""
-    return pytest.param(name, *values, marks=() if name in REPRODUCED_BY_DEFAULT else pytest.mark.slow)
+    """A parameter, marked slow unless it is one of REPRODUCED_BY_DEFAULT (a figure) or the defence table
+    ATTACK_TABLE_BY_DEFAULT."""
+    default = (name, *values) == ATTACK_TABLE_BY_DEFAULT if values else name in REPRODUCED_BY_DEFAULT
+    return pytest.param(name, *values, marks=() if default else pytest.mark.slow)
 
 
 def _fashion_mnist_test_split(batch_size):
