@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfadv import attacks, experiments, losses, tasks, training
+from tfadv import attacks, experiments, losses, tasks, training, universal_attacks
 from tfadv import config as config_lib
 from tfadv.data import catalog
 from tfadv.errors import ConfigError
@@ -189,6 +189,6 @@ def test_a_registered_loss_that_needs_clean_logits_gets_them_in_every_attack(reg
     classifier = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
     x = tf.random.stateless_uniform((8, 4, 4, 1), seed=[1, 2])
     ds = tf.data.Dataset.from_tensor_slices((x, tf.zeros(8, tf.int32))).batch(4)
-    attacks.universal_sgd(classifier, ds, eps=0.5, norm="l2", epochs=1, loss="away_from_clean")
+    universal_attacks.universal_sgd(classifier, ds, eps=0.5, norm="l2", epochs=1, loss="away_from_clean")
     attacks.pgd(classifier, x, tf.zeros(8, tf.int32), eps=0.1, steps=2, loss="away_from_clean")
     assert seen and all(seen)
