@@ -108,12 +108,12 @@ def idx_dir(tmp_path_factory):
 def tiny_zoo(tmp_path_factory):
     """A zoo holding one defended classifier of the brightness task (trained in seconds) with a robustness table
     of its own columns; returns (zoo_dir, name)."""
-    from tfadv import export, zoo
+    from tfadv import savedmodel, zoo
 
     model = brightness_classifier()
     zoo_dir = str(tmp_path_factory.mktemp("zoo"))
     with zoo.staging("tiny", zoo_dir) as stage:
-        export.write_classifier(stage.path, model)
+        savedmodel.write_classifier(stage.path, model)
         stage.commit(kind="defended_classifier", dataset="fashion_mnist", metrics={"accuracy": 0.9},
                      config={"model": "dense"})
     zoo.add_metrics("tiny", {"robustness_linf_0.1": {"clean": 0.9, "pgd100x2": 0.5, "settings": {"norm": "linf"}}},

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import make_idx_dataset
-from tfadv.adversarial_training import defend
+from tfadv.adversarial_training import defend, report_markdown
 from tfadv.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -126,3 +126,18 @@ def test_tfadv_defend_trains_on_your_image_folder_at_your_models_size(tmp_path):
         assert row["split"] == "test[:3]" and row["data_source"] == f"image_folder:{folder}"
         assert row["pgd"]["examples"] == 3 and "autoattack" not in row
     assert keras.saving.load_model(workdir / "model.keras").input_shape == (None, 16, 16, 3)
+
+
+def test_report_markdown_is_one_table_from_the_house_writer():
+    report = {"model": "/x/my.keras", "method": "pgd", "norm": "linf", "eps": 0.1, "reinitialize": False,
+              "recipe": "fashion_mnist_pgd_defense_linf", "dataset": "fashion_mnist", "train_split": "train[:90%]",
+              "selected_on": "train[90%:]", "test_accuracy": 0.81234, "train_seconds": 12.5, "epochs_run": 1,
+              "rows": {"your model": {"split": "test[:16]", "clean_accuracy": 0.9, "pgd": {"accuracy": 0.1, "examples": 16},
+                                      "autoattack": {"accuracy": 0.05, "examples": 8}},
+                       "defended": {"split": "a|b", "clean_accuracy": 0.8, "pgd": {"accuracy": 0.5, "examples": 16}}}}
+    text = report_markdown(report)
+    assert text.startswith("# PGD adversarial training of my.keras at L-inf 0.1\n\n") and text.endswith(" |\n")
+    assert text.split("\n\n")[-1] == (
+        "| model | images | clean | PGD-100 | AutoAttack (standard) |\n|---|---|---|---|---|\n"
+        "| your model | test[:16] | 0.9000 | 0.1000 (first 16) | 0.0500 (first 8) |\n"
+        "| defended | a\\|b | 0.8000 | 0.5000 (first 16) | not run |\n")  # a | inside a cell cannot split it

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import brightness_classifier, brightness_task, require_art
-from tfadv import autoattack, defense_report, zoo
+from tfadv import autoattack, defense_report, entry_report, zoo
 from tfadv.autoattack import apgd
 from tfadv.budgets import perturbation_norms
 from tfadv.errors import ConfigError
@@ -168,6 +168,9 @@ def test_record_adds_the_standard_column_and_leaves_the_artifact(tiny_zoo, idx_d
     shown = defense_report.recorded_robustness(zoo.entry(name, zoo_dir))  # what tfadv-evaluate prints
     assert f"| autoattack | {column['robust_accuracy']:.4f} | AutoAttack standard (apgd-ce, apgd-t, fab-t, square)" \
         in shown and "| pgd100x2 | 0.5000 | PGD-100, 2 random restarts |" in shown
+    evaluated = entry_report.evaluate(zoo_name=name, zoo_dir=zoo_dir, split="test[:32]", source="idx", idx_dir=idx_dir)
+    assert evaluated.recorded == shown and evaluated.report is None  # tfadv-evaluate prints it to stderr
+    assert evaluated.metrics["zoo_name"] == name and evaluated.metrics["num_examples"] == 32
 
 
 def test_the_tool_names_custom_runs_and_refuses_unclear_requests(tiny_zoo, idx_dir):

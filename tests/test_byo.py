@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import brightness_task, require_fashion_mnist
-from tfadv import byo, export, zoo
+from tfadv import byo, savedmodel, targets, zoo
 from tfadv.data.images import labelled_image_folder
 from tfadv.errors import ConfigError
 
@@ -154,7 +154,7 @@ def test_readme_python_example_runs_as_written(tmp_path):
 def tiny_zoo(zoo_dir, classifier):
     """A classifier entry and a universal attack entry against it (U: a fixed bright square)."""
     with zoo.staging("cls", str(zoo_dir)) as stage:
-        export.write_classifier(stage.path, classifier)
+        savedmodel.write_classifier(stage.path, classifier)
         stage.commit(kind="classifier", dataset="fashion_mnist", metrics={"accuracy": 0.5}, config={})
     shift = tf.Module()
     u = np.zeros((1, 28, 28, 1), "float32")
@@ -164,7 +164,7 @@ def tiny_zoo(zoo_dir, classifier):
         archive = keras.export.ExportArchive()
         archive.track(shift)
         archive.add_endpoint("serve", lambda x: tf.clip_by_value(x + shift.u, 0.0, 1.0),
-                             input_signature=[export.image_spec((28, 28, 1))])
+                             input_signature=[savedmodel.image_spec((28, 28, 1))])
         archive.add_endpoint("perturbation", lambda: shift.u, input_signature=[])
         archive.write_out(stage.path, verbose=False)
         stage.commit(kind="universal", dataset="fashion_mnist", target="cls", budget={"norm": "l2", "eps": 2.4},
@@ -264,8 +264,8 @@ def test_strip_softmax_attacks_the_logits_of_a_softmax_model(classifier, tmp_pat
     np.testing.assert_allclose(stripped(x), classifier(x), atol=1e-5)  # the logits of the same weights
     byo.check_classifier(stripped, x, y, num_classes=10)
     assert os.path.getsize(path) == size and np.allclose(keras.saving.load_model(path)(x).numpy().sum(-1), 1.0)
-    target = byo.with_options(byo.with_pixel_scale(path, 255), strip_softmax=True)
-    assert target == f"{path}?pixel_scale=255&strip_softmax=1" and byo.split_target(target) == (path, 255.0)
+    target = targets.with_options(targets.with_pixel_scale(path, 255), strip_softmax=True)
+    assert target == f"{path}?pixel_scale=255&strip_softmax=1" and targets.split_target(target) == (path, 255.0)
 
 
 def test_strip_softmax_is_refused_where_there_is_none_to_strip(classifier, tmp_path):

@@ -12,7 +12,7 @@ import sys
 import keras
 import pytest
 
-from tfadv import export, zoo
+from tfadv import savedmodel, zoo
 from tfadv.errors import ZooError
 from tfadv.models import build_classifier
 
@@ -36,7 +36,7 @@ def classifier_dir(tmp_path_factory):
     """A zoo holding one small classifier; returns (zoo_dir, its SavedModel folder)."""
     zoo_dir = str(tmp_path_factory.mktemp("zoo"))
     with zoo.staging("small", zoo_dir) as stage:
-        export.write_classifier(stage.path, build_classifier("small_cnn", input_shape=(28, 28, 1), num_classes=10, filters=[4, 8]))
+        savedmodel.write_classifier(stage.path, build_classifier("small_cnn", input_shape=(28, 28, 1), num_classes=10, filters=[4, 8]))
         stage.commit(kind="classifier", dataset="fashion_mnist", metrics={"accuracy": 0.1}, config={})
     return zoo_dir, os.path.join(zoo_dir, "small")
 

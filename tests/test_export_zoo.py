@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfadv import export, zoo
+from tfadv import export, savedmodel, zoo
 from tfadv.errors import ZooError
 from tfadv.models import build_classifier
 
@@ -19,7 +19,7 @@ def model():
 
 def _publish(model, zoo_dir, name="tiny", **kw):
     with zoo.staging(name, str(zoo_dir), **kw) as stage:
-        export.write_classifier(stage.path, model)
+        savedmodel.write_classifier(stage.path, model)
         return stage.commit(kind="classifier", dataset="fashion_mnist", metrics={"accuracy": 0.5},
                             config={"model": "small_cnn"})
 
@@ -54,7 +54,7 @@ def test_registry_entry_and_checksum(model, tmp_path):
     registry = json.load(open(tmp_path / "registry.json"))
     assert registry["tiny"] == entry
     assert entry["sha256"] == zoo.tree_sha256(str(tmp_path / "tiny"))
-    assert zoo.list(str(tmp_path)) == ["tiny"]
+    assert zoo.names(str(tmp_path)) == ["tiny"]
     loaded = zoo.load("tiny", str(tmp_path))
     assert loaded.serve(tf.zeros((2, 28, 28, 1))).shape == (2, 10)
 
@@ -83,7 +83,7 @@ def test_missing_and_corrupt_savedmodels_give_clear_errors(model, tmp_path):
         zoo.load("nope", str(tmp_path))
     (tmp_path / "registry.json").write_text("{oops")
     with pytest.raises(ZooError, match="not valid JSON"):
-        zoo.list(str(tmp_path))
+        zoo.names(str(tmp_path))
 
 
 def test_failed_export_leaves_nothing_behind(model, tmp_path):
@@ -91,13 +91,13 @@ def test_failed_export_leaves_nothing_behind(model, tmp_path):
     before = zoo.tree_sha256(str(tmp_path / "tiny"))
     with pytest.raises(RuntimeError, match="crash"):
         with zoo.staging("tiny", str(tmp_path), overwrite=True) as stage:
-            export.write_classifier(stage.path, model)
+            savedmodel.write_classifier(stage.path, model)
             raise RuntimeError("crash before commit")
     with pytest.raises(RuntimeError):
         with zoo.staging("other", str(tmp_path)) as stage:
             raise RuntimeError("crash")
     assert sorted(p for p in os.listdir(tmp_path) if not p.startswith(".registry.lock")) == ["registry.json", "tiny"]
-    assert zoo.list(str(tmp_path)) == ["tiny"]
+    assert zoo.names(str(tmp_path)) == ["tiny"]
     assert zoo.tree_sha256(str(tmp_path / "tiny")) == before
 
 
@@ -117,7 +117,7 @@ def test_entry_names_and_kinds_are_checked(model, tmp_path):
             pass
     with pytest.raises(ZooError, match="unknown kind 'toaster'"):
         with zoo.staging("ok", str(tmp_path)) as stage:
-            export.write_classifier(stage.path, model)
+            savedmodel.write_classifier(stage.path, model)
             stage.commit(kind="toaster", dataset="x", metrics={}, config={})
     assert not (tmp_path / "ok").exists()
 
@@ -131,12 +131,12 @@ def test_recipe_entries_without_artifacts_say_so(tmp_path):
 
 KILLED_EXPORT = """
 import sys
-from tfadv import export, zoo
+from tfadv import savedmodel, zoo
 from tfadv.models import build_classifier
 zoo_dir, name = sys.argv[1], sys.argv[2]
 model = build_classifier("small_cnn", input_shape=(28, 28, 1), num_classes=10, filters=[4, 8])
 with zoo.staging(name, zoo_dir, overwrite=True) as stage:
-    export.write_classifier(stage.path, model)
+    savedmodel.write_classifier(stage.path, model)
     stage.commit(kind="classifier", dataset="fashion_mnist", metrics={"accuracy": 0.1}, config={})
 """
 KILL_POINTS = {"while_writing": "zoo.staged",  # the SavedModel is written in its staging folder
@@ -198,7 +198,7 @@ def _unguarded_entry(zoo_dir, idx_dir, name, fn, track, kind, extra_endpoints=()
     with zoo.staging(name, str(zoo_dir)) as stage:
         archive = keras.export.ExportArchive()
         archive.track(track)
-        archive.add_endpoint("serve", fn, input_signature=[export.image_spec((28, 28, 1))])
+        archive.add_endpoint("serve", fn, input_signature=[savedmodel.image_spec((28, 28, 1))])
         for endpoint, endpoint_fn in extra_endpoints:
             archive.add_endpoint(endpoint, endpoint_fn, input_signature=[])
         archive.write_out(stage.path, verbose=False)

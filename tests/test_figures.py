@@ -27,13 +27,48 @@ def batch(n=3, seed=0):
     return x, x_hat
 
 
-def test_font_draws_known_glyphs():
-    mask = figures.text_mask("I-", scale=2)
-    assert mask.shape == (14, 24) and figures.text_size("I-", 2) == (14, 24)
-    assert mask[:2, 2:8].all() and not mask[:2, :2].any()  # the I's top bar, cols 1-3 at scale 2
-    assert mask[6:8, 14:20].all() and not mask[:6, 12:24].any()  # the dash: one middle row only
-    assert np.array_equal(figures.text_mask("a"), figures.text_mask("A"))  # lower case drawn as upper
-    assert np.array_equal(figures.text_mask("\u00e9"), figures.text_mask("?"))
+def test_text_masks_are_coverage_boxes_that_grow_with_the_text():
+    mask = figures.text_mask("T-shirt/top (0)", scale=2)
+    assert mask.dtype == np.float32 and mask.shape == figures.text_size("T-shirt/top (0)", 2)
+    assert mask.min() == 0.0 and mask.max() == 1.0 and ((mask > 0) & (mask < 1)).any()  # anti-aliased edges
+    assert mask[:, :3].any() and mask[:, -3:].any()  # the box is as wide as the text (give or take its bearings)
+    heights = {figures.text_size(s, 2)[0] for s in ("", "a", "Ag|", "(0)", "FAILED")}
+    assert len(heights) == 1  # one line height per scale: lines align whatever they hold
+    widths = [figures.text_size("x" * n, 2)[1] for n in range(4)]
+    assert widths[0] == 0 and widths == sorted(widths) and len(set(widths)) == 4
+    small, large = figures.text_size("Coat", 1), figures.text_size("Coat", 2)
+    assert large[0] > small[0] and large[1] > small[1] and figures.font_px(2) == 2 * figures.FONT_PX
+    assert figures.font_px(1) == figures.MIN_FONT_PX and figures.line_height(2) > large[0]
+    assert figures.text_mask("").shape == (figures.text_size("")[0], 0)
+
+
+def test_text_keeps_its_characters():
+    def drawn(text):
+        return figures.text_mask(text, 2)
+
+    assert not np.array_equal(drawn("("), drawn("<")) and not np.array_equal(drawn(")"), drawn(">"))
+    assert not np.array_equal(drawn("[0]"), drawn("(0)"))
+    assert not np.array_equal(drawn("a"), drawn("A"))  # lower case is lower case
+    left, right = drawn("("), drawn(")")
+    assert left.shape == right.shape and np.allclose(left, right[:, ::-1], atol=0.5)  # mirror images
+
+
+def test_draw_text_changes_pixels_inside_its_box_only():
+    canvas = np.full((60, 200, 3), 0.5, np.float32)
+    h, w = figures.text_size("true: Coat (4)", 2)
+    figures.draw_text(canvas, "true: Coat (4)", 10, 20, figures.RED, 2)
+    changed = np.any(canvas != 0.5, axis=-1)
+    rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+    assert rows.min() >= 10 and rows.max() < 10 + h and cols.min() >= 20 and cols.max() < 20 + w
+    assert changed.sum() > 50 and is_red(canvas).sum() > 20  # solid strokes are the colour itself
+    assert canvas.dtype == np.float32 and canvas.min() >= 0 and canvas.max() <= 1
+    assert np.all(canvas[changed][:, 1] <= 0.5)  # blended towards red: green only falls
+    edge = np.ones((8, 8, 3), np.float32)
+    figures.draw_text(edge, "Ankle boot", -5, -7, scale=2)  # clipped at every edge, no error
+    assert edge.min() < 1
+    upright = np.ones((w + 4, h + 4, 3), np.float32)
+    figures.draw_text_upright(upright, "true: Coat (4)", 2, 2, scale=2)
+    assert np.allclose(upright[2:2 + w, 2:2 + h, 0], 1 - np.rot90(figures.text_mask("true: Coat (4)", 2)), atol=1e-6)
 
 
 def test_fashion_mnist_has_its_ten_class_names():
@@ -49,10 +84,10 @@ def test_attack_figure_layout_panels_and_failure_frames():
     assert fig.dtype == np.float32 and fig.ndim == 3 and fig.shape[2] == 3
     assert fig.min() >= 0 and fig.max() <= 1
     # Geometry: 3 rows of 112 px panels (28 x 4) plus head and foot, 3 panels + labels across.
-    pad, gap, line_h = 8, 6, 20
+    pad, gap, line_h = 8, 6, figures.line_height(2)
     row_h = max(112, 5 * line_h) + 2 * pad
     assert fig.shape[0] == (line_h + pad) + 3 * row_h + (line_h + pad)  # column titles, rows, footnote
-    assert fig.shape[1] > 3 * 112 + 3 * gap + len("on x_hat: Ankle boot") * 12
+    assert fig.shape[1] == 3 * 112 + 3 * gap + figures.text_size("on x_hat: Ankle boot", 2)[1] + 2 * pad
     head = line_h + pad
     for i in range(3):
         top = head + i * row_h + pad
@@ -89,12 +124,14 @@ def test_misclassified_figure_shows_only_mistakes_with_red_predictions():
     x, _ = batch(4)
     assert figures.misclassified_figure(x, [1, 2, 3, 4], [1, 2, 3, 4]) is None
     fig = figures.misclassified_figure(x, [1, 2, 3, 4], [1, 5, 3, 0], NAMES, cols=4, title="")
-    # Two tiles side by side: each as wide as its longest caption (12 px a character at scale 2) plus padding.
-    widest = max(len(s) for s in ("true: Pullover", "pred: Sandal", "true: Coat", "pred: T-shirt/top")) * 12
-    assert fig.shape == (112 + 2 * 20 + 16, 2 * (max(112, widest) + 16), 3)
+    # Two tiles side by side: each as wide as its longest caption (at scale 2) plus padding.
+    widest = max(figures.text_size(s, 2)[1] for s in ("true: Pullover", "pred: Sandal", "true: Coat",
+                                                      "pred: T-shirt/top"))
+    line_h = figures.line_height(2)
+    assert fig.shape == (112 + 2 * line_h + 16, 2 * (max(112, widest) + 16), 3)
     assert np.allclose(fig[8:120, 8:120, 0], np.repeat(np.repeat(x[1, :, :, 0], 4, 0), 4, 1))
     red_rows = np.flatnonzero(is_red(fig).any(1))
-    assert red_rows.min() >= 112 + 8 + 20  # red is the second caption line (the prediction) only
+    assert red_rows.min() >= 112 + 8 + line_h  # red is the second caption line (the prediction) only
 
 
 def test_confusion_figure_shades_by_row_and_writes_counts():

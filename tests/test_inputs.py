@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfadv import export, zoo
+from tfadv import savedmodel, zoo
 from tfadv.attacks import pgd
 from tfadv.universal_attacks import deepfool
 from tfadv.budgets import check_budget
@@ -51,7 +51,7 @@ def served(tmp_path_factory):
     zoo_dir = str(tmp_path_factory.mktemp("zoo"))
     model = build_classifier("small_cnn", filters=[4, 8])
     with zoo.staging("tiny", zoo_dir) as stage:
-        export.write_classifier(stage.path, model)
+        savedmodel.write_classifier(stage.path, model)
         stage.commit(kind="classifier", dataset="fashion_mnist", metrics={"accuracy": 0.5}, config={},
                      input_shape=[28, 28, 1])
     return zoo_dir, model

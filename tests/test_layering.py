@@ -25,7 +25,7 @@ LAYERS = [
     {"trainers", "evaluation", "autoattack", "security_curve", "style_evaluation", "transfer"},
     {"schema", "recipes", "experiments"},
     {"tasks"},
-    {"runs", "training", "export", "defense_report", "report", "sweep", "stylize", "byo", "presets",
+    {"runs", "training", "export", "defense_report", "report", "entry_report", "sweep", "stylize", "byo", "presets",
      "adversarial_training", "transfer_report", "benchmarks"},
     {"cli"},
 ]
@@ -33,7 +33,7 @@ LAYERS = [
 # about data; models, generators, losses, attacks, trainers, targets and tasks are code found by name.
 LEAF_DATA = {"tfadv.config": {"errors"}, "tfadv.schema": {"errors", "config", "data", "budgets"}}
 # measuring never trains
-NOT_TRAINING = {"export", "defense_report", "report", "evaluation", "runs", "sweep", "security_curve",
+NOT_TRAINING = {"export", "defense_report", "report", "entry_report", "evaluation", "runs", "sweep", "security_curve",
                 "style_evaluation", "transfer", "transfer_report"}
 
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfadv import export
+from tfadv import savedmodel
 from tfadv.data.images import write_png
 from tfadv.errors import ConfigError, DataUnavailableError, InputError
 from tfadv.inputs import check_images
-from tfadv.experiments import StyleExperiment
+from tfadv.schema import StyleExperiment
 from tfadv.models.style import (ADAIN_LAYERS, CONTENT_LAYER, STYLE_LAYERS, AdaIN, GramStack, adain_network,
                                 gram_matrix, gram_stack_network, vgg_features)
 from tfadv.trainers.style import StyleTransferTrainer, gram_style_loss, total_variation
@@ -87,7 +87,7 @@ def test_style_trainer_lowers_its_loss_saves_and_exports(method, tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "net.keras")
     expected = trainer.network({"content": content, "style": style})
     np.testing.assert_allclose(reloaded({"content": content, "style": style}), expected, atol=1e-5)
-    export.write_style(str(tmp_path / "sm"), trainer.network)
+    savedmodel.write_style(str(tmp_path / "sm"), trainer.network)
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
     # Graph and eager kernels sum VGG's large activations in different orders: ~3e-4 measured.
     np.testing.assert_allclose(loaded.serve(content, style), expected, atol=1e-3)
@@ -122,7 +122,7 @@ def test_image_reader_keeps_white_areas_in_the_contract(tmp_path):
 
 def test_stylize_tool_writes_an_image(tmp_path):
     net = adain_network(size=32)
-    export.write_style(str(tmp_path / "sm"), net)
+    savedmodel.write_style(str(tmp_path / "sm"), net)
     write_png(str(tmp_path / "c.png"), white_image(40, 50, 0))
     write_png(str(tmp_path / "s.png"), white_image(20, 20, 1))
     proc = run_tool("stylize", f"--saved_model={tmp_path}/sm", f"--content={tmp_path}/c.png",

@@ -15,7 +15,7 @@ from tfadv import experiments, presets, zoo
 from tfadv import style_evaluation as se
 from tfadv.data import photos
 from tfadv.errors import ConfigError, DataUnavailableError, ZooError
-from tfadv.experiments import StyleExperiment
+from tfadv.schema import StyleExperiment
 from tfadv.models.random_encoder import CAP, pink_noise_images, random_vgg19
 from tfadv.models.style import STYLE_LAYERS, style_features
 from tfadv.tasks.style import StyleTask

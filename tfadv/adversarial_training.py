@@ -26,7 +26,7 @@ import time
 import keras
 import numpy as np
 
-from tfadv import attacks, autoattack, byo, config, experiments, tasks, training
+from tfadv import attacks, autoattack, byo, config, experiments, markdown, tasks, training
 from tfadv.data import load as load_data
 from tfadv.data import load_arrays, own
 from tfadv.errors import ConfigError
@@ -178,11 +178,12 @@ def report_markdown(report: dict) -> str:
              "", f"Recipe `{report['recipe']}` with your model ({'fresh weights' if report['reinitialize'] else 'your weights'}"
              f"), trained on {report['dataset']} `{report['train_split']}`, epochs chosen on `{report['selected_on']}`: "
              f"{report['epochs_run']} epoch(s) in this process, {report['train_seconds']} s. Test accuracy of the "
-             f"defended model: {report['test_accuracy']:.4f}.", "",
-             "| model | images | clean | PGD-100 | AutoAttack (standard) |", "|---|---|---|---|---|"]
+             f"defended model: {report['test_accuracy']:.4f}.", ""]
+    rows = []
     for name, row in report["rows"].items():
         pgd = f"{row['pgd']['accuracy']:.4f} (first {row['pgd']['examples']})" if "pgd" in row else "not run"
         aa = (f"{row['autoattack']['accuracy']:.4f} (first {row['autoattack']['examples']})" if "autoattack" in row
               else "not run")
-        lines.append(f"| {name} | {row['split']} | {row['clean_accuracy']:.4f} | {pgd} | {aa} |")
+        rows.append((name, row["split"], f"{row['clean_accuracy']:.4f}", pgd, aa))
+    lines.append(markdown.table(("model", "images", "clean", "PGD-100", "AutoAttack (standard)"), rows))
     return "\n".join(lines) + "\n"

@@ -24,8 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfadv.errors import ConfigError, summary
-from tfadv.targets import (PIXEL_SCALE_KEY, PixelScale, SavedModelClassifier, is_saved_model_dir,  # noqa: F401
-                           load_target, split_target, target_options, with_options, with_pixel_scale)
+from tfadv.targets import load_target, with_options
 
 RANGE_GAP = 0.3  # accuracy at 0-255 this far above [0, 1] on a probe batch: the model expects 0-255
 
@@ -89,15 +88,15 @@ def generator_attack(target, image_shape, norm: str = "l2", eps: float = 2.4, *,
     ``attack.attacker`` is the x -> x_hat model to save; the budget (``norm``, ``eps``) is enforced by its
     last layer. ``mode``: "thresholded" (per image) or "universal" (one U for all images).
     """
-    from tfadv import experiments
     from tfadv.budgets import check_budget
+    from tfadv.schema import PerturbationExperiment
     from tfadv.tasks.perturbation import build_perturbation_trainer
 
     if mode not in ("thresholded", "universal"):
         raise ConfigError(f"mode must be 'thresholded' or 'universal'. Received: {mode!r}")
     check_budget(norm, eps, tuple(image_shape))
-    cfg = experiments.PerturbationExperiment(generator=generator, generator_kwargs=dict(generator_kwargs), mode=mode,
-                                             norm=norm, eps=eps, loss=loss, target_class=target_class)
+    cfg = PerturbationExperiment(generator=generator, generator_kwargs=dict(generator_kwargs), mode=mode, norm=norm,
+                                 eps=eps, loss=loss, target_class=target_class)
     trainer = build_perturbation_trainer(cfg, target, tuple(image_shape))
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
     return trainer

@@ -2,8 +2,8 @@
 
     tfadv.export.export_run("runs/fashion_mnist_cnn", "fashion_mnist_small_cnn")
 
-The SavedModel writers (the ``serve`` contract) are :mod:`tfadv.savedmodel`,
-re-exported here; the run's task says what its artifact becomes. Check an
+The SavedModel writers (the ``serve`` contract) live in :mod:`tfadv.savedmodel`
+(import them from there); the run's task says what its artifact becomes. Check an
 entry with plain TensorFlow:
 
     loaded = tf.saved_model.load(path)      # keep a reference (see KERAS3-NOTES)
@@ -22,8 +22,7 @@ from tfadv import data as data_lib
 from tfadv.config import to_dict
 from tfadv.data import own as own_lib
 from tfadv.errors import ZooError
-from tfadv.savedmodel import (image_spec, write_classifier, write_perturbation, write_saved_model,  # noqa: F401
-                              write_style)
+from tfadv.savedmodel import image_spec, write_saved_model
 from tfadv.targets import load_entry_target, load_target, target_sha256
 
 

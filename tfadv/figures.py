@@ -1,56 +1,86 @@
 """Figures people can read: labelled attack rows, misclassified grids, universal perturbations, confusion.
 
 Every function returns an RGB image, float32 [H, W, 3] in [0, 1], so the same
-picture goes to a PNG file (:func:`write_png`) and to TensorBoard
-(:func:`log_to_tensorboard`). Text is drawn with a built-in 5x7 bitmap font
-(upper case, digits, common punctuation): no plotting dependency.
+picture goes to a PNG file (:func:`tfadv.data.images.write_png`) and to TensorBoard
+(:func:`log_to_tensorboard`). Text is drawn with Pillow's scalable default font
+(``ImageFont.load_default(size=...)``, embedded in Pillow: no font file, no network),
+anti-aliased and blended onto the canvas; ``scale`` sets its size (:func:`font_px`).
 """
+
+import functools
 
 import numpy as np
 
 WHITE, BLACK = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
 RED, GREEN, GREY = (0.85, 0.0, 0.0), (0.0, 0.5, 0.0), (0.45, 0.45, 0.45)
 FAILED_FRAME = 3  # px of red frame around an example the attack did not fool
-
-_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-/.,:%()=><?_+!'*#|"
-_BITS = (  # 7 rows of 5 bits per character of _CHARS, two hex digits a row
-    "0e11111f1111111e11111e11111e0e11101010110e1e11111111111e1f10101e10101f1f10101e1010100e11101711110f1111111f"
-    "1111110e04040404040e0702020202120c111214181412111010101010101f111b1515111111111119151311110e11111111110e1e"
-    "11111e1010100e11111115120d1e11111e1412110f10100e01011e1f0404040404041111111111110e11111111110a04111111151515"
-    "0a11110a040a111111110a040404041f01020408101f0e11131519110e040c040404040e0e11010204081f1f02040201110e02060a12"
-    "1f02021f101e0101110e0608101e11110e1f0102040808080e11110e11110e0e11110f01020c0000000e00000000010204081000000000"
-    "00000c0c000000000c0408000c0c000c0c0018190204081303020408080804020804020202040800001f001f0000080402010204080204"
-    "08100804020e1101020400040000000000001f0004041f04040004040404040004040408000000000004150e1504000a0a1f0a1f0a0a04"
-    "040404040404")
-GLYPH_W, GLYPH_H = 5, 7
-_GLYPHS = {
-    ch: np.array([[(int(_BITS[14 * i + 2 * r: 14 * i + 2 * r + 2], 16) >> (4 - c)) & 1 for c in range(GLYPH_W)]
-                  for r in range(GLYPH_H)], bool)
-    for i, ch in enumerate(_CHARS)
-}
-_GLYPHS[" "] = np.zeros((GLYPH_H, GLYPH_W), bool)
+FONT_PX = 9  # font size in px per unit of ``scale`` (capitals about 13 px tall at scale 2) ...
+MIN_FONT_PX = 11  # ... and never below this: smaller hinted text runs its letters together
 
 
-def text_mask(text: str, scale: int = 1) -> np.ndarray:
-    """Boolean [7 * scale, 6 * len(text) * scale] mask of ``text`` (lower case drawn as upper, unknown as '?')."""
-    glyphs = [_GLYPHS.get(ch.upper(), _GLYPHS["?"]) for ch in text]
-    cells = [np.pad(g, ((0, 0), (0, 1))) for g in glyphs] or [np.zeros((GLYPH_H, 0), bool)]
-    mask = np.concatenate(cells, axis=1)
-    return np.repeat(np.repeat(mask, scale, 0), scale, 1)
+def font_px(scale: int = 1) -> int:
+    """The font size in px that text of ``scale`` is drawn with: 11 at scale 1, 18 at scale 2, 27 at scale 3."""
+    return max(MIN_FONT_PX, FONT_PX * int(scale))
+
+
+@functools.lru_cache(maxsize=None)
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable TrueType font
 
 
 def text_size(text: str, scale: int = 1) -> tuple[int, int]:
-    """(height, width) in pixels that :func:`draw_text` covers."""
-    return GLYPH_H * scale, (GLYPH_W + 1) * len(text) * scale
+    """(height, width) in pixels of the box :func:`draw_text` draws ``text`` in: the height is the font's ascent
+    plus descent (the same for every text of this ``scale``, so lines align), the width grows with the text."""
+    font = _font(font_px(scale))
+    ascent, descent = font.getmetrics()
+    if not text:
+        return ascent + descent, 0
+    left, _, right, _ = font.getbbox(text)
+    return ascent + descent, int(np.ceil(right - min(0, left)))
+
+
+def line_height(scale: int = 1) -> int:
+    """Vertical distance between two lines of text of ``scale``."""
+    return text_size("", scale)[0] + max(1, int(scale))
+
+
+def text_mask(text: str, scale: int = 1) -> np.ndarray:
+    """Coverage of ``text`` as float32 [height, width] in [0, 1] (:func:`text_size`; anti-aliased edges in
+    between): 1 where a glyph covers a pixel, 0 around it."""
+    from PIL import Image, ImageDraw
+
+    height, width = text_size(text, scale)
+    if width == 0:
+        return np.zeros((height, 0), np.float32)
+    font = _font(font_px(scale))
+    image = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(image).text((-min(0, font.getbbox(text)[0]), 0), text, fill=255, font=font)
+    return np.asarray(image, np.float32) / 255.0
 
 
 def draw_text(canvas: np.ndarray, text: str, top: int, left: int, color=BLACK, scale: int = 1) -> None:
-    """Draws ``text`` onto ``canvas`` [H, W, 3] in place, clipped at the canvas edges."""
-    mask = text_mask(text, scale)
-    h = max(0, min(mask.shape[0], canvas.shape[0] - top))
-    w = max(0, min(mask.shape[1], canvas.shape[1] - left))
-    region = canvas[top: top + h, left: left + w]
-    region[mask[:h, :w]] = color
+    """Draws ``text`` onto ``canvas`` [H, W, 3] in place with its box's top-left corner at (``top``, ``left``),
+    blending ``color`` by the glyphs' coverage; clipped at the canvas edges."""
+    _blend(canvas, text_mask(text, scale), top, left, color)
+
+
+def draw_text_upright(canvas: np.ndarray, text: str, top: int, left: int, color=BLACK, scale: int = 1) -> None:
+    """Draws ``text`` on its side, read bottom to top (an axis or column label), in place: its box, :func:`text_size`
+    turned, is width px tall and height px wide with its top-left corner at (``top``, ``left``)."""
+    _blend(canvas, np.rot90(text_mask(text, scale)), top, left, color)
+
+
+def _blend(canvas: np.ndarray, mask: np.ndarray, top: int, left: int, color) -> None:
+    """``color`` blended onto ``canvas`` by coverage ``mask`` placed at (top, left), clipped at the edges."""
+    top, left = int(top), int(left)
+    y0, x0 = max(0, -top), max(0, -left)
+    y1 = max(y0, min(mask.shape[0], canvas.shape[0] - top))
+    x1 = max(x0, min(mask.shape[1], canvas.shape[1] - left))
+    alpha = mask[y0:y1, x0:x1, None]
+    region = canvas[top + y0: top + y1, left + x0: left + x1]
+    region[...] = region * (1.0 - alpha) + np.asarray(color, np.float32) * alpha
 
 
 def draw_frame(canvas: np.ndarray, top: int, left: int, height: int, width: int, color=RED,
@@ -128,7 +158,7 @@ def attack_figure(x, x_hat, labels, clean_pred, adv_pred, class_names=(), *, tit
               f"L2 {l2[i]:.2f}  Linf {linf[i]:.2f}"]
              + ([f"example #{int(indices[i])}"] if indices is not None else [])
              + (["FAILED"] if failed[i] else []) for i in range(n)]
-    line_h = (GLYPH_H + 3) * scale
+    line_h = line_height(scale)
     pad, gap = 4 * scale, 3 * scale
     ph, pw = h * factor, w * factor
     text_w = max(text_size(s, scale)[1] for rows in lines for s in rows)
@@ -165,7 +195,7 @@ def labelled_grid(images, captions, *, cols: int = 4, factor: int | None = None,
                          f"{images.shape} and {len(captions)} captions.")
     n, h, w, _ = images.shape
     factor = factor or auto_upscale(max(h, w))
-    line_h, pad = (GLYPH_H + 3) * scale, 4 * scale
+    line_h, pad = line_height(scale), 4 * scale
     n_lines = max(len(c) for c in captions)
     tile_w = max([w * factor] + [text_size(s, scale)[1] for c in captions for s in c]) + 2 * pad
     tile_h = h * factor + n_lines * line_h + 2 * pad
@@ -224,7 +254,7 @@ def heatmap_figure(shading, texts, row_labels, col_labels, *, title: str, cell: 
     ``texts[i][j]``; rows named on the left, columns on top (written upwards when a name is wider than a cell)."""
     shading = np.asarray(shading, np.float64)
     rows, cols = shading.shape
-    line_h, pad = (GLYPH_H + 3) * scale, 4 * scale
+    line_h, pad = line_height(scale), 4 * scale
     label_w = max(text_size(s, scale)[1] for s in row_labels) + 2 * pad
     upright = max(text_size(s, scale)[1] for s in col_labels) > cell - 4
     head_h = (max(text_size(s, scale)[1] for s in col_labels) + pad) if upright else line_h
@@ -235,15 +265,12 @@ def heatmap_figure(shading, texts, row_labels, col_labels, *, title: str, cell: 
     for j, name in enumerate(col_labels):
         th, tw = text_size(name, scale)
         if upright:  # drawn on its side, read bottom to top
-            label = np.ones((th, tw, 3), np.float32)
-            draw_text(label, name, 0, 0, GREY, scale)
-            label = np.rot90(label)
-            x0 = left + j * cell + (cell - th) // 2
-            canvas[top - tw - scale * 2: top - scale * 2, x0: x0 + th] = label
+            draw_text_upright(canvas, name, top - tw - scale * 2, left + j * cell + (cell - th) // 2, GREY, scale)
         else:
             draw_text(canvas, name, top - th - scale * 2, left + j * cell + (cell - tw) // 2, GREY, scale)
     for i in range(rows):
-        draw_text(canvas, row_labels[i], top + i * cell + (cell - GLYPH_H * scale) // 2, pad, scale=scale)
+        draw_text(canvas, row_labels[i], top + i * cell + (cell - text_size(row_labels[i], scale)[0]) // 2, pad,
+                  scale=scale)
         for j in range(cols):
             y0, x0 = top + i * cell, left + j * cell
             canvas[y0: y0 + cell, x0: x0 + cell] = _heat(shading[i, j])

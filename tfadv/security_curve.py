@@ -121,19 +121,21 @@ def figure(curve: dict, *, title: str = "", height: int = 300, width: int = 480)
 
     line((top, left), (bottom, left), figures.BLACK, 1)
     line((bottom, left), (bottom, right), figures.BLACK, 1)
+    text_h = figures.text_size("")[0]  # one line of text at scale 1
     for y in (0.0, 0.25, 0.5, 0.75, 1.0):
         row = int(round(point(eps[0], y)[0]))
         line((row, left - 4), (row, left), figures.BLACK, 1)
         label = f"{y:.2f}"
-        figures.draw_text(canvas, label, row - 3, left - 6 - figures.text_size(label)[1])
+        figures.draw_text(canvas, label, row - text_h // 2, left - 6 - figures.text_size(label)[1])
     for x in eps:
         col = int(round(point(x, 0.0)[1]))
         line((bottom, col), (bottom + 4, col), figures.BLACK, 1)
         label = f"{x:g}"
-        figures.draw_text(canvas, label, bottom + 7, col - figures.text_size(label)[1] // 2)
-    axis = f"EPS ({curve['norm'].upper()})"
-    figures.draw_text(canvas, axis, height - 12, (left + right - figures.text_size(axis)[1]) // 2)
-    figures.draw_text(canvas, "ACCURACY", top - 12, 4)
+        figures.draw_text(canvas, label, bottom + 5, col - figures.text_size(label)[1] // 2)
+    axis = f"eps ({curve['norm'].replace('linf', 'L-inf').replace('l2', 'L2')})"
+    figures.draw_text(canvas, axis, height - text_h - 1, (left + right - figures.text_size(axis)[1]) // 2)
+    accuracy_w = figures.text_size("accuracy")[1]
+    figures.draw_text_upright(canvas, "accuracy", (top + bottom - accuracy_w) // 2, 2)
     line(point(eps[0], curve["clean"]), point(eps[-1], curve["clean"]), figures.GREY, 1)
     legend = [("clean", figures.GREY)]
     for (column, values), color in zip(series(curve).items(), COLORS):
@@ -146,8 +148,8 @@ def figure(curve: dict, *, title: str = "", height: int = 300, width: int = 480)
     col = left + 8
     for label, color in legend:
         canvas[top - 25:top - 19, col:col + 12] = color
-        figures.draw_text(canvas, label, top - 26, col + 16)
+        figures.draw_text(canvas, label, top - 22 - text_h // 2, col + 16)  # centred on its swatch
         col += 16 + figures.text_size(label)[1] + 14
     if title:
-        figures.draw_text(canvas, title, 4, 4)
+        figures.draw_text(canvas, title, 2, 4)
     return canvas

@@ -184,8 +184,8 @@ def write(table: dict, output_dir: str) -> str:
     heatmap = figures.heatmap_figure(
         shading, texts, [_short(r["attack"]) for r in table["rows"]], [_short(t) for t in targets],
         cell=36, scale=1,
-        title=f"fooling rate, percent: {budget}, {table['num_examples']} images of "  # the figure font has no [ ] ;
-              f"{table['split'].replace('[', '(').replace(']', ')')}.  * white-box: the attack's surrogate")
+        title=f"fooling rate, percent: {budget}, {table['num_examples']} images of {table['split']}.  "
+              "* white-box: the attack's surrogate")
     notes = ["fooling rate: among the images a target classifies correctly, the share the attack makes it "
              "misclassify; a surrogate's own column is white-box, not transfer, and is left out of the means.",
              f"data: {table['split']} of {table['data_source']}"]

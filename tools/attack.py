@@ -63,8 +63,8 @@ FLAGS = flags.FLAGS
 
 def resolve_config():
     """The experiment config with --target and the quick settings applied."""
-    from tfadv import byo, tasks
     from tfadv import config as config_lib
+    from tfadv import targets, tasks
     from tfadv.errors import ConfigError
 
     cfg = cli.resolve_experiment(FLAGS)
@@ -82,9 +82,9 @@ def resolve_config():
         if not is_file_target(overrides.get("target", cfg.target)):
             raise ConfigError(f"--pixel_scale wraps your own .keras or SavedModel --target; the zoo classifier "
                               f"{overrides.get('target', cfg.target)!r} already takes [0, 1] images.")
-        overrides["target"] = byo.with_pixel_scale(overrides.get("target", cfg.target), FLAGS.pixel_scale)
+        overrides["target"] = targets.with_pixel_scale(overrides.get("target", cfg.target), FLAGS.pixel_scale)
     if FLAGS.strip_softmax:
-        overrides["target"] = byo.with_options(overrides.get("target", cfg.target), strip_softmax=True)
+        overrides["target"] = targets.with_options(overrides.get("target", cfg.target), strip_softmax=True)
     if FLAGS.quick:
         chosen = {config_lib.parse_override(s)[0] for s in FLAGS.set}
         chosen |= {name for name in ("epochs", "steps_per_epoch") if name in FLAGS and FLAGS[name].value}
@@ -108,12 +108,12 @@ def entry_name(cfg) -> str:
     if FLAGS.train_dir is not None and own.data.dataset != cfg.data.dataset:  # the folder replaces the dataset
         folder = os.path.basename(os.path.normpath(FLAGS.train_dir))
         base = f"{folder}_{base.removeprefix(own.data.dataset + '_')}"
-    from tfadv import byo
+    from tfadv import targets
 
-    target_path, pixel_scale = byo.split_target(cfg.target)
+    target_path, pixel_scale = targets.split_target(cfg.target)
     target_name = os.path.splitext(os.path.basename(target_path))[0]
     target_name += "" if pixel_scale == 1 else f"_x{pixel_scale:g}"
-    target_name += "_logits" if byo.target_options(cfg.target)[1]["strip_softmax"] else ""
+    target_name += "_logits" if targets.target_options(cfg.target)[1]["strip_softmax"] else ""
     name = base if cfg.target == own.target else f"{base}_vs_{target_name}"
     if FLAGS.quick:
         name += "_quick"
@@ -124,17 +124,17 @@ def entry_name(cfg) -> str:
 
 def is_file_target(target: str) -> bool:
     """A user's own classifier (a .keras file or a SavedModel directory), not a zoo entry."""
-    from tfadv import byo
+    from tfadv import targets
 
-    path = byo.split_target(target)[0]
+    path = targets.split_target(target)[0]
     return path.endswith(".keras") or os.path.isdir(path)
 
 
 def target_label(target: str) -> str:
     """The target's file or entry name for titles, with its pixel scale when wrapped."""
-    from tfadv import byo
+    from tfadv import targets
 
-    path, options = byo.target_options(target)
+    path, options = targets.target_options(target)
     return os.path.basename(path) + ("" if options["pixel_scale"] == 1 else f" (pixels x{options['pixel_scale']:g})") \
         + (" (softmax stripped)" if options["strip_softmax"] else "")
 

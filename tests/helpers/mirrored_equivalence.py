@@ -18,9 +18,9 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tfadv.models import perturbation_model, unet  # noqa: E402
-from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator  # noqa: E402
-from tfadv.trainers.defense import JointAdversarialTrainer, PGDAdversarialTrainer  # noqa: E402
+from tfadv.models import discriminator, perturbation_model, unet  # noqa: E402
+from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer  # noqa: E402
+from tfadv.trainers.defense import CoTrainedTrainer, PGDAdversarialTrainer  # noqa: E402
 
 SHAPE = (16, 16, 1)
 
@@ -40,8 +40,8 @@ BUILDERS = {
     "perturbation": lambda: (PerturbationTrainer(attacker(), classifier(), loss="untargeted"), {}),
     "gan": lambda: (GANPerturbationTrainer(attacker(), classifier(), discriminator(SHAPE, filters=4)),
                     {"d_optimizer": keras.optimizers.SGD(0.05)}),
-    "joint_defense": lambda: (JointAdversarialTrainer(classifier(), attacker()),
-                              {"g_optimizer": keras.optimizers.SGD(0.05)}),
+    "co_trained_defense": lambda: (CoTrainedTrainer(classifier(), attacker()),
+                                   {"g_optimizer": keras.optimizers.SGD(0.05)}),
     "pgd_defense": lambda: (PGDAdversarialTrainer(classifier(), "linf", 0.1, steps=2, random_start=False), {}),
 }
 

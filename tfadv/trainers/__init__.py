@@ -1,10 +1,7 @@
 """Trainers: ``keras.Model`` subclasses whose ``train_step`` implements tfadv's attack losses."""
 
-from tfadv.models.discriminators import discriminator  # its old home: kept for callers importing it from here
 from tfadv.trainers.classifier import ClassifierTrainer
 from tfadv.trainers.perturbation import GANPerturbationTrainer, PerturbationTrainer
 from tfadv.trainers.style import StyleTransferTrainer
 
-__all__ = [
-    "ClassifierTrainer", "GANPerturbationTrainer", "PerturbationTrainer", "StyleTransferTrainer", "discriminator",
-]
+__all__ = ["ClassifierTrainer", "GANPerturbationTrainer", "PerturbationTrainer", "StyleTransferTrainer"]

@@ -4,7 +4,7 @@ The registry maps an entry name to a dict with at least ``kind``, ``dataset``,
 ``path`` (SavedModel folder relative to the zoo), ``sha256`` (see
 :func:`tree_sha256`), ``metrics`` and ``config``.
 
-    tfadv.zoo.list()                              # entry names
+    tfadv.zoo.names()                             # entry names, sorted
     model = tfadv.zoo.load("fashion_mnist_small_cnn")
     logits = model.serve(images)                  # float32 [B, 28, 28, 1] in [0, 1]
 
@@ -16,7 +16,7 @@ place and rewrites the registry (itself through a temporary file and
 One module per role; every name is used as ``tfadv.zoo.NAME``:
 
 * :mod:`~tfadv.zoo.store`: the registry (read, write under its lock, entry names and fields, where the zoo is):
-  ``read_registry``, ``names``, ``list``, ``entry``, ``path_of``, ``check_name``, ``register``, ``add_metrics``,
+  ``read_registry``, ``names``, ``entry``, ``path_of``, ``check_name``, ``register``, ``add_metrics``,
   ``other_tools_commands``, ``default_zoo_dir``, ``KINDS``, ``REQUIRED_FIELDS``, ``REGISTRY_FILE``.
 * :mod:`~tfadv.zoo.integrity`: the checksums, ``tree_sha256`` and ``file_sha256``.
 * :mod:`~tfadv.zoo.transactions`: atomic writes and their recovery, ``staging``, ``Staging``, ``recover``,
@@ -29,8 +29,7 @@ copying (``verify`` runs a killed export's recovery, so the reader sits above th
 """
 
 from tfadv.zoo.store import (KINDS, MAX_NAME, REGISTRY_FILE, REQUIRED_FIELDS, add_metrics, check_name,
-                             default_zoo_dir, entry, list, names, other_tools_commands, path_of, read_registry,
-                             register)
+                             default_zoo_dir, entry, names, other_tools_commands, path_of, read_registry, register)
 from tfadv.zoo.store import _write_registry as _write_registry  # tests write a registry as an export would
 from tfadv.zoo.integrity import file_sha256, tree_sha256
 from tfadv.zoo.transactions import ALIVE, JOURNAL, Staging, recover, staging
@@ -39,5 +38,5 @@ from tfadv.zoo.copying import copy_entry
 
 __all__ = ["ALIVE", "JOURNAL", "KINDS", "MAX_NAME", "REGISTRY_FILE", "REQUIRED_FIELDS", "ServedModel", "Staging",
            "add_metrics", "check_name", "copy_entry", "default_zoo_dir", "entry", "file_sha256", "keras_layer",
-           "list", "load", "names", "other_tools_commands", "path_of", "read_registry", "recover", "register",
-           "staging", "tree_sha256", "verify"]
+           "load", "names", "other_tools_commands", "path_of", "read_registry", "recover", "register", "staging",
+           "tree_sha256", "verify"]

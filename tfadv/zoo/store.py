@@ -10,7 +10,6 @@ Bottom of the package: imports no other ``tfadv.zoo`` module (dependencies run s
 transactions <- loading <- copying).
 """
 
-import builtins
 import contextlib
 import fcntl
 import json
@@ -178,8 +177,3 @@ def _check_entry(name, fields):
         raise ZooError(f"Zoo entry {name!r} lacks required field(s): {', '.join(missing)}.")
     if fields["kind"] not in KINDS:
         raise ZooError(f"Zoo entry {name!r}: unknown kind {fields['kind']!r}. Known kinds: {', '.join(KINDS)}.")
-
-
-def list(zoo_dir: str | None = None) -> builtins.list[str]:  # noqa: A001 - the API the issue names
-    """Alias of :func:`names`: the zoo's entry names."""
-    return names(zoo_dir)

@@ -177,7 +177,7 @@ def staging(name: str, zoo_dir: str | None = None, overwrite: bool = False):
     """Context manager giving a :class:`Staging` to export into; nothing lands unless it commits.
 
         with tfadv.zoo.staging("my_model") as stage:
-            tfadv.export.write_classifier(stage.path, model)
+            tfadv.savedmodel.write_classifier(stage.path, model)
             metrics = evaluate(tf.saved_model.load(stage.path))
             stage.commit(kind="classifier", dataset="fashion_mnist", metrics=metrics, config=cfg)
     """
