@@ -1,5 +1,8 @@
 """The budget is a guarantee: property tests on hostile inputs, checked in float64."""
 
+import json
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -28,28 +31,28 @@ def norms64(delta, norm):
     raw=hnp.arrays(np.float32, SHAPE, elements=hostile),
     x=hnp.arrays(np.float32, SHAPE, elements=st.floats(0, 1, width=32, allow_subnormal=False)),
     norm=st.sampled_from(budgets.NORMS),
-    mode=st.sampled_from(budgets.MODES),
+    rule=st.sampled_from(budgets.RULES),
     eps=st.sampled_from([1e-4, 0.03, 0.3, 2.4, 10.0, 1e4]),
 )
-def test_every_delta_satisfies_its_bound_and_pixel_range(raw, x, norm, mode, eps):
-    x_hat = budgets.bounded_perturbation(x, raw, norm, eps, mode).numpy()
+def test_every_delta_satisfies_its_bound_and_pixel_range(raw, x, norm, rule, eps):
+    x_hat = budgets.bounded_perturbation(x, raw, norm, eps, rule).numpy()
     assert np.all(np.isfinite(x_hat))
     assert x_hat.min() >= 0.0 and x_hat.max() <= 1.0
     delta = x_hat.astype(np.float64) - x.astype(np.float64)
     assert np.all(norms64(delta, norm) <= eps), (norms64(delta, norm), eps)
-    assert np.all(norms64(budgets.constrain(raw, norm, eps, mode).numpy(), norm) <= eps)
+    assert np.all(norms64(budgets.constrain(raw, norm, eps, rule).numpy(), norm) <= eps)
 
 
 @settings(max_examples=30, deadline=None)
 @given(raw=hnp.arrays(np.float32, SHAPE, elements=st.floats(0.0010000000474974513, 1, width=32, allow_subnormal=False)),
        norm=st.sampled_from(budgets.NORMS), eps=st.sampled_from([0.05, 2.4]))
-def test_scale_mode_uses_the_whole_budget(raw, norm, eps):
+def test_the_threshold_rule_uses_the_whole_budget(raw, norm, eps):
     raw = raw * np.where(np.arange(raw.size).reshape(raw.shape) % 3, 1, -1).astype(np.float32)  # both signs
-    delta = budgets.constrain(raw, norm, eps, "scale").numpy()
+    delta = budgets.constrain(raw, norm, eps, "threshold").numpy()
     np.testing.assert_allclose(norms64(delta, norm), eps, rtol=1e-4)
 
 
-def test_project_mode_leaves_small_perturbations_alone():
+def test_the_project_rule_leaves_small_perturbations_alone():
     raw = np.full(SHAPE, 1e-3, np.float32)
     np.testing.assert_allclose(budgets.constrain(raw, "l2", 2.4, "project"), raw)
     np.testing.assert_allclose(budgets.constrain(raw, "linf", 0.1, "project"), raw)
@@ -78,6 +81,37 @@ def test_layer_is_differentiable_and_serializable(tmp_path):
     assert reloaded.layers[-1].get_config()["eps"] == 1.5
 
 
+@pytest.mark.parametrize("old", [{"mode": "scale"}, {"mode": "project"}, {}])
+def test_a_layer_saved_before_the_rename_reads_back_with_its_rule_and_computes_the_same(old, tmp_path):
+    """``.keras`` files and preset folders written before hold ``mode`` ("scale": today's "threshold") and no
+    ``rule``: they read back as the layer they were, whose output is the same."""
+    rule = {"scale": "threshold", "project": "project"}.get(old.get("mode"), "threshold")
+    layer = budgets.NormBoundedPerturbation("linf", 0.1, rule=rule, name="budget")
+    config = {key: value for key, value in layer.get_config().items() if key != "rule"}
+    assert budgets.NormBoundedPerturbation.from_config({**config, **old}).get_config() == layer.get_config()
+    # ... and inside a saved model, as keras.saving.load_model meets it
+    inputs = [keras.Input((8, 8, 1)), keras.Input((8, 8, 1))]
+    model = keras.Model(inputs, layer(inputs))
+    model.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as new, zipfile.ZipFile(tmp_path / "old.keras", "w") as written:
+        for item in new.infolist():
+            content = new.read(item)
+            if item.filename == "config.json":
+                saved = json.loads(content)
+                budget = next(entry for entry in saved["config"]["layers"] if entry["config"]["name"] == "budget")
+                del budget["config"]["rule"]
+                budget["config"].update(old)
+                content = json.dumps(saved)
+            written.writestr(item, content)
+    reloaded = keras.saving.load_model(tmp_path / "old.keras")
+    assert reloaded.get_layer("budget").rule == rule
+    x = tf.random.uniform((2, 8, 8, 1), 0.2, 0.8, seed=0)
+    raw = tf.random.normal((2, 8, 8, 1), seed=1)
+    np.testing.assert_array_equal(reloaded([x, raw]), model([x, raw]))
+    with pytest.raises(ConfigError, match=r"rule must be one of \('threshold', 'project'\). Received: rule='scale'"):
+        budgets.NormBoundedPerturbation("linf", 0.1, rule="scale")  # the old name, given today: one name
+
+
 @pytest.mark.parametrize("norm,eps,message", [
     ("l1", 1.0, "norm must be one of"),
     ("l2", 0.0, "eps must be finite and > 0"),
@@ -95,14 +129,14 @@ def test_bad_budgets_are_refused(norm, eps, message):
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("norm,eps", [("l2", 2.4), ("l2", 0.5), ("linf", 0.1)])
-@pytest.mark.parametrize("mode", budgets.MODES)
-def test_half_precision_deltas_stay_inside_the_budget(dtype, norm, eps, mode):
+@pytest.mark.parametrize("rule", budgets.RULES)
+def test_half_precision_deltas_stay_inside_the_budget(dtype, norm, eps, rule):
     """Norms summed in float16 overran L2 2.4 by 0.002, and L-inf raised a dtype error; the bound now holds in
     float64 over the half-precision values themselves."""
     rng = np.random.default_rng(0)
     for scale in (1e-3, 1.0, 30.0, 1000.0):
         raw = tf.cast(rng.standard_normal((64, 28, 28, 1)) * scale, dtype)
-        delta = budgets.constrain(raw, norm, eps, mode)
+        delta = budgets.constrain(raw, norm, eps, rule)
         assert delta.dtype == raw.dtype
         flat = tf.cast(delta, tf.float64).numpy().reshape(64, -1)
         sizes = np.sqrt((flat**2).sum(1)) if norm == "l2" else np.abs(flat).max(1)

@@ -4,12 +4,12 @@ import os
 import pytest
 
 from tfadv import config as config_lib
-from tfadv import experiments, tasks
+from tfadv import experiments, schema, tasks
 from tfadv.errors import ConfigError
 
-# The defended zoo entries' configs as zoo/registry.json recorded them before each defence method had its own
+# The defended zoo entries' configs as zoo/registry.json recorded them before each defense method had its own
 # settings (every method's fields flat, at the top level): the registry now holds them migrated.
-LEGACY_DEFENCE_CONFIGS = os.path.join(os.path.dirname(__file__), "data", "legacy_defense_configs.json")
+LEGACY_DEFENSE_CONFIGS = os.path.join(os.path.dirname(__file__), "data", "legacy_defense_configs.json")
 
 
 @pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
@@ -70,8 +70,9 @@ def test_validate_rejects_bad_values_with_the_value_named(key, value, message):
     ("fashion_mnist_cnn", "optimizer.momentum", float("nan"), "optimizer.momentum must be a finite"),
     ("fashion_mnist_cnn", "optimizer.momentum", 1.5, r"optimizer.momentum must be in \[0, 1\)"),
     ("fashion_mnist_cnn", "seed", -1, r"seed must be in \[0, 4294967295\]"),
-    ("fashion_mnist_unet_l2", "kappa", float("nan"), "kappa must be a finite number"),
-    ("fashion_mnist_unet_l2", "kappa", -1.0, "kappa must be >= 0"),
+    ("fashion_mnist_unet_l2", "loss_settings.kappa", float("nan"), "loss_settings.kappa must be a finite number"),
+    ("fashion_mnist_unet_l2", "loss_settings.kappa", -1.0, "loss_settings.kappa of loss 'cw' must be >= 0"),
+    ("fashion_mnist_unet_l2", "loss_settings.margin", 1.0, r"Unknown setting\(s\) loss_settings.margin of loss 'cw'"),
     ("fashion_mnist_unet_joint", "magnitude_weight", float("nan"), "magnitude_weight must be a finite number"),
     ("fashion_mnist_unet_gan", "d_learning_rate", -2e-4, "d_learning_rate must be > 0"),
     ("fashion_mnist_joint_defense_linf", "settings.generator_learning_rate", -1e-3,
@@ -172,8 +173,8 @@ def test_every_labelled_experiment_holds_out_validation_and_test_data(name):
         return
     data = cfg.data
     assert data.validation_split is not None, "validation during training must use held-out data"
-    assert not experiments.splits_overlap(data.train_split, data.validation_split)
-    assert not experiments.splits_overlap(data.validation_split, data.eval_split)
+    assert not schema.splits_overlap(data.train_split, data.validation_split)
+    assert not schema.splits_overlap(data.validation_split, data.eval_split)
 
 
 @pytest.mark.parametrize("a,b,overlap", [
@@ -183,8 +184,8 @@ def test_every_labelled_experiment_holds_out_validation_and_test_data(name):
     ("train[:-10%]", "train[-20%:]", True), ("train[:-10%]", "train[-10%:]", False),
 ])
 def test_splits_overlap(a, b, overlap):
-    assert experiments.splits_overlap(a, b) is overlap
-    assert experiments.splits_overlap(b, a) is overlap
+    assert schema.splits_overlap(a, b) is overlap
+    assert schema.splits_overlap(b, a) is overlap
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -221,35 +222,36 @@ def test_configs_written_before_the_runtime_section_read_back_into_it():
 
 def test_every_kind_shares_one_runtime_section():
     kinds = {cfg.kind: cfg for cfg in map(experiments.get_experiment, experiments.EXPERIMENTS)}
-    assert set(kinds) == set(experiments.KINDS)
+    assert set(kinds) == set(schema.KINDS)
     for cfg in kinds.values():
-        assert isinstance(cfg.runtime, experiments.RuntimeConfig)
+        assert isinstance(cfg.runtime, schema.RuntimeConfig)
         assert not {"strategy", "jit_compile", "mixed_precision"} & set(config_lib.to_dict(cfg)), cfg.kind
 
 
-def test_set_reaches_a_defences_own_settings_and_the_method_checks_them():
+def test_set_reaches_a_defenses_own_settings_and_the_method_checks_them():
     cfg = config_lib.override(experiments.get_experiment("fashion_mnist_pgd_defense_linf"), {"settings.steps": 3})
     assert tasks.checked(cfg).settings == {"steps": 3, "step_size": None, "adversarial_fraction": 0.5}
-    with pytest.raises(ConfigError, match=r"Unknown setting\(s\) settings.beta of defence method 'pgd'; its "
+    with pytest.raises(ConfigError, match=r"Unknown setting\(s\) settings.beta of defense method 'pgd'; its "
                                           "settings: adversarial_fraction, steps, step_size"):
         tasks.checked(config_lib.override(cfg, {"settings.beta": 6.0}))  # TRADES' setting, not PGD's
-    joint = experiments.get_experiment("fashion_mnist_joint_defense_linf")
-    with pytest.raises(ConfigError, match=r"settings.generator, settings.generator_kwargs of defence method 'pgd'"):
-        tasks.checked(config_lib.override(joint, {"method": "pgd"}))  # another method's settings do not carry over
-    assert tasks.checked(config_lib.override(joint, {"method": "pgd", "settings": {}})).settings["steps"] == 7
-    with pytest.raises(ConfigError, match="Unknown defence method 'nope'. Known: fgsm, joint, pgd, trades"):
+    co_trained = experiments.get_experiment("fashion_mnist_joint_defense_linf")
+    with pytest.raises(ConfigError, match=r"settings.generator, settings.generator_kwargs of defense method 'pgd'"):
+        tasks.checked(config_lib.override(co_trained, {"method": "pgd"}))  # another method's settings do not carry
+    assert tasks.checked(config_lib.override(co_trained, {"method": "pgd", "settings": {}})).settings["steps"] == 7
+    with pytest.raises(ConfigError, match="Unknown defense method 'nope'. Known: co_trained, fgsm, pgd, trades"):
         tasks.checked(config_lib.override(cfg, {"method": "nope"}))
     cfg.validate()  # the config alone holds values, not names: a bad setting is the task's to find
     config_lib.override(cfg, {"settings.steps": 0}).validate()
 
 
-def test_flat_defence_configs_of_the_zoo_read_back_into_their_methods_settings():
-    """Every defended entry's config as recorded before the change (pgd, fgsm, trades, joint) reads back with its
-    method's legacy fields moved into its settings and the other methods' dropped: the same settings its
+def test_flat_defense_configs_of_the_zoo_read_back_into_their_methods_settings():
+    """Every defended entry's config as recorded before the change (pgd, fgsm, trades, and joint: today's
+    co_trained) reads back with its method's legacy fields moved into its settings and the other methods' dropped
+    (the co-trained generator's ``generator_kappa`` on into ``generator_loss_settings``): the same settings its
     recipe gives today, and the same config as the migrated registry entry."""
     from tfadv import zoo
 
-    with open(LEGACY_DEFENCE_CONFIGS) as f:
+    with open(LEGACY_DEFENSE_CONFIGS) as f:
         legacy = json.load(f)
     registry = zoo.read_registry(os.path.join(os.path.dirname(os.path.dirname(__file__)), "zoo"))
     assert {config["method"] for config in legacy.values()} == {"pgd", "fgsm", "trades", "joint"}
@@ -274,7 +276,7 @@ def test_a_run_folders_flat_config_json_reads_back_and_resumes_as_todays_recipe(
     ``--config`` reads it."""
     from tfadv import training
 
-    with open(LEGACY_DEFENCE_CONFIGS) as f:
+    with open(LEGACY_DEFENSE_CONFIGS) as f:
         old = json.load(f)["fashion_mnist_fgsm_defense_linf"]
     path = tmp_path / "config.json"
     path.write_text(json.dumps(old))
@@ -285,3 +287,63 @@ def test_a_run_folders_flat_config_json_reads_back_and_resumes_as_todays_recipe(
     assert training.recipe_json(old) == training.recipe_json(config_lib.to_dict(today))
     assert training.recipe_json(old) != training.recipe_json(config_lib.to_dict(
         config_lib.override(today, {"settings.step_size": 0.05})))
+
+
+def test_defense_configs_of_the_old_method_name_read_back_as_co_trained_and_resume_as_todays_recipe():
+    """A config written when the co-trained defense was method "joint" (a run folder's config.json, a registry
+    entry), its generator's margin in ``settings.generator_kappa``: method "co_trained", the margin in
+    ``settings.generator_loss_settings``; it resumes as today's recipe, and the registry's configs were rewritten
+    so. ``--set method=joint`` is refused with the new name."""
+    from tfadv import training, zoo
+
+    today = experiments.get_experiment("fashion_mnist_joint_fgsm_defense_linf")
+    old = config_lib.to_dict(today)
+    old["method"], old["settings"] = "joint", {**old["settings"], "generator_loss": "cw", "generator_kappa": 2.0}
+    cfg = experiments.from_dict(old)
+    assert cfg.method == "co_trained" and cfg.settings["generator_loss_settings"] == {"kappa": 2.0}
+    assert "generator_kappa" not in cfg.settings and tasks.checked(cfg) == tasks.checked(today)
+    assert training.recipe_json(old) == training.recipe_json(config_lib.to_dict(today))
+    assert training.recipe_json({**old, "settings": {**old["settings"], "generator_kappa": 5.0}}) != \
+        training.recipe_json(config_lib.to_dict(today))
+    kept = {**old, "settings": {**old["settings"], "generator_loss_settings": {"kappa": 1.0}}}
+    assert experiments.from_dict(kept).settings["generator_loss_settings"] == {"kappa": 1.0}  # already there: wins
+    untargeted = {**old, "settings": {**old["settings"], "generator_loss": "untargeted"}}  # never read kappa
+    assert "generator_loss_settings" not in experiments.from_dict(untargeted).settings
+    assert tasks.checked(experiments.from_dict(untargeted)).settings["generator_loss_settings"] == {}
+    assert experiments.from_dict({**old, "method": "pgd", "settings": {"steps": 3}}).method == "pgd"
+    with pytest.raises(ConfigError, match="Defense method 'joint' was renamed 'co_trained': --set method=co_trained"):
+        tasks.checked(config_lib.override(today, {"method": "joint"}))
+    registry = zoo.read_registry(os.path.join(os.path.dirname(os.path.dirname(__file__)), "zoo"))
+    defended = {name: entry["config"] for name, entry in registry.items() if entry["config"].get("kind") == "defense"}
+    assert "joint" not in {config["method"] for config in defended.values()}
+    assert not any("generator_kappa" in config["settings"] for config in defended.values())
+
+
+def test_configs_with_a_top_level_kappa_read_back_with_it_in_loss_settings():
+    """Perturbation configs written before losses had settings of their own carried cw's margin as a top-level
+    ``kappa`` (every loss was handed it, only cw read it): it moves into ``loss_settings`` for cw and is dropped
+    for the others; the run resumes as today's recipe, and the registry's configs were rewritten so."""
+    from tfadv import training, zoo
+
+    today = experiments.get_experiment("fashion_mnist_unet_joint")
+    old = {key: value for key, value in config_lib.to_dict(today).items() if key != "loss_settings"}
+    old["kappa"] = 3.0
+    cfg = experiments.from_dict(old)
+    assert cfg.loss_settings == {"kappa": 3.0} and tasks.checked(cfg) == tasks.checked(today)
+    assert training.recipe_json(old) == training.recipe_json(config_lib.to_dict(today))
+    assert training.recipe_json({**old, "kappa": 5.0}) != training.recipe_json(config_lib.to_dict(today))
+    assert experiments.from_dict({**old, "loss_settings": {"kappa": 1.0}}).loss_settings == {"kappa": 1.0}
+    for loss in ("untargeted", "least_likely", "feature_separation"):  # losses that never read kappa: dropped
+        assert experiments.from_dict({**old, "loss": loss, "kappa": 2.0}).loss_settings == {}, loss
+    assert experiments.from_dict({**old, "loss": "not_registered", "kappa": 0.0}).loss_settings == {}
+    assert experiments.from_dict({**old, "loss": "not_registered"}).loss_settings == {"kappa": 3.0}
+    with pytest.raises(ConfigError, match="Unknown config key"):  # only perturbation configs had it
+        experiments.from_dict({**config_lib.to_dict(experiments.get_experiment("fashion_mnist_cnn")), "kappa": 1.0})
+    registry = zoo.read_registry(os.path.join(os.path.dirname(os.path.dirname(__file__)), "zoo"))
+    perturbation = {name: entry["config"] for name, entry in registry.items()
+                    if entry["config"].get("kind") == "perturbation"}
+    assert perturbation and not [name for name, config in perturbation.items() if "kappa" in config]
+    for name, config in perturbation.items():
+        if name in experiments.EXPERIMENTS:
+            recipe = tasks.checked(experiments.get_experiment(name))
+            assert (config["loss"], config["loss_settings"]) == (recipe.loss, recipe.loss_settings), name

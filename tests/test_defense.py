@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfadv.errors import ConfigError, ZooError
 from tfadv.models import build_classifier, perturbation_model, unet
-from tfadv.trainers.defense import JointAdversarialTrainer, PGDAdversarialTrainer
+from tfadv.trainers.defense import CoTrainedTrainer, PGDAdversarialTrainer
 
 from conftest import brightness_task
 
@@ -18,14 +18,14 @@ def data():
     return brightness_task(96)
 
 
-def joint_trainer():
-    return JointAdversarialTrainer(build_classifier("small_cnn", filters=[8, 16]),
-                                   perturbation_model(unet(filters=4), "thresholded", "linf", 0.1))
+def co_trained_trainer():
+    return CoTrainedTrainer(build_classifier("small_cnn", filters=[8, 16]),
+                            perturbation_model(unet(filters=4), "thresholded", "linf", 0.1))
 
 
 def test_one_step_updates_both_players(data):
     x, y = data
-    trainer = joint_trainer()
+    trainer = co_trained_trainer()
     trainer(x[:1])
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
     c_before = [w.numpy().copy() for w in trainer.classifier.trainable_weights]
@@ -37,10 +37,10 @@ def test_one_step_updates_both_players(data):
     assert float(logs["linf_max"]) <= 0.1
 
 
-def test_joint_validation_runs_the_generator_once_per_batch(data):
+def test_co_trained_validation_runs_the_generator_once_per_batch(data):
     """test_step computed the generator's loss, then ran the generator again for the attack metrics."""
     x, y = data
-    trainer = joint_trainer()
+    trainer = co_trained_trainer()
     trainer(x[:1])
     generator = next(layer for layer in trainer.attacker.layers if isinstance(layer, keras.Model))
     first = next(layer for layer in generator.layers if isinstance(layer, keras.layers.Conv2D))
@@ -52,12 +52,12 @@ def test_joint_validation_runs_the_generator_once_per_batch(data):
 
 def test_save_reload_keeps_both_optimizers(data, tmp_path):
     x, y = data
-    trainer = joint_trainer()
+    trainer = co_trained_trainer()
     trainer(x[:1])
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(5e-4))
     trainer.fit(x, y, batch_size=32, epochs=1, verbose=0)
-    trainer.save(tmp_path / "joint.keras")
-    reloaded = keras.saving.load_model(tmp_path / "joint.keras")
+    trainer.save(tmp_path / "co_trained.keras")
+    reloaded = keras.saving.load_model(tmp_path / "co_trained.keras")
     assert int(reloaded.optimizer.iterations) == int(reloaded.g_optimizer.iterations) == 3
     assert float(reloaded.g_optimizer.learning_rate) == pytest.approx(5e-4)
     assert len(reloaded.optimizer.variables) == len(trainer.optimizer.variables) > 2  # slots restored, not skipped
@@ -69,12 +69,12 @@ def test_save_reload_keeps_both_optimizers(data, tmp_path):
         reloaded.compile(optimizer=keras.optimizers.Adam())
 
 
-def test_refined_joint_trains_on_pgd_steps_from_the_generators_images(data, tmp_path):
+def test_refined_co_trained_trains_on_pgd_steps_from_the_generators_images(data, tmp_path):
     x, y = data
     x, y = tf.constant(x[:32]), tf.constant(y[:32])
-    trainer = JointAdversarialTrainer(build_classifier("small_cnn", filters=[8, 16]),
-                                      perturbation_model(unet(filters=4), "thresholded", "l2", 1.5),
-                                      refine_steps=2, norm="l2", eps=1.5)
+    trainer = CoTrainedTrainer(build_classifier("small_cnn", filters=[8, 16]),
+                               perturbation_model(unet(filters=4), "thresholded", "l2", 1.5),
+                               refine_steps=2, norm="l2", eps=1.5)
     trainer(x[:1])
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
     logs = trainer.train_step((x, y))
@@ -88,7 +88,7 @@ def test_refined_joint_trains_on_pgd_steps_from_the_generators_images(data, tmp_
     reloaded = keras.saving.load_model(tmp_path / "refined.keras")
     assert (reloaded.refine_steps, reloaded.norm, reloaded.eps) == (2, "l2", 1.5)
     with pytest.raises(ConfigError, match="needs the budget"):
-        JointAdversarialTrainer(trainer.classifier, trainer.attacker, refine_steps=1)
+        CoTrainedTrainer(trainer.classifier, trainer.attacker, refine_steps=1)
 
 
 def test_generator_batch_updates_the_generator_on_the_first_images_and_attacks_the_whole_batch(data):
@@ -98,10 +98,10 @@ def test_generator_batch_updates_the_generator_on_the_first_images_and_attacks_t
 
     def one_step(images, generator_batch):
         keras.utils.set_random_seed(3)
-        trainer = JointAdversarialTrainer(build_classifier("small_cnn", filters=[8, 16]),
-                                          perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
-                                          generator_batch=generator_batch, refine_steps=1, norm="linf", eps=0.1,
-                                          step_size=0.125)
+        trainer = CoTrainedTrainer(build_classifier("small_cnn", filters=[8, 16]),
+                                   perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
+                                   generator_batch=generator_batch, refine_steps=1, norm="linf", eps=0.1,
+                                   step_size=0.125)
         trainer(x[:1])
         trainer.compile(optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
         logs = trainer.train_step((images, y))
@@ -126,7 +126,7 @@ def test_generator_batch_updates_the_generator_on_the_first_images_and_attacks_t
     np.testing.assert_allclose(trainer.adversarial(x, y), expected, atol=1e-5)
     assert (trainer.get_config()["generator_batch"], trainer.get_config()["step_size"]) == (4, 0.125)
     with pytest.raises(ConfigError, match="generator_batch"):
-        JointAdversarialTrainer(trainer.classifier, trainer.attacker, generator_batch=0)
+        CoTrainedTrainer(trainer.classifier, trainer.attacker, generator_batch=0)
 
 
 def test_pgd_training_defends_and_evaluates_under_its_budget():
@@ -157,13 +157,12 @@ def bn_classifier():
     return keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(normalised)))
 
 
-@pytest.mark.parametrize("method", ["joint", "pgd"])
+@pytest.mark.parametrize("method", ["co_trained", "pgd"])
 def test_clean_and_adversarial_images_go_through_batchnorm_as_one_batch(method, data):
     x, y = data
     x, y = tf.constant(x[:32]), tf.constant(y[:32])
-    if method == "joint":
-        trainer = JointAdversarialTrainer(bn_classifier(), perturbation_model(unet(filters=4), "thresholded",
-                                                                              "linf", 0.1))
+    if method == "co_trained":
+        trainer = CoTrainedTrainer(bn_classifier(), perturbation_model(unet(filters=4), "thresholded", "linf", 0.1))
         trainer(x[:1])
         trainer.compile(optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.0))
     else:
@@ -178,12 +177,12 @@ def test_clean_and_adversarial_images_go_through_batchnorm_as_one_batch(method, 
     assert moving_mean == pytest.approx(concatenated, rel=1e-5) and abs(concatenated - separate) > 0.1
 
 
-def test_joint_classifier_trains_on_the_images_the_generator_step_optimised(data):
+def test_co_trained_classifier_trains_on_the_images_the_generator_step_optimised(data):
     """The generator is optimised with BatchNorm in training mode; its inference-mode images differ."""
     keras.utils.set_random_seed(3)
     x, y = data
     x, y = tf.constant(x[:32]), tf.constant(y[:32])
-    trainer = joint_trainer()
+    trainer = co_trained_trainer()
     trainer(x[:1])
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-2))
     l2_mean = lambda x_hat: float(tf.reduce_mean(tf.norm(tf.reshape(x_hat - x, (32, -1)), axis=1)))  # noqa: E731
@@ -194,12 +193,12 @@ def test_joint_classifier_trains_on_the_images_the_generator_step_optimised(data
     assert abs(inference - optimised) > 0.01 * optimised, (inference, optimised)
 
 
-def test_a_nan_generator_stops_the_joint_defence(data):
+def test_a_nan_generator_stops_the_co_trained_defense(data):
     from tfadv.callbacks import FailOnNonFinite
     from tfadv.errors import TrainingDivergedError
 
     x, y = data
-    trainer = joint_trainer()
+    trainer = co_trained_trainer()
     trainer(x[:1])
     generator = [layer for layer in trainer.attacker.layers if isinstance(layer, keras.Model)][0]
     kernel = [w for w in generator.trainable_weights if w.path.endswith("kernel")][-1]  # the output conv
@@ -211,14 +210,15 @@ def test_a_nan_generator_stops_the_joint_defence(data):
     assert int(trainer.optimizer.iterations) == 1  # stopped after the first batch
 
 
-@pytest.mark.parametrize("method,settings", [("joint", {"settings.generator_kwargs": {"filters": 4}}),
-                                             ("pgd", {"settings.steps": 2})])
-def test_defense_runs_write_a_classifier_that_exports_as_defended(method, settings, idx_dir, tmp_path):
+@pytest.mark.parametrize("experiment,settings", [("fashion_mnist_joint_defense_linf",  # method co_trained
+                                                  {"settings.generator_kwargs": {"filters": 4}}),
+                                                 ("fashion_mnist_pgd_defense_linf", {"settings.steps": 2})])
+def test_defense_runs_write_a_classifier_that_exports_as_defended(experiment, settings, idx_dir, tmp_path):
     from tfadv import config as config_lib
     from tfadv import data as data_lib
     from tfadv import experiments, export, training, zoo
 
-    cfg = config_lib.override(experiments.get_experiment(f"fashion_mnist_{method}_defense_linf"), {
+    cfg = config_lib.override(experiments.get_experiment(experiment), {
         "data.idx_dir": idx_dir, "data.batch_size": 32, "epochs": 1, "model_kwargs": {"filters": [8, 16]},
         **settings})
     workdir = str(tmp_path / "run")
@@ -229,14 +229,15 @@ def test_defense_runs_write_a_classifier_that_exports_as_defended(method, settin
     saved = keras.saving.load_model(os.path.join(workdir, "model.keras"))
     x_eval, y_eval = (np.concatenate(parts) for parts in zip(*[(x.numpy(), y.numpy()) for x, y in eval_ds]))
     assert metrics["accuracy"] == pytest.approx(np.mean(np.argmax(saved(x_eval), -1) == y_eval), abs=1e-6)
-    assert os.path.exists(os.path.join(workdir, "attacker.keras")) == (method == "joint")
+    co_trained = cfg.method == "co_trained"
+    assert os.path.exists(os.path.join(workdir, "attacker.keras")) == co_trained
     assert "attack_epoch001.png" in os.listdir(os.path.join(workdir, "images"))
     entry = export.export_run(workdir, "defended", zoo_dir=str(tmp_path / "zoo"))
     assert entry["kind"] == "defended_classifier"
     assert entry["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
     assert zoo.load("defended", str(tmp_path / "zoo")).serve(tf.zeros((1, 28, 28, 1))).shape == (1, 10)
     registry = zoo.read_registry(str(tmp_path / "zoo"))
-    if method == "joint":  # the co-trained generator lands beside the classifier, measured against it
+    if co_trained:  # the co-trained generator lands beside the classifier, measured against it
         generator = registry["defended_generator"]
         assert generator["target"] == "defended" and generator["co_trained"] and generator["kind"] == "perturbation"
         assert generator["metrics"]["linf_max"] <= 0.1 and generator["budget"] == {"norm": "linf", "eps": 0.1}
@@ -261,27 +262,27 @@ def brightness_classifier():
 def test_defense_report_has_every_attack_row(idx_dir, tmp_path):
     import functools
 
-    from tfadv import defense_report, export, training, zoo
+    from tfadv import defense_report, savedmodel, training, zoo
 
     zoo_dir = str(tmp_path / "zoo")
     classifiers = {"base": brightness_classifier(), "hardened": build_classifier("small_cnn", filters=[4, 8])}
     for name, kind in (("base", "classifier"), ("hardened", "defended_classifier")):
         with zoo.staging(name, zoo_dir) as stage:
-            export.write_classifier(stage.path, classifiers[name])
+            savedmodel.write_classifier(stage.path, classifiers[name])
             stage.commit(kind=kind, dataset="fashion_mnist", metrics={}, config={}, input_shape=[28, 28, 1])
     with zoo.staging("base_attack", zoo_dir) as stage:
-        export.write_perturbation(stage.path, perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
-                                  (28, 28, 1))
+        savedmodel.write_perturbation(stage.path, perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
+                                      (28, 28, 1))
         stage.commit(kind="perturbation", dataset="fashion_mnist", metrics={}, config={}, target="base",
                      budget={"norm": "linf", "eps": 0.1}, input_shape=[28, 28, 1])
     with zoo.staging("hardened_generator", zoo_dir) as stage:
-        export.write_perturbation(stage.path, perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
-                                  (28, 28, 1))
+        savedmodel.write_perturbation(stage.path, perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
+                                      (28, 28, 1))
         stage.commit(kind="perturbation", dataset="fashion_mnist", metrics={}, config={}, target="hardened",
                      co_trained=True, budget={"norm": "linf", "eps": 0.1}, input_shape=[28, 28, 1])
     with zoo.staging("base_attack_wide", zoo_dir) as stage:  # a larger budget: projected onto 0.1 in the table
-        export.write_perturbation(stage.path, perturbation_model(unet(filters=4), "thresholded", "linf", 0.3),
-                                  (28, 28, 1))
+        savedmodel.write_perturbation(stage.path, perturbation_model(unet(filters=4), "thresholded", "linf", 0.3),
+                                      (28, 28, 1))
         stage.commit(kind="perturbation", dataset="fashion_mnist", metrics={}, config={}, target="base",
                      budget={"norm": "linf", "eps": 0.3}, input_shape=[28, 28, 1])
     wide = defense_report.transfer_attacks(zoo.read_registry(zoo_dir), "base", "linf", 0.1, zoo_dir)
@@ -438,15 +439,21 @@ def test_madry_recipe_trains_on_adversarial_images_only_and_differs_from_the_mix
     ("fashion_mnist_pgd_defense_linf", "settings.adversarial_fraction", 2.0, "adversarial_fraction must be in"),
     ("fashion_mnist_fgsm_defense_linf", "settings.step_size", 0.0, "settings.step_size must be > 0 or null"),
     ("fashion_mnist_fgsm_defense_linf", "settings.steps", 2,  # FGSM is one step
-     "Unknown setting(s) settings.steps of defence method 'fgsm'"),
+     "Unknown setting(s) settings.steps of defense method 'fgsm'"),
     ("fashion_mnist_trades_defense_linf", "settings.beta", -1.0, "settings.beta must be >= 0"),
     ("fashion_mnist_trades_defense_linf", "settings.adversarial_fraction", 0.5,  # its objective is not the mix
-     "Unknown setting(s) settings.adversarial_fraction of defence method 'trades'"),
+     "Unknown setting(s) settings.adversarial_fraction of defense method 'trades'"),
     ("fashion_mnist_joint_defense_linf", "settings.generator", "gan", "Unknown generator 'gan'"),
     ("fashion_mnist_joint_defense_linf", "settings.generator_loss", "targeted", "settings.generator_loss must be"),
     ("fashion_mnist_joint_defense_linf", "settings.refine_steps", -1, "settings.refine_steps must be >= 0"),
     ("fashion_mnist_joint_defense_linf", "settings.generator_batch", "32",
      "settings.generator_batch='32' does not match int | None"),
+    ("fashion_mnist_joint_defense_linf", "settings.generator_loss_settings.kappa", -1.0,
+     "settings.generator_loss_settings.kappa of loss 'cw' must be >= 0"),
+    ("fashion_mnist_joint_defense_linf", "settings.generator_loss_settings", {"kappa": float("nan")},
+     "settings.generator_loss_settings.kappa must be a finite number"),
+    ("fashion_mnist_joint_defense_linf", "settings.generator_kappa", 2.0,  # its name before generator_loss_settings
+     "Unknown setting(s) settings.generator_kappa of defense method 'co_trained'"),
 ])
 def test_each_method_refuses_its_own_bad_settings_in_one_line(experiment, key, value, message):
     from tfadv import config as config_lib
@@ -458,11 +465,58 @@ def test_each_method_refuses_its_own_bad_settings_in_one_line(experiment, key, v
     assert "\n" not in str(caught.value)
 
 
+def test_the_generators_loss_settings_follow_its_loss_and_the_old_method_name_is_refused_naming_the_new():
+    from tfadv import config as config_lib
+    from tfadv import experiments, tasks
+
+    cfg = experiments.get_experiment("fashion_mnist_joint_defense_linf")
+    assert cfg.method == "co_trained" and tasks.checked(cfg).settings["generator_loss_settings"] == {"kappa": 2.0}
+    untargeted = config_lib.override(cfg, {"settings.generator_loss": "untargeted"})  # null: that loss's own
+    assert tasks.checked(untargeted).settings["generator_loss_settings"] == {}
+    with pytest.raises(ConfigError, match=re.escape("settings.generator_loss_settings.kappa of loss 'untargeted'; its "
+                                                    "settings: none (switching loss, give its own: --set "
+                                                    "settings.generator_loss_settings={} for its defaults)")):
+        tasks.checked(config_lib.override(untargeted, {"settings.generator_loss_settings": {"kappa": 2.0}}))
+    with pytest.raises(ConfigError, match=re.escape("Defense method 'joint' was renamed 'co_trained': --set "
+                                                    "method=co_trained.")):
+        tasks.checked(config_lib.override(cfg, {"method": "joint"}))
+
+
+def test_a_trainer_saved_before_the_rename_loads_with_its_margin(data, tmp_path):
+    """A ``.keras`` file of the trainer as saved before the rename (class ``JointAdversarialTrainer``, cw's margin
+    as ``attack_kappa``) loads as today's class, with the margin in ``attack_loss_settings``."""
+    import json
+    import zipfile
+
+    x, _ = data
+    trainer = CoTrainedTrainer(build_classifier("small_cnn", filters=[8, 16]),
+                               perturbation_model(unet(filters=4), "thresholded", "linf", 0.1),
+                               attack_loss_settings={"kappa": 3.0})
+    trainer(x[:1])
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    trainer.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as new, zipfile.ZipFile(tmp_path / "old.keras", "w") as old:
+        for item in new.infolist():
+            content = new.read(item)
+            if item.filename == "config.json":
+                config = json.loads(content)
+                assert config["registered_name"] == "tfadv>CoTrainedTrainer"
+                config["class_name"] = "JointAdversarialTrainer"
+                config["registered_name"] = "tfadv>JointAdversarialTrainer"
+                del config["config"]["attack_loss_settings"]
+                config["config"]["attack_kappa"] = 3.0
+                content = json.dumps(config)
+            old.writestr(item, content)
+    reloaded = keras.saving.load_model(tmp_path / "old.keras")
+    assert isinstance(reloaded, CoTrainedTrainer) and reloaded.attack_loss_settings == {"kappa": 3.0}
+    np.testing.assert_allclose(reloaded(x[:4]), trainer(x[:4]), atol=1e-6)
+
+
 @pytest.mark.parametrize("experiment,label,attack", [
     ("fashion_mnist_pgd3_defense_linf", "PGD adversarial training (Madry et al.)", "PGD-3"),
     ("fashion_mnist_fgsm_defense_linf", "fast adversarial training (FGSM, Wong et al.)", "FGSM, random start"),
     ("fashion_mnist_trades_defense_linf", "TRADES (Zhang et al.)", "TRADES: PGD-10 on the KL"),
-    ("fashion_mnist_joint_fgsm_defense_linf", "joint generator defence", "generator x1 on 32 images + PGD-1"),
+    ("fashion_mnist_joint_fgsm_defense_linf", "co-trained generator defense", "generator x1 on 32 images + PGD-1"),
 ])
 def test_tables_name_each_method_and_its_training_attack_as_registered(experiment, label, attack):
     from tfadv import experiments
@@ -473,7 +527,7 @@ def test_tables_name_each_method_and_its_training_attack_as_registered(experimen
 
 def test_the_task_builds_each_method_from_its_settings():
     """The trainer gets the method's own settings: PGD's steps, FGSM's default step of 1.25 eps, TRADES' beta,
-    the joint defence's generator batch and its generator's optimizer."""
+    the co-trained defense's generator batch, its generator's loss settings and its generator's optimizer."""
     from tfadv import experiments
     from tfadv.tasks.defense import build_defense_trainer
     from tfadv.trainers.defense import defense_method
@@ -489,9 +543,12 @@ def test_the_task_builds_each_method_from_its_settings():
     fgsm = built("fashion_mnist_fgsm_defense_linf")
     assert (fgsm.steps, fgsm.step_size) == (1, pytest.approx(0.125))
     assert built("fashion_mnist_trades_defense_linf", beta=2.0).beta == 2.0
-    joint = built("fashion_mnist_joint_fgsm_defense_linf", generator_kwargs={"depth": 1, "filters": 2})
-    assert (joint.generator_batch, joint.refine_steps, joint.step_size) == (32, 1, 0.125)
+    co_trained = built("fashion_mnist_joint_fgsm_defense_linf", generator_kwargs={"depth": 1, "filters": 2})
+    assert (co_trained.generator_batch, co_trained.refine_steps, co_trained.step_size) == (32, 1, 0.125)
+    assert (co_trained.attack_loss, co_trained.attack_loss_settings) == ("cw", {"kappa": 2.0})  # the method's margin
+    assert built("fashion_mnist_joint_defense_linf", generator_loss_settings={"kappa": 5.0},
+                 generator_kwargs={"depth": 1, "filters": 2}).attack_loss_settings == {"kappa": 5.0}
     cfg = experiments.get_experiment("fashion_mnist_joint_defense_linf")
     cfg.settings["generator_learning_rate"] = 5e-4
-    optimizers = defense_method("joint").settings_of(cfg).optimizers()
+    optimizers = defense_method("co_trained").settings_of(cfg).optimizers()
     assert list(optimizers) == ["g_optimizer"] and float(optimizers["g_optimizer"].learning_rate) == pytest.approx(5e-4)

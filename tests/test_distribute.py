@@ -28,7 +28,7 @@ def test_mirrored_over_two_devices_steps_like_one_device():
                           env=ENV, capture_output=True, text=True, timeout=420)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(results) == {"perturbation", "gan", "joint_defense", "pgd_defense"}
+    assert set(results) == {"perturbation", "gan", "co_trained_defense", "pgd_defense"}
     for name, result in results.items():
         # An unscaled loss would make the mirrored steps twice as large: a difference as big as the change itself.
         assert result["max_weight_change"] > 1e-4, name

@@ -301,7 +301,7 @@ def test_export_run_records_selection(model, tmp_path, idx_dir):
                                   "what": "validation during training, recipe and epoch choice"}
 
 
-def test_a_new_defence_table_keeps_the_autoattack_column_and_replaces_its_own(model, tmp_path):
+def test_a_new_defense_table_keeps_the_autoattack_column_and_replaces_its_own(model, tmp_path):
     from tfadv import defense_report
 
     _publish(model, tmp_path)

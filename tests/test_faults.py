@@ -1,6 +1,6 @@
 """Fault injection: training runs killed (SIGKILL) or out of disk at named points (tfadv.faults), then rerun.
 
-Each test kills the same small joint-defence run (two players, two
+Each test kills the same small co-trained defense run (two players, two
 optimizers) at one point and checks that the same command, run again, ends
 with the unbroken run's result bit for bit, that nothing finished was lost,
 and that the run folder is left clean. BUILD.md's table "What survives a

@@ -7,8 +7,8 @@ from tfadv.attacks import pgd
 from tfadv.budgets import per_example_norm
 from tfadv.errors import ConfigError, InputError
 from tfadv.losses import adversarial_loss
-from tfadv.models import autoencoder, build_classifier, build_generator, perturbation_model, unet
-from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer, discriminator
+from tfadv.models import autoencoder, build_classifier, build_generator, discriminator, perturbation_model, unet
+from tfadv.trainers import GANPerturbationTrainer, PerturbationTrainer
 
 from conftest import brightness_task
 
@@ -69,8 +69,9 @@ def test_losses_on_hand_made_logits():
     logits = tf.constant([[5.0, 1.0, 0.0], [0.0, 4.0, 1.0]])
     labels = tf.constant([0, 1])
     np.testing.assert_allclose(adversarial_loss("cw", logits, labels), [4.0, 3.0])
-    np.testing.assert_allclose(adversarial_loss("cw", logits, labels, kappa=1.0, target_class=2), [5.0, 3.0])
-    np.testing.assert_allclose(adversarial_loss("cw", -logits, labels, kappa=1.0), [-1.0, -1.0])
+    np.testing.assert_allclose(adversarial_loss("cw", logits, labels, target_class=2, settings={"kappa": 1.0}),
+                               [5.0, 3.0])
+    np.testing.assert_allclose(adversarial_loss("cw", -logits, labels, settings={"kappa": 1.0}), [-1.0, -1.0])
     ll = adversarial_loss("least_likely", logits, labels, clean_logits=logits)
     np.testing.assert_allclose(ll, tf.nn.sparse_softmax_cross_entropy_with_logits([2, 0], logits), rtol=1e-6)
     p_y = tf.gather(tf.nn.softmax(logits), labels, batch_dims=1)
@@ -84,7 +85,7 @@ def test_thresholded_trainer_fools_within_budget_and_leaves_the_classifier_alone
     x, y = data
     frozen = [w.copy() for w in classifier.get_weights()]
     attacker = perturbation_model(unet(filters=8), "thresholded", "linf", 0.15)
-    trainer = PerturbationTrainer(attacker, classifier, loss="cw", kappa=2.0)
+    trainer = PerturbationTrainer(attacker, classifier, loss="cw", loss_settings={"kappa": 2.0})
     trainer(x[:1])
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
     clean = accuracy(classifier, x, y)
@@ -113,13 +114,18 @@ def test_joint_loss_adds_the_weighted_magnitude(data, classifier):
 
 
 def test_targeted_trainer_reports_target_success(data, classifier):
+    """A budget that reaches class 9 from every class (L2 25 on 28x28: class k sits 0.09 k brighter): at L2 3.0 only
+    the classes next to 9 could, target success saturated at their 22% in the first epoch, and whether it "rose"
+    depended on the random state the tests before left."""
     x, y = data
-    trainer = PerturbationTrainer(perturbation_model(unet(filters=4), "thresholded", "l2", 3.0), classifier,
+    keras.utils.set_random_seed(0)
+    trainer = PerturbationTrainer(perturbation_model(unet(filters=4), "thresholded", "l2", 25.0), classifier,
                                   loss="targeted", target_class=9)
     trainer(x[:1])
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
     history = trainer.fit(np.repeat(x, 4, 0), np.repeat(y, 4, 0), batch_size=32, epochs=3, verbose=0)
-    assert history.history["target_success"][-1] > history.history["target_success"][0]
+    success = history.history["target_success"]
+    assert success[-1] > success[0] and success[-1] >= 0.7, success
 
 
 def test_gan_variant_save_reload_keeps_both_optimizers(data, classifier, tmp_path):

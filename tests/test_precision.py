@@ -51,7 +51,7 @@ def _config(kind, idx_dir, keras_target, style_folders):
     quick = {"epochs": 1, "steps_per_epoch": 2}
     labelled = {**quick, "data.idx_dir": idx_dir, "data.batch_size": 16}
     attack = {**labelled, "target": keras_target, "generator_kwargs": TINY_GENERATOR}
-    defence = {**labelled, "model_kwargs": TINY_CLASSIFIER}
+    defense = {**labelled, "model_kwargs": TINY_CLASSIFIER}
     cases = {
         "classifier": ("fashion_mnist_cnn", {**labelled, "model_kwargs": TINY_CLASSIFIER, "test_time_flip": False}),
         "perturbation_zoo_target": ("fashion_mnist_unet_l2", {**attack, "target": "fashion_mnist_small_cnn"}),
@@ -60,9 +60,9 @@ def _config(kind, idx_dir, keras_target, style_folders):
         "universal": ("fashion_mnist_universal_linf", {**attack, "generator_kwargs": {**TINY_GENERATOR,
                                                                                       "batch_norm": False}}),
         "gan": ("fashion_mnist_unet_gan", attack),
-        "joint_defense": ("fashion_mnist_joint_refined_defense_linf",
-                          {**defence, "settings.generator_kwargs": TINY_GENERATOR}),
-        "pgd_defense": ("fashion_mnist_pgd_defense_l2", {**defence, "settings.steps": 2}),
+        "co_trained_defense": ("fashion_mnist_joint_refined_defense_linf",
+                               {**defense, "settings.generator_kwargs": TINY_GENERATOR}),
+        "pgd_defense": ("fashion_mnist_pgd_defense_l2", {**defense, "settings.steps": 2}),
         "style": ("style_adain", {**quick, "content_dir": style_folders[0], "style_dir": style_folders[1],
                                   "size": 32, "batch_size": 2, "vgg_weights": None}),
     }
@@ -71,7 +71,7 @@ def _config(kind, idx_dir, keras_target, style_folders):
 
 
 KINDS = ("classifier", "perturbation_zoo_target", "perturbation_keras_target", "perturbation_linf", "universal",
-         "gan", "joint_defense", "pgd_defense", "style")
+         "gan", "co_trained_defense", "pgd_defense", "style")
 
 
 def _check_budget_in_float64(attacker, norm, eps):

@@ -16,7 +16,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1"}
 
 
 def command(workdir, idx_dir):
-    """A joint-defence run (two players, two optimizers): the hardest state to restore."""
+    """A co-trained defense run (two players, two optimizers): the hardest state to restore."""
     return [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--experiment=fashion_mnist_joint_defense_linf",
             f"--workdir={workdir}", f"--set=data.idx_dir={idx_dir}", "--set=data.batch_size=16", "--set=epochs=4",
             "--set=data.augment=false", "--set=model_kwargs={\"filters\": [8, 16]}",

@@ -91,10 +91,10 @@ BAD_INPUT = [
     (["train", "--experiment=fashion_mnist_joint_defense_linf", "--workdir=/tmp/x", "--set=settings.refine_steps=-1"],
      "settings.refine_steps must be >= 0"),
     (["train", "--experiment=fashion_mnist_pgd_defense_linf", "--workdir=/tmp/x", "--set=settings.refine_steps=1"],
-     "Unknown setting(s) settings.refine_steps of defence method 'pgd'"),
+     "Unknown setting(s) settings.refine_steps of defense method 'pgd'"),
     (["train", "--experiment=fashion_mnist_pgd_defense_linf", "--workdir=/tmp/x", "--set=method=nope"],
-     "Unknown defence method 'nope'. Known: fgsm, joint, pgd, trades"),
-    (["benchmark_defense", "--experiments=fashion_mnist_cnn"], "is a classifier experiment, not a defence"),
+     "Unknown defense method 'nope'. Known: co_trained, fgsm, pgd, trades"),
+    (["benchmark_defense", "--experiments=fashion_mnist_cnn"], "is a classifier experiment, not a defense"),
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=horovod"], "should be one of"),
     (["train", "--experiment=fashion_mnist_cnn", "--workdir=/tmp/x", "--strategy=multi_worker"],
      "needs the TF_CONFIG"),
@@ -258,7 +258,7 @@ def test_progress_bars_write_to_stderr_and_stay_quiet_in_ci_or_at_verbose_0(monk
 
 
 @pytest.mark.slow  # a benchmark script's smoke run (~15 s of training alone): speed figures live in benchmarks
-def test_defence_benchmark_prints_a_row_per_experiment_and_records_it(tmp_path):
+def test_defense_benchmark_prints_a_row_per_experiment_and_records_it(tmp_path):
     from tfadv.trainers.defense import DEFENSES
 
     registry = json.load(open(os.path.join(ROOT, "zoo", "registry.json")))
@@ -268,7 +268,7 @@ def test_defence_benchmark_prints_a_row_per_experiment_and_records_it(tmp_path):
                 "--experiments=fashion_mnist_pgd_defense_linf,fashion_mnist_fgsm_defense_linf,"
                 "fashion_mnist_joint_defense_linf", TFADV_ZOO_DIR=str(tmp_path))
     rows = [line.strip("| ").split(" | ") for line in proc.stdout.splitlines() if line.startswith("| fashion_mnist_")]
-    assert [row[1] for row in rows] == [DEFENSES[m].label for m in ("pgd", "fgsm", "joint")]  # as registered
+    assert [row[1] for row in rows] == [DEFENSES[m].label for m in ("pgd", "fgsm", "co_trained")]  # as registered
     assert [row[2] for row in rows] == ["PGD-7", "FGSM, random start", "generator x1"]
     assert rows[0][-1] == "1.00x" and all(float(row[3]) > 0 for row in rows)
     recorded = json.load(open(tmp_path / "registry.json"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tfadv import config as config_lib
-from tfadv import data, evaluation, experiments, tasks, training
+from tfadv import data, evaluation, experiments, schema, tasks, training
 from tfadv.errors import ConfigError
 
 from conftest import make_idx_dataset
@@ -96,8 +96,8 @@ def test_weight_decay_leaves_biases_and_batchnorm_alone_unless_asked(name):
     for weight in model.trainable_weights:
         weight.assign(np.ones(weight.shape, "float32"))
     for everything in (False, True):
-        cfg = experiments.OptimizerConfig(name=name, learning_rate=0.1, weight_decay=0.5, schedule="constant",
-                                          momentum=0.0, decay_norms_and_biases=everything)
+        cfg = schema.OptimizerConfig(name=name, learning_rate=0.1, weight_decay=0.5, schedule="constant",
+                                     momentum=0.0, decay_norms_and_biases=everything)
         optimizer = training.make_optimizer(cfg, steps_per_epoch=1, epochs=1)
         before = {w.path: w.numpy().copy() for w in model.trainable_weights}
         optimizer.apply([np.zeros(w.shape, "float32") for w in model.trainable_weights], model.trainable_weights)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfadv import export, universal_attacks
+from tfadv import savedmodel, universal_attacks
 from tfadv.budgets import constrain, per_example_norm
 from tfadv.models import UniversalPerturbation, build_classifier, unet
 from tfadv.trainers import PerturbationTrainer
@@ -62,7 +62,7 @@ def test_trainer_trains_the_generator_not_the_noise(task, tmp_path):
     np.testing.assert_array_equal(model.noise.numpy(), noise)
     assert history.history["adv_accuracy"][-1] < history.history["clean_accuracy"][-1] - 0.3, history.history
     assert max(history.history["linf_max"]) <= 0.25
-    export.write_perturbation(str(tmp_path / "sm"), model, (28, 28, 1))
+    savedmodel.write_perturbation(str(tmp_path / "sm"), model, (28, 28, 1))
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
     np.testing.assert_allclose(loaded.perturbation(), model.perturbation(), atol=1e-6)
     np.testing.assert_allclose(loaded.serve(x[:8]), model(x[:8]), atol=1e-6)
@@ -126,12 +126,13 @@ def test_iterative_uap_takes_the_eager_deepfool_steps(task, norm, eps):
     np.testing.assert_allclose(u, reference, atol=1e-6)  # 0.0 measured
 
 
-def test_linf_straight_through_fills_the_box_and_old_models_keep_scaling(tmp_path):
-    """New L-inf models put most pixels at +-eps (no saturated tanh needed); configs saved before keep "scale"."""
+def test_linf_straight_through_fills_the_box_and_old_models_keep_thresholding(tmp_path):
+    """New L-inf models put most pixels at +-eps (no saturated tanh needed); configs saved before the option keep
+    "threshold", and those saved before the rename, which call it "scale", read as "threshold"."""
     keras.utils.set_random_seed(0)
     generator = unet(filters=4, batch_norm=False)
     through = UniversalPerturbation(generator, "linf", 0.1, noise_seed=3)
-    scaled = UniversalPerturbation(generator, "linf", 0.1, noise_seed=3, linf_map="scale")
+    scaled = UniversalPerturbation(generator, "linf", 0.1, noise_seed=3, linf_map="threshold")
     assert through.linf_map == "straight_through"
     u_through, u_scaled = np.abs(through.perturbation()), np.abs(scaled.perturbation())
     assert u_through.max() <= 0.1 and u_through.max() == pytest.approx(0.1, rel=1e-3)
@@ -145,7 +146,11 @@ def test_linf_straight_through_fills_the_box_and_old_models_keep_scaling(tmp_pat
     assert all(g is not None for g in grads) and sum(float(tf.norm(g)) for g in grads) > 0
     old_config = scaled.get_config()
     del old_config["linf_map"]
-    assert UniversalPerturbation.from_config(old_config).linf_map == "scale"
+    assert UniversalPerturbation.from_config(old_config).linf_map == "threshold"
+    renamed = UniversalPerturbation.from_config({**scaled.get_config(), "linf_map": "scale"})
+    assert renamed.linf_map == "threshold"
+    renamed.generator.set_weights(generator.get_weights())
+    np.testing.assert_array_equal(renamed.perturbation(), scaled.perturbation())  # same noise seed and weights
     through(tf.zeros((1, 28, 28, 1)))
     through.save(tmp_path / "u.keras")
     reloaded = keras.saving.load_model(tmp_path / "u.keras")

@@ -32,11 +32,11 @@ REPRODUCED_BY_DEFAULT = {"fashion_mnist_small_cnn", "fashion_mnist_pgd_defense_l
                          "fashion_mnist_universal_linf"}
 
 
-ATTACK_TABLE_BY_DEFAULT = ("fashion_mnist_pgd_defense_linf", "robustness_linf_0.1")  # one defence table
+ATTACK_TABLE_BY_DEFAULT = ("fashion_mnist_pgd_defense_linf", "robustness_linf_0.1")  # one defense table
 
 
 def _slow_unless_default(name, *values):
-    """A parameter, marked slow unless it is one of REPRODUCED_BY_DEFAULT (a figure) or the defence table
+    """A parameter, marked slow unless it is one of REPRODUCED_BY_DEFAULT (a figure) or the defense table
     ATTACK_TABLE_BY_DEFAULT."""
     default = (name, *values) == ATTACK_TABLE_BY_DEFAULT if values else name in REPRODUCED_BY_DEFAULT
     return pytest.param(name, *values, marks=() if default else pytest.mark.slow)
@@ -169,11 +169,11 @@ def test_reexported_entries_record_how_and_keep_their_date():
         assert REGISTRY[name]["created"] < record["date"] and record["previous_sha256"] != REGISTRY[name]["sha256"]
 
 
-# (entry, robustness key) for every defence table recorded by tools/evaluate_defense.py --record
+# (entry, robustness key) for every defense table recorded by tools/evaluate_defense.py --record
 ROBUST = sorted((n, k) for n in ARTIFACTS for k in REGISTRY[n]["metrics"] if k.startswith("robustness_"))
 
 
-def test_defended_entries_carry_the_full_defence_table():
+def test_defended_entries_carry_the_full_defense_table():
     recorded = {(n, k) for n, k in ROBUST if REGISTRY[n]["kind"] == "defended_classifier"}
     for norm, eps in (("linf", "0.1"), ("l2", "1.5")):
         names = {n for n, k in recorded if k == f"robustness_{norm}_{eps}"}
@@ -235,7 +235,7 @@ def test_defended_entries_carry_a_standard_autoattack_column():
         version_flags = [a for a in column["command"].split() if a.startswith("--version")]
         assert version_flags in ([], ["--version=standard"]) and "--record" in column["command"].split(), name
         measured.add(name)
-    assert "fashion_mnist_pgd_defense_linf" in measured  # the reference defence, at least
+    assert "fashion_mnist_pgd_defense_linf" in measured  # the reference defense, at least
 
 
 def test_reduced_art_figures_say_what_they_are():
@@ -250,7 +250,7 @@ def test_reduced_art_figures_say_what_they_are():
 
 
 @pytest.mark.parametrize("name,key", [_slow_unless_default(n, k) for n, k in ROBUST])
-def test_defence_attack_figures_reproduce_with_plain_tensorflow(name, key):
+def test_defense_attack_figures_reproduce_with_plain_tensorflow(name, key):
     """The transfer and co-trained generator columns (fixed attacks) recomputed from the SavedModels alone."""
     table = REGISTRY[name]["metrics"][key]
     ds = _fashion_mnist_test_split(500)
@@ -266,7 +266,7 @@ def test_defence_attack_figures_reproduce_with_plain_tensorflow(name, key):
         for x, y in ds:
             x_adv = attack.serve(x)
             if eps:  # a larger-budget attack, projected onto the table's ball
-                x_adv = bounded_perturbation(x, x_adv - x, norm, float(eps), mode="project")
+                x_adv = bounded_perturbation(x, x_adv - x, norm, float(eps), rule="project")
             correct += int(np.sum(np.argmax(classifier.serve(x_adv), -1) == y))
         assert correct / 10000 == pytest.approx(table[column], abs=1e-4), column
 
@@ -371,7 +371,7 @@ def test_every_recorded_command_parses_against_todays_tools():
 
 
 def _build_zoo():
-    """tools/build_zoo.sh's entry -> experiment map, its order and its defence-table commands."""
+    """tools/build_zoo.sh's entry -> experiment map, its order and its defense-table commands."""
     with open(os.path.join(ROOT, "tools", "build_zoo.sh")) as f:
         script = f.read()
     mapping = dict(re.findall(r"^\s*\[(\w+)\]=(\w+)$", script, re.M))
@@ -401,13 +401,13 @@ def test_build_zoo_reruns_every_column_other_tools_added():
 
 
 def test_build_zoo_rebuilds_every_fashion_mnist_entry_and_table():
-    """BUILD.md: tools/build_zoo.sh retrains and re-exports every committed Fashion-MNIST entry, defences included."""
+    """BUILD.md: tools/build_zoo.sh retrains and re-exports every committed Fashion-MNIST entry, defenses included."""
     mapping, order, tables = _build_zoo()
     assert sorted(order) == sorted(mapping)
     assert all(experiment in experiments.EXPERIMENTS for experiment in mapping.values()), mapping
     for name in (n for n in ARTIFACTS if REGISTRY[n]["dataset"] == "fashion_mnist"):
         entry = REGISTRY[name]
-        built_by = entry["target"] if entry.get("co_trained") else name  # a joint defence's export writes both
+        built_by = entry["target"] if entry.get("co_trained") else name  # a co_trained defense's export writes both
         assert built_by in mapping, f"tools/build_zoo.sh does not rebuild {name}"
         assert experiments.get_experiment(mapping[built_by]).kind == entry["config"]["kind"], name
         for target in (entry["config"].get("target") or "").split("+"):  # an ensemble: each member

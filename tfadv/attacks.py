@@ -14,6 +14,8 @@ Adding one: a function decorated with ``@register_attack("name")`` (here or in
 a module imported by ``tfadv.attacks``) and its test.
 """
 
+import json
+
 import tensorflow as tf
 
 from tfadv.compiled import CompiledLoops
@@ -38,14 +40,14 @@ def _random_start(x, norm, eps, seed):
     direction = tf.random.stateless_normal(tf.shape(x), direction_seed)
     n = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), tf.float32)
     radius = eps * tf.random.stateless_uniform(tf.shape(x)[:1], radius_seed) ** (1.0 / n)
-    unit = constrain(direction, "l2", 1.0, "scale")
+    unit = constrain(direction, "l2", 1.0, "threshold")
     return unit * tf.reshape(radius, (-1,) + (1,) * (len(x.shape) - 1))
 
 
 @register_attack("pgd")
 def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 40, step_size: float | None = None,
         random_start: bool = True, restarts: int = 1, loss: str = "untargeted", target_class: int | None = None,
-        seed: int = 0, start=None):
+        seed: int = 0, start=None, loss_settings: dict | None = None):
     """Projected gradient descent (Madry et al. 2018) on the adversarial loss, within the eps-ball.
 
     Args:
@@ -59,13 +61,15 @@ def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 4
         restarts: independent runs. Per example, success first: the image of a restart that succeeded
             (misclassified, or classified as ``target_class``) if any did, the lowest-loss one among those;
             else the lowest-loss image. An example one restart broke is never returned unbroken.
-        loss, target_class: the objective minimised (tfadv.losses.adversarial_loss).
+        loss, target_class, loss_settings: the objective minimised (tfadv.losses.adversarial_loss; the loss's
+            own settings, e.g. ``{"kappa": 5.0}`` for cw, missing ones at their defaults).
 
     Returns:
         x_adv with ``||x_adv - x||_p <= eps`` per example and values in [0, 1].
     """
     eps = check_budget(norm, eps)
     check_loss(loss, target_class)
+    settings = _settings_key(loss, loss_settings)
     if not isinstance(steps, int) or steps < 1 or not isinstance(restarts, int) or restarts < 1:
         raise ConfigError(f"steps and restarts must be ints >= 1. Received: steps={steps!r}, restarts={restarts!r}")
     alpha = float(step_size if step_size is not None else 2.5 * eps / steps)
@@ -83,14 +87,16 @@ def pgd(classifier, x, labels, *, eps: float, norm: str = "linf", steps: int = 4
                                   and labels.shape[0] != x.shape[0]):
         raise InputError(f"labels must be one int per image: shape [{x.shape[0]}]; got {labels.shape}.")
     if start is not None:
-        run = _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class)
+        run = _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class, settings)
         return run(x, labels, start - x)[0]
-    return _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts, loss, target_class, seed)
+    return _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts, loss, target_class, seed,
+                settings)
 
 
 @register_attack("fgsm")
 def fgsm(classifier, x, labels, *, eps: float, norm: str = "linf", step_size: float | None = None,
-         random_start: bool = True, seed: int = 0, loss: str = "untargeted", target_class: int | None = None):
+         random_start: bool = True, seed: int = 0, loss: str = "untargeted", target_class: int | None = None,
+         loss_settings: dict | None = None):
     """FGSM with a random start (Wong et al. 2020, "fast adversarial training"): one signed-gradient step of
     ``step_size`` (default 1.25 * eps) from a uniform random point of the ball, projected back into it.
 
@@ -98,15 +104,21 @@ def fgsm(classifier, x, labels, *, eps: float, norm: str = "linf", step_size: fl
     """
     return pgd(classifier, x, labels, eps=eps, norm=norm, steps=1,
                step_size=1.25 * float(eps) if step_size is None else step_size, random_start=random_start,
-               seed=seed, loss=loss, target_class=target_class)
+               seed=seed, loss=loss, target_class=target_class, loss_settings=loss_settings)
 
 
 _LOOPS = CompiledLoops()
 
 
-def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class):
-    """One traced PGD loop per (classifier, settings), reused across batches."""
-    settings = (eps, norm, steps, alpha, loss, target_class)
+def _settings_key(loss: str, loss_settings: dict | None) -> str:
+    """The loss's settings checked and complete (defaults filled in), as a key of the compiled loops."""
+    return json.dumps(LOSSES[loss].complete(loss_settings), sort_keys=True)
+
+
+def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class, loss_settings="{}"):
+    """One traced PGD loop per (classifier, settings), reused across batches (``loss_settings``: their key)."""
+    settings = (eps, norm, steps, alpha, loss, target_class, loss_settings)
+    own = json.loads(loss_settings)
     found = _LOOPS.find(classifier, settings)
     if found is not None:
         return found
@@ -117,7 +129,7 @@ def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class):
         shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 1], tf.int32)], 0)
 
         def objective(x_adv):
-            return adversarial_loss(loss, classifier(x_adv), labels, clean_logits, target_class)
+            return adversarial_loss(loss, classifier(x_adv), labels, clean_logits, target_class, settings=own)
 
         def project(x_adv):
             return tf.clip_by_value(x + constrain(x_adv - x, norm, eps, "project"), 0.0, 1.0)
@@ -135,7 +147,7 @@ def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class):
 
         _, x_adv = tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), project(x + start)))
         logits = classifier(x_adv)
-        value = adversarial_loss(loss, logits, labels, clean_logits, target_class)
+        value = adversarial_loss(loss, logits, labels, clean_logits, target_class, settings=own)
         predicted = tf.argmax(logits, -1, output_type=tf.int32)
         succeeded = predicted == target_class if target_class is not None else predicted != labels
         return x_adv, value, succeeded
@@ -143,9 +155,10 @@ def _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class):
     return _LOOPS.keep(classifier, settings, run)
 
 
-def _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts, loss, target_class, seed):
+def _pgd(classifier, x, labels, eps, norm, steps, alpha, random_start, restarts, loss, target_class, seed,
+         loss_settings):
     """Runs the restarts and keeps, per example, a succeeding image first and the lowest loss second."""
-    run = _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class)
+    run = _compiled_pgd(classifier, eps, norm, steps, alpha, loss, target_class, loss_settings)
     best = best_loss = best_succeeded = None
     for r in range(restarts):
         start = _random_start(x, norm, eps, tf.constant([seed, r])) if random_start else tf.zeros_like(x)

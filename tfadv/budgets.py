@@ -9,12 +9,16 @@ zeros, NaN or inf.
 The bound is met with a margin below eps of 1e-5 relative plus the float32
 rounding of ``x + delta`` (2**-24 per pixel): invisible at any practical budget.
 
-Two ways to meet the budget:
+Two rules meet the budget (the ``rule`` argument):
 
-* ``"scale"``: the seed's "thresholding": ``delta = eps * raw / ||raw||_p``, so
-  every perturbation uses the whole budget (GAP, Poursaeed et al. 2018).
+* ``"threshold"``: the seed's "thresholding" (approach B, the perturbation
+  mode ``"thresholded"``): ``delta = eps * raw / ||raw||_p``, so every
+  perturbation uses the whole budget (GAP, Poursaeed et al. 2018).
 * ``"project"``: projection onto the ball: shrink only when ``||raw|| > eps``
   (L2), clip to ``[-eps, eps]`` (L-inf). Used by PGD.
+
+(Layers saved before the rename call the first rule ``"scale"`` under a ``mode``
+key; :class:`NormBoundedPerturbation` reads them as ``rule="threshold"``.)
 
 Clipping to [0, 1] after adding can only shrink each component of the
 perturbation, so it never breaks the bound. All of it is vectorised over the
@@ -32,7 +36,8 @@ import tensorflow as tf
 from tfadv.errors import ConfigError
 
 NORMS = ("l2", "linf")
-MODES = ("scale", "project")
+RULES = ("threshold", "project")
+RENAMED_RULES = {"scale": "threshold"}  # old name -> today's, in layer configs saved before the rename
 # Shrink factor that absorbs float32 rounding of the norm and the scaling, so the bound holds exactly.
 _SAFETY = 1.0 - 1e-5
 # Rounding x + delta to float32 moves each pixel of x_hat in [0, 1] by at most 2**-25; keep that much in
@@ -82,60 +87,74 @@ def _per_example(values, like):
     return tf.reshape(values, tf.concat([tf.shape(values), tf.ones([tf.rank(like) - 1], tf.int32)], 0))
 
 
-def constrain(raw, norm: str, eps: float, mode: str = "scale"):
-    """Maps a raw perturbation to one inside the eps-ball (see module doc). Non-finite entries become 0."""
+def check_rule(rule: str) -> str:
+    """``rule`` if it is one of :data:`RULES`; otherwise a ConfigError naming them."""
+    if rule not in RULES:
+        raise ConfigError(f"rule must be one of {RULES}. Received: rule={rule!r}")
+    return rule
+
+
+def constrain(raw, norm: str, eps: float, rule: str = "threshold"):
+    """Maps a raw perturbation to one inside the eps-ball by ``rule`` (see module doc). Non-finite entries
+    become 0."""
     eps = check_budget(norm, eps)
-    if mode not in MODES:
-        raise ConfigError(f"mode must be one of {MODES}. Received: mode={mode!r}")
+    check_rule(rule)
     raw = tf.convert_to_tensor(raw)
     if raw.dtype in _HALF_UNIT_ROUNDOFF:
         # Half precision: constrain in float32 within eps / (1 + u), u the unit roundoff; rounding each entry back
         # grows it by at most (1 + u), so every norm stays within eps. (Sums in float16 overran by 1e-3.)
         unit = _HALF_UNIT_ROUNDOFF[raw.dtype]
-        return tf.cast(constrain(tf.cast(raw, tf.float32), norm, eps / (1.0 + unit), mode), raw.dtype)
+        return tf.cast(constrain(tf.cast(raw, tf.float32), norm, eps / (1.0 + unit), rule), raw.dtype)
     raw = _zero_nonfinite(raw)
     pixels = tf.cast(tf.reduce_prod(tf.shape(raw)[1:]), raw.dtype)
     reserve = _PIXEL_ROUNDING * (tf.sqrt(pixels) if norm == "l2" else 1.0)
     limit = tf.maximum(eps * _SAFETY - reserve, 0.0)
-    if norm == "linf" and mode == "project":
+    if norm == "linf" and rule == "project":
         return tf.clip_by_value(raw, -limit, limit)
     # ||raw|| = peak * ||raw / peak||: no overflow for huge entries, no underflow for tiny ones.
     peak = tf.maximum(per_example_norm(raw, "linf"), 1e-30)
     size = per_example_norm(raw / _per_example(peak, raw), norm) * peak
     factor = limit / tf.maximum(size, 1e-30)
-    if mode == "project":
+    if rule == "project":
         factor = tf.minimum(1.0, factor)
     delta = raw * _per_example(factor, raw)
     # Rounding can leave an entry one ulp past the L-inf limit; the L2 safety margin absorbs its rounding.
     return tf.clip_by_value(delta, -limit, limit) if norm == "linf" else delta
 
 
-def bounded_perturbation(x, raw, norm: str, eps: float, mode: str = "scale"):
-    """Returns ``x_hat = clip(x + constrain(raw), 0, 1)``; ``x`` is clipped to [0, 1] first."""
+def bounded_perturbation(x, raw, norm: str, eps: float, rule: str = "threshold"):
+    """Returns ``x_hat = clip(x + constrain(raw, norm, eps, rule), 0, 1)``; ``x`` is clipped to [0, 1] first."""
     x = tf.clip_by_value(_zero_nonfinite(tf.convert_to_tensor(x)), 0.0, 1.0)
-    return tf.clip_by_value(x + constrain(raw, norm, eps, mode), 0.0, 1.0)
+    return tf.clip_by_value(x + constrain(raw, norm, eps, rule), 0.0, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="tfadv")
 class NormBoundedPerturbation(keras.layers.Layer):
     """Layer ``[x, raw] -> x_hat`` applying :func:`bounded_perturbation`; the budget lives in its config."""
 
-    def __init__(self, norm="l2", eps=1.0, mode="scale", **kwargs):
+    def __init__(self, norm="l2", eps=1.0, rule="threshold", **kwargs):
         super().__init__(**kwargs)
         self.eps = check_budget(norm, eps)
-        if mode not in MODES:
-            raise ConfigError(f"mode must be one of {MODES}. Received: mode={mode!r}")
-        self.norm, self.mode = norm, mode
+        self.norm, self.rule = norm, check_rule(rule)
 
     def call(self, inputs):
         x, raw = inputs
-        return bounded_perturbation(x, raw, self.norm, self.eps, self.mode)
+        return bounded_perturbation(x, raw, self.norm, self.eps, self.rule)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "norm": self.norm, "eps": self.eps, "mode": self.mode}
+        return {**super().get_config(), "norm": self.norm, "eps": self.eps, "rule": self.rule}
+
+    @classmethod
+    def from_config(cls, config):
+        """Also reads a layer saved before the rename (``.keras`` files, preset folders): its ``mode`` is the
+        ``rule``, and its ``"scale"`` is ``"threshold"``."""
+        config = dict(config)
+        rule = config.get("rule", config.pop("mode", "threshold"))
+        config["rule"] = RENAMED_RULES.get(rule, rule) if isinstance(rule, str) else rule
+        return super().from_config(config)
 
 
 def perturbation_norms(x, x_adv, norm: str) -> np.ndarray:

@@ -86,7 +86,7 @@ def fit_verbosity():
 
 def resolve_experiment(FLAGS):
     """The config named by the flags, with --set and shortcut-flag overrides applied, validated and checked by
-    its task (the names it gives; a defence's settings completed), as a run records it."""
+    its task (the names it gives; a defense's settings completed), as a run records it."""
     from tfadv import experiments, tasks
 
     cfg = (experiments.get_experiment(FLAGS.experiment) if FLAGS.experiment

@@ -1,7 +1,7 @@
-"""Honest evaluation of defended classifiers: every attack a defence must survive, in one table.
+"""Honest evaluation of defended classifiers: every attack a defense must survive, in one table.
 
-Accuracy on the test split under: no attack; the co-trained generator (joint
-defences: the zoo entry ``<name>_generator`` that export writes beside the
+Accuracy on the test split under: no attack; the co-trained generator (co_trained
+defenses: the zoo entry ``<name>_generator`` that export writes beside the
 classifier); a fresh U-Net generator trained from scratch against the frozen
 classifier; PGD with many steps and random restarts; the undefended
 classifier's zoo perturbations of the same norm (transfer; projected onto the
@@ -30,7 +30,7 @@ def _accuracy_under(classifier, ds, attack=None, label=None) -> float:
 
 
 def co_trained_generator(name, registry, zoo_dir=None):
-    """The ``serve`` of the generator trained together with zoo classifier ``name`` (joint defences), or None."""
+    """The ``serve`` of the generator trained together with zoo classifier ``name`` (co_trained defenses), or None."""
     for entry_name, entry in sorted(registry.items()):
         if entry.get("co_trained") and entry.get("target") == name:
             return zoo.load(entry_name, zoo_dir).serve
@@ -55,7 +55,7 @@ def transfer_attacks(registry, undefended, norm, eps, zoo_dir=None) -> dict:
             attacks[f"transfer:{name}"] = lambda x, serve=serve: serve(x)
         else:
             attacks[f"transfer:{name}@{eps:g}"] = lambda x, serve=serve: bounded_perturbation(
-                x, serve(x) - x, norm, eps, mode="project")
+                x, serve(x) - x, norm, eps, rule="project")
     return attacks
 
 
@@ -79,7 +79,7 @@ def report(defended, undefended, norm, eps, *, fresh_generator, zoo_dir=None, id
         pgd_only: only clean accuracy and the PGD column, e.g. to re-measure PGD after a change to the attack
             (restarts that count a success); ``fresh_generator`` may then be None.
         baseline_row: also a row for the undefended classifier (without it, that classifier only supplies the
-            transfer columns: its row, measured once, need not be trained against again for every new defence).
+            transfer columns: its row, measured once, need not be trained against again for every new defense).
     """
     started = time.time()
     if fixed_only and pgd_only:

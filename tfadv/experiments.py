@@ -5,7 +5,7 @@ and overrides fields with ``--set key=value``. The resolved config is written
 next to the run's outputs as ``config.json``, which ``--config`` reads back.
 
 Where things live: the schema (config dataclasses, validation) in
-:mod:`tfadv.schema`, re-exported here; the recipes in :mod:`tfadv.recipes`,
+:mod:`tfadv.schema`; the recipes in :mod:`tfadv.recipes`,
 one module per kind. To add an experiment: write a function returning a config
 in the recipes module of its kind, decorated with ``@recipe``.
 """
@@ -13,9 +13,7 @@ in the recipes module of its kind, decorated with ``@recipe``.
 from tfadv import config as config_lib
 from tfadv.errors import ConfigError
 from tfadv.recipes import EXPERIMENTS
-from tfadv.schema import (KINDS, RUNTIME_FIELDS, ClassifierExperiment, DataConfig,  # noqa: F401
-                          DefenseExperiment, OptimizerConfig, PerturbationExperiment, RuntimeConfig, ScheduleConfig,
-                          StyleExperiment, TrainingConfig, splits_overlap)
+from tfadv.schema import KINDS, RENAMED_DEFENSE_METHODS, RUNTIME_FIELDS
 
 
 def get_experiment(name: str):
@@ -23,37 +21,90 @@ def get_experiment(name: str):
     return EXPERIMENTS.lookup(name)()
 
 
-# Defence configs written before each method had its own settings carried every method's fields flat, at the
-# top level (defaults included). Per method: old key -> its name in that method's settings; the other keys of
-# the union (another method's) are dropped. Only these names migrate: any other unknown key stays an error.
+def migrate_defense_method(data: dict) -> dict:
+    """A defense config dict naming its method by an old name (``schema.RENAMED_DEFENSE_METHODS``: "joint",
+    the classifier trained with a co-trained generator) with today's ("co_trained"). Other dicts come back as
+    they are."""
+    method = data.get("method")
+    if data.get("kind") != "defense" or not isinstance(method, str) or method not in RENAMED_DEFENSE_METHODS:
+        return data
+    return {**data, "method": RENAMED_DEFENSE_METHODS[method]}
+
+
+# Defense configs written before each method had its own settings carried every method's fields flat, at the
+# top level (defaults included). Per method (today's names): old key -> its name in that method's settings; the
+# other keys of the union (another method's) are dropped. Only these names migrate: any other unknown key stays an
+# error. (The co-trained generator's ``generator_kappa`` then moves on, by :func:`migrate_generator_loss_settings`.)
 LEGACY_DEFENSE_SETTINGS = {
     "pgd": {"pgd_steps": "steps", "step_size": "step_size", "adversarial_fraction": "adversarial_fraction"},
     "fgsm": {"step_size": "step_size", "adversarial_fraction": "adversarial_fraction"},
     "trades": {"pgd_steps": "steps", "step_size": "step_size", "trades_beta": "beta"},
-    "joint": {"generator": "generator", "generator_kwargs": "generator_kwargs", "generator_steps": "generator_steps",
-              "generator_batch": "generator_batch", "g_learning_rate": "generator_learning_rate",
-              "generator_loss": "generator_loss", "generator_kappa": "generator_kappa",
-              "refine_steps": "refine_steps", "step_size": "step_size",
-              "adversarial_fraction": "adversarial_fraction"},
+    "co_trained": {"generator": "generator", "generator_kwargs": "generator_kwargs",
+                   "generator_steps": "generator_steps", "generator_batch": "generator_batch",
+                   "g_learning_rate": "generator_learning_rate", "generator_loss": "generator_loss",
+                   "generator_kappa": "generator_kappa", "refine_steps": "refine_steps", "step_size": "step_size",
+                   "adversarial_fraction": "adversarial_fraction"},
 }
 LEGACY_DEFENSE_KEYS = frozenset().union(*LEGACY_DEFENSE_SETTINGS.values())
 
 
 def migrate_defense_settings(data: dict) -> dict:
-    """A defence config dict of the flat form (every method's fields at the top level) in the current one: the
+    """A defense config dict of the flat form (every method's fields at the top level) in the current one: the
     legacy keys of its ``method`` moved into ``settings`` under their new names, the other methods' dropped.
-    A dict of the current form (or another kind) comes back as it is."""
+    A dict of the current form (or another kind) comes back as it is. Give it today's method name
+    (:func:`migrate_defense_method` first)."""
     legacy = LEGACY_DEFENSE_KEYS & set(data)
     if data.get("kind") != "defense" or not legacy:
         return data
-    method = data.get("method", "joint")  # the field's default when these keys were written
+    method = data.get("method", "co_trained")  # the field's default when these keys were written
     if method not in LEGACY_DEFENSE_SETTINGS:
-        raise ConfigError(f"Defence config of method {method!r} has the old flat settings {sorted(legacy)}: only "
+        raise ConfigError(f"Defense config of method {method!r} has the old flat settings {sorted(legacy)}: only "
                           f"{', '.join(sorted(LEGACY_DEFENSE_SETTINGS))} configs of that form can be read back.")
     renamed = LEGACY_DEFENSE_SETTINGS[method]
     moved = {renamed[key]: data[key] for key in sorted(legacy) if key in renamed}
     rest = {key: value for key, value in data.items() if key not in legacy}
     return {**rest, "settings": {**moved, **(data.get("settings") or {})}}
+
+
+def migrate_generator_loss_settings(data: dict) -> dict:
+    """A co_trained defense config dict written before the generator's loss had settings of its own
+    (``settings.generator_kappa``, the C&W margin, handed to the loss only when it was cw) in the current form:
+    ``generator_kappa`` moves into ``settings.generator_loss_settings`` when the generator's loss has a ``kappa``
+    setting (cw, the default) and is dropped when it has none. A ``generator_loss_settings.kappa`` already there
+    wins; other dicts come back as they are."""
+    settings = data.get("settings")
+    if (data.get("kind") != "defense" or data.get("method", "co_trained") != "co_trained"
+            or not isinstance(settings, dict) or "generator_kappa" not in settings):
+        return data
+    from tfadv.losses import has_setting
+
+    rest = {key: value for key, value in settings.items() if key != "generator_kappa"}
+    if has_setting(settings.get("generator_loss", "cw"), "kappa"):  # cw: the field's default then
+        rest["generator_loss_settings"] = {"kappa": settings["generator_kappa"],
+                                           **(settings.get("generator_loss_settings") or {})}
+    return {**data, "settings": rest}
+
+
+def migrate_loss_settings(data: dict) -> dict:
+    """A perturbation config dict written before losses had settings of their own (a top-level ``kappa``, the
+    C&W margin) in the current form. Every loss was handed ``kappa`` then, and only cw read it: it moves into
+    ``loss_settings`` when the config's loss has a ``kappa`` setting (cw) and is dropped when the loss has none.
+    For a loss not registered (yet) a nonzero kappa moves too, so the task names it if that loss has no such
+    setting. A ``loss_settings.kappa`` already there wins; a dict of the current form (or another kind) comes
+    back as it is."""
+    if data.get("kind") != "perturbation" or "kappa" not in data:
+        return data
+    from tfadv.losses import FEATURE_SEPARATION, LOSSES, has_setting
+
+    rest = {key: value for key, value in data.items() if key != "kappa"}
+    name = data.get("loss", "untargeted")  # the field's default when kappa was written
+    if name in LOSSES:
+        keep = has_setting(name, "kappa")
+    else:
+        keep = name != FEATURE_SEPARATION and data["kappa"] != 0
+    if not keep:
+        return rest
+    return {**rest, "loss_settings": {"kappa": data["kappa"], **(data.get("loss_settings") or {})}}
 
 
 def from_dict(data: dict):
@@ -72,7 +123,8 @@ def from_dict(data: dict):
     if isinstance(data.get("optimizer"), dict) and "decay_norms_and_biases" not in data["optimizer"]:
         # Written before the field: those runs decayed every weight, biases and BatchNorm included.
         data = {**data, "optimizer": {**data["optimizer"], "decay_norms_and_biases": True}}
-    return config_lib.from_dict(KINDS[kind], migrate_defense_settings(data))
+    data = migrate_generator_loss_settings(migrate_defense_settings(migrate_defense_method(data)))
+    return config_lib.from_dict(KINDS[kind], migrate_loss_settings(data))
 
 
 def load_json(path: str):

@@ -46,7 +46,7 @@ def export_run(workdir: str, name: str, zoo_dir: str | None = None, overwrite: b
 
     The run's task (:mod:`tfadv.tasks`) says what its artifact becomes: the
     registry kind, the SavedModel writer, the kind's fields, what an attack is
-    measured against, and companion entries (a joint defence's co-trained
+    measured against, and companion entries (a joint defense's co-trained
     generator, ``<name>_generator``, exported after the classifier it is
     measured against: the classifier entry is complete on its own if that
     step fails). The metrics recorded are those of

@@ -3,16 +3,21 @@
 Every loss takes logits [B, K] of the frozen classifier on x_hat and returns a
 per-example loss [B] that the generator (or an attack) *minimises*. ``LOSSES``
 is the registry (``@register_loss``); configs, attacks and trainers look a loss
-up there by name. Adding one: a registered function here and its test.
+up there by name. Adding one: a registered function here and its test. A loss
+with hyperparameters of its own (cw's margin ``kappa``) registers a settings
+dataclass with them; configs give their values in ``loss_settings``.
 """
 
 import dataclasses
+import math
 from typing import Callable
 
 import tensorflow as tf
 
+from tfadv import config as config_lib
 from tfadv.errors import ConfigError
 from tfadv.registry import Registry
+
 
 def _cross_entropy(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
@@ -32,32 +37,79 @@ def log_not_class(logits, labels):
 
 @dataclasses.dataclass(frozen=True)
 class AdversarialLoss:
-    """A registered loss: ``fn(logits, labels, *, clean_logits, target, kappa) -> [B]``, and what it needs.
+    """A registered loss: ``fn(logits, labels, *, clean_logits, target, **settings) -> [B]``, and what it needs.
 
     ``target``: "none" (untargeted), "required" (needs a target class) or "optional".
     ``needs_clean_logits``: the classifier's logits on the clean images are passed as ``clean_logits``.
+    ``settings``: the dataclass of the loss's own hyperparameters (defaults for each; it checks its values in
+    ``__post_init__``, raising ConfigError), or None; ``fn`` gets its fields as keyword arguments.
     """
 
+    name: str
     fn: Callable
     target: str = "none"
     needs_clean_logits: bool = False
+    settings: type | None = None
+
+    def settings_of(self, values: dict | None = None):
+        """``values`` (plain data, e.g. a config's ``loss_settings``) as this loss's settings dataclass, defaults
+        filled in, checked; None for a loss without settings (which then takes no values)."""
+        values = dict(values or {})
+        known = [field.name for field in dataclasses.fields(self.settings)] if self.settings else []
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"Unknown setting(s) {', '.join('loss_settings.' + k for k in unknown)} of loss "
+                              f"{self.name!r}; its settings: {', '.join(known) or 'none'} (switching loss, give "
+                              "its own: --set loss_settings={} for its defaults).")
+        if self.settings is None:
+            return None
+        for key, value in sorted(values.items()):  # NaN passes every range check: refused before the settings' own
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"loss_settings.{key} must be a finite number. Received: {value!r}")
+        return config_lib.from_dict(self.settings, values, _where="loss_settings.")
+
+    def complete(self, values: dict | None = None) -> dict:
+        """``values`` checked and with the defaults filled in, as plain data (what a run records)."""
+        settings = self.settings_of(values)
+        return dataclasses.asdict(settings) if settings is not None else {}
 
 
 LOSSES = Registry("adversarial loss")
+_RESERVED = ("logits", "labels", "clean_logits", "target")
 
 
-def register_loss(name: str, *, target: str = "none", needs_clean_logits: bool = False):
+def register_loss(name: str, *, target: str = "none", needs_clean_logits: bool = False, settings: type | None = None):
     """Decorator: registers ``fn`` as adversarial loss ``name`` (the one registration point; configs, attacks
-    and trainers find it by name). ``fn(logits, labels, *, clean_logits, target, kappa)`` returns the per-example
-    loss [B] to minimise; ``target`` is a [B] int tensor of target classes or None."""
+    and trainers find it by name). ``fn(logits, labels, *, clean_logits, target, **settings)`` returns the
+    per-example loss [B] to minimise; ``target`` is a [B] int tensor of target classes or None; ``settings`` (a
+    dataclass type, every field with a default) are the loss's own hyperparameters, passed to ``fn`` by name."""
     if target not in ("none", "required", "optional"):
         raise ValueError(f"target must be none, required or optional. Received: {target!r}")
+    if settings is not None:
+        if not isinstance(settings, type) or not dataclasses.is_dataclass(settings):
+            raise TypeError(f"Loss {name!r}: settings must be a dataclass type. Received: {settings!r}")
+        clashing = [field.name for field in dataclasses.fields(settings) if field.name in _RESERVED]
+        if clashing:
+            raise TypeError(f"Loss {name!r}: settings may not be named {', '.join(clashing)} (fn's own arguments).")
+        settings()  # every field has a default, and the defaults pass its own check
 
     def register(fn):
-        LOSSES.register(name, AdversarialLoss(fn, target, needs_clean_logits))
+        LOSSES.register(name, AdversarialLoss(name, fn, target, needs_clean_logits, settings))
         return fn
 
     return register
+
+
+def loss_settings(kind: str, values: dict | None = None) -> dict:
+    """The settings of loss ``kind`` from ``values`` (a config's ``loss_settings``): checked (an unknown key or
+    a bad value is a ConfigError), with its defaults filled in."""
+    return LOSSES.lookup(kind).complete(values)
+
+
+def has_setting(kind: str, name: str) -> bool:
+    """Whether the registered loss ``kind`` has a setting ``name`` (False for a loss not registered)."""
+    own = LOSSES[kind].settings if kind in LOSSES else None
+    return own is not None and name in {field.name for field in dataclasses.fields(own)}
 
 
 def check_loss(kind: str, target_class, num_classes: int | None = None):
@@ -73,7 +125,7 @@ def check_loss(kind: str, target_class, num_classes: int | None = None):
 
 
 def untargeted_losses() -> list[str]:
-    """Losses that need neither a target class nor clean logits: what a defence's generator can train with."""
+    """Losses that need neither a target class nor clean logits: what a defense's generator can train with."""
     return [name for name, loss in LOSSES.items() if loss.target != "required" and not loss.needs_clean_logits]
 
 
@@ -96,7 +148,19 @@ def _targeted(logits, labels, *, target, **_):
     return _cross_entropy(target, logits)
 
 
-@register_loss("cw", target="optional")
+@dataclasses.dataclass(frozen=True)
+class CWSettings:
+    """The Carlini-Wagner loss's own setting: ``kappa``, the confidence margin past which an example stops
+    pulling (0: the decision boundary)."""
+
+    kappa: float = 0.0
+
+    def __post_init__(self):
+        if not self.kappa >= 0:
+            raise ConfigError(f"loss_settings.kappa of loss 'cw' must be >= 0. Received: {self.kappa!r}")
+
+
+@register_loss("cw", target="optional", settings=CWSettings)
 def _cw(logits, labels, *, target, kappa, **_):
     """Carlini-Wagner margin, ``max(z_y - max_{j!=y} z_j, -kappa)``, or the targeted margin
     ``max(max_{j!=t} z_j - z_t, -kappa)`` with a target class."""
@@ -133,14 +197,17 @@ def kl_divergence(reference_logits, logits):
     return tf.reduce_sum(tf.exp(reference) * (reference - tf.nn.log_softmax(logits, axis=-1)), axis=-1)
 
 
-def adversarial_loss(kind: str, logits, labels, clean_logits=None, target_class: int | None = None,
-                     kappa: float = 0.0):
+def adversarial_loss(kind: str, logits, labels, clean_logits=None, target_class: int | None = None, *,
+                     settings: dict | None = None):
     """Per-example loss [B] to minimise: the registered loss ``kind`` (see ``LOSSES``: untargeted, least_likely,
-    targeted, cw, and any a user registered)."""
+    targeted, cw, and any a user registered) with its ``settings`` (e.g. ``{"kappa": 5.0}`` for cw; missing ones
+    take their defaults, an unknown one is a ConfigError)."""
     check_loss(kind, target_class)
     loss = LOSSES[kind]
     if loss.needs_clean_logits and clean_logits is None:
         raise ConfigError(f"loss={kind!r} needs the classifier's logits on the clean images.")
+    own = loss.settings_of(settings)
     labels = tf.cast(labels, tf.int32)
     target = tf.fill(tf.shape(labels), target_class) if target_class is not None else None
-    return loss.fn(logits, labels, clean_logits=clean_logits, target=target, kappa=kappa)
+    return loss.fn(logits, labels, clean_logits=clean_logits, target=target,
+                   **({field.name: getattr(own, field.name) for field in dataclasses.fields(own)} if own else {}))

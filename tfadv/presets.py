@@ -73,8 +73,8 @@ _LIMITS = {"classifier": "Not robust: white-box attacks within small budgets foo
 
 
 def _recipe(cfg: dict) -> str:
-    """The config fields that say what was trained (a defence's generator only where its settings train one)."""
-    cfg = experiments.migrate_defense_settings(cfg)
+    """The config fields that say what was trained (a defense's generator only where its settings train one)."""
+    cfg = experiments.migrate_loss_settings(experiments.migrate_defense_settings(cfg))
     fields = {**(cfg.get("settings") or {}), **cfg}
     keys = ["model", "method", "generator", "mode", "norm", "eps"]
     return ", ".join(f"{k}={fields[k]}" for k in keys if k in fields)

@@ -1,4 +1,4 @@
-"""Name -> object registries: what users extend (generators, losses, attacks, defences, datasets, recipes).
+"""Name -> object registries: what users extend (generators, losses, attacks, defenses, datasets, recipes).
 
     ATTACKS = Registry("attack")
 
@@ -17,7 +17,7 @@ from tfadv.errors import ConfigError
 
 
 class Registry(dict):
-    """A dict of registered entries; ``what`` names them in error messages ("attack", "defence method")."""
+    """A dict of registered entries; ``what`` names them in error messages ("attack", "defense method")."""
 
     def __init__(self, what: str):
         super().__init__()

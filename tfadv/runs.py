@@ -4,7 +4,7 @@
     runs.evaluate_run("runs/fashion_mnist_cnn", split="test")
 
 The artifact is the one the run's task saved (``model.keras``, or
-``attacker.keras`` for perturbation runs); a defence run's is its defended
+``attacker.keras`` for perturbation runs); a defense run's is its defended
 classifier.
 """
 

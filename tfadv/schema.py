@@ -3,7 +3,7 @@
 Configs are leaf data: every field has a default, ``validate()`` checks a config's
 values once, before anything is built, and ``tfadv.config`` turns a config into
 JSON and back. This module imports no registry of code (models, generators,
-losses, defence methods, targets): the names a config gives are checked where
+losses, defense methods, targets): the names a config gives are checked where
 they are built, by the task of its kind (``tfadv.tasks``' ``check``), right after
 the config is read and before any data is loaded. Named recipes (filled-in
 configs) live in :mod:`tfadv.recipes`; the registry of names is
@@ -258,7 +258,10 @@ class PerturbationExperiment(TrainingConfig):
     ``magnitude_weight`` * ||x_hat - x||_magnitude_norm in the loss) or
     "universal" (one U from fixed noise drawn with ``seed``, scaled to ``eps``,
     added to every image). ``gan`` adds the discriminator realism term with
-    weight ``realism_weight``.
+    weight ``realism_weight``. ``loss_settings`` are the loss's own settings, as
+    plain data (cw's margin: ``--set loss_settings.kappa=5``): the perturbation
+    task reads them into the settings dataclass the loss registered, with its
+    defaults, and the run's config.json records them complete.
     """
 
     kind: str = "perturbation"
@@ -270,7 +273,7 @@ class PerturbationExperiment(TrainingConfig):
     eps: float = 2.4
     loss: str = "untargeted"
     target_class: int | None = None
-    kappa: float = 0.0
+    loss_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     magnitude_weight: float = 0.0
     magnitude_norm: str = "l2"
     gan: bool = False
@@ -283,7 +286,8 @@ class PerturbationExperiment(TrainingConfig):
     feature_layers: list[str] = dataclasses.field(default_factory=list)
 
     def validate(self):
-        """Values only; the generator, mode, loss and feature layers are checked by the perturbation task."""
+        """Values only; the generator, mode, loss (and its settings) and feature layers are checked by the
+        perturbation task."""
         super().validate()
         from tfadv.budgets import NORMS, check_budget
 
@@ -300,8 +304,6 @@ class PerturbationExperiment(TrainingConfig):
                               f"Received: {self.magnitude_weight!r}, {self.realism_weight!r}")
         if not 0 <= self.d_beta_1 < 1:
             raise ConfigError(f"d_beta_1 must be in [0, 1). Received: {self.d_beta_1!r}")
-        if self.kappa < 0:
-            raise ConfigError(f"kappa must be >= 0. Received: {self.kappa!r}")
         check_positive(d_learning_rate=self.d_learning_rate)
         if self.mode == "joint" and not (self.magnitude_weight or self.gan):
             raise ConfigError("mode='joint' needs magnitude_weight > 0 or gan=true: otherwise nothing keeps "
@@ -309,20 +311,26 @@ class PerturbationExperiment(TrainingConfig):
         return self
 
 
+# Defense methods renamed since configs were first written: old name -> today's. ``tfadv.experiments.from_dict``
+# reads a config (a run's config.json, a registry entry) of an old name as today's; a config given the old name
+# now (``--set method=joint``) is refused with today's.
+RENAMED_DEFENSE_METHODS = {"joint": "co_trained"}
+
+
 @dataclasses.dataclass
 class DefenseExperiment(TrainingConfig):
-    """Training a defended classifier from scratch with a registered defence method (``tfadv.trainers.defense``).
+    """Training a defended classifier from scratch with a registered defense method (``tfadv.trainers.defense``).
 
-    What every method shares: ``method`` (its registered name: "pgd", "fgsm", "trades", "joint", or your own),
+    What every method shares: ``method`` (its registered name: "pgd", "fgsm", "trades", "co_trained", or your own),
     the classifier (``model``, ``model_kwargs``; a ``.keras`` file is your own), the budget the training attack
     keeps to (``norm``, ``eps``) and the overfitting guard (``guard_max_drop``: stop when held-out PGD-10
     accuracy falls this much in an epoch; null: off). ``settings`` are the method's own, as plain data (``--set
-    settings.steps=3``): the defence task reads them into the settings dataclass the method registered, with its
+    settings.steps=3``): the defense task reads them into the settings dataclass the method registered, with its
     defaults, and the method checks them; the run's config.json records them complete.
     """
 
     kind: str = "defense"
-    method: str = "joint"
+    method: str = "co_trained"
     model: str = "small_cnn"
     model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     norm: str = "linf"
@@ -331,8 +339,11 @@ class DefenseExperiment(TrainingConfig):
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def validate(self):
-        """Values only; the method, its settings and the model are checked by the defence task."""
+        """Values only; the method, its settings and the model are checked by the defense task."""
         super().validate()
+        if self.method in RENAMED_DEFENSE_METHODS:
+            new = RENAMED_DEFENSE_METHODS[self.method]
+            raise ConfigError(f"Defense method {self.method!r} was renamed {new!r}: --set method={new}.")
         from tfadv.budgets import check_budget
 
         check_budget(self.norm, self.eps, self.data.spec().image_shape)

@@ -1,6 +1,6 @@
 """Security curves: a classifier's accuracy against the size of the budget.
 
-One robustness figure at one eps says little about a defence. Across budgets around its training budget the
+One robustness figure at one eps says little about a defense. Across budgets around its training budget the
 accuracy under a sound attack must fall as eps grows and reach chance or below well before eps reaches the image
 range; a curve that stays flat, or an attack that is weaker at a larger eps, points at gradient masking
 (Carlini et al. 2019, "On evaluating adversarial robustness"). Each point here is PGD with restarts that count a

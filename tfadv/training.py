@@ -35,7 +35,7 @@ from tfadv.backup import ResumableCallback, RunBackup
 from tfadv.callbacks import FailOnNonFinite, ImageGridLogger, TensorBoard
 from tfadv.data import own as own_lib
 from tfadv.errors import ConfigError
-from tfadv.experiments import OptimizerConfig
+from tfadv.schema import OptimizerConfig
 
 log = logging.getLogger("tfadv.training")
 
@@ -99,7 +99,7 @@ def placed(runner):
 def recipe_json(config: dict) -> str:
     """A config dict without its runtime section (which may change when a run resumes elsewhere), as JSON."""
     config = experiments.from_dict(config)  # configs written before the runtime section read back into it
-    config = tasks.get_task(config.kind).check(config)  # a defence's settings complete, as a run records them
+    config = tasks.get_task(config.kind).check(config)  # a defense's settings complete, as a run records them
     return json.dumps({k: v for k, v in config_lib.to_dict(config).items() if k != "runtime"}, sort_keys=True)
 
 
@@ -213,7 +213,7 @@ def run_experiment(cfg, workdir: str, verbose="auto", data=None):
     if data is not None:
         if not hasattr(cfg, "data"):
             raise ConfigError(f"{cfg.kind} experiments do not train on labelled data: data= is for classifier, "
-                              "perturbation and defence configs.")
+                              "perturbation and defense configs.")
         own = own_lib.from_arrays(data, cfg.data.class_names if cfg.data.dataset == own_lib.OWN else None,
                                   holdout=cfg.data.holdout)
         cfg = tasks.use_own_data(cfg, own)
@@ -281,8 +281,8 @@ def fresh_generator(target: str, norm: str, eps: float, *, epochs: int = 2, step
     """A generator trained from scratch against the frozen zoo classifier ``target`` at (``norm``, ``eps``).
 
     The ``recipe`` (a thresholded U-Net) retargeted and rebudgeted, trained in a
-    temporary run folder; returns its x -> x_hat model. The defence report's
-    fresh-generator column: a defence that only beats its own co-trained
+    temporary run folder; returns its x -> x_hat model. The defense report's
+    fresh-generator column: a defense that only beats its own co-trained
     generator shows it there.
     """
     cfg = experiments.get_experiment(recipe)

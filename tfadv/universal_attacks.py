@@ -151,13 +151,16 @@ def universal_iterative(classifier, dataset, *, eps: float, norm: str = "l2", nu
 
 
 def universal_sgd(classifier, dataset, *, eps: float, norm: str = "l2", epochs: int = 5,
-                  learning_rate: float = 0.01, loss: str = "untargeted", target_class: int | None = None):
-    """The simple baseline: one variable U trained with Adam on the adversarial loss, projected after each step.
+                  learning_rate: float = 0.01, loss: str = "untargeted", target_class: int | None = None,
+                  loss_settings: dict | None = None):
+    """The simple baseline: one variable U trained with Adam on the adversarial loss (``loss``, with its own
+    ``loss_settings``, e.g. ``{"kappa": 1.0}`` for cw), projected after each step.
 
     Returns U [1, H, W, C] inside the eps-ball.
     """
     eps = check_budget(norm, eps)
     check_loss(loss, target_class)
+    loss_settings = LOSSES[loss].complete(loss_settings)
     u, optimizer, step = None, None, None
     for _ in range(epochs):
         for images, labels in dataset:
@@ -172,7 +175,8 @@ def universal_sgd(classifier, dataset, *, eps: float, norm: str = "l2", epochs: 
                     clean_logits = classifier(images) if LOSSES[loss].needs_clean_logits else None
                     with tf.GradientTape() as tape:
                         logits = classifier(tf.clip_by_value(images + u, 0.0, 1.0))
-                        value = tf.reduce_mean(adversarial_loss(loss, logits, labels, clean_logits, target_class))
+                        value = tf.reduce_mean(adversarial_loss(loss, logits, labels, clean_logits, target_class,
+                                                                settings=loss_settings))
                     optimizer.apply([tape.gradient(value, u)], [u])
                     u.assign(constrain(u, norm, eps, "project"))
 

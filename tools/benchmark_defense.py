@@ -1,14 +1,14 @@
-"""Benchmark: training cost of each defence, per step, on the same batches (prints a table).
+"""Benchmark: training cost of each defense, per step, on the same batches (prints a table).
 
     python tools/benchmark_defense.py [--experiments=A,B,...] [--steps=30] [--batch_size=128] [--record]
 
 Wall time of a whole training run depends on whatever else the machine was
-doing; this times ``train_step`` of each named defence experiment (the exact
+doing; this times ``train_step`` of each named defense experiment (the exact
 trainer its config builds: classifier, generator, refine and PGD steps), as one
 ``tf.function``, on one fixed synthetic batch of the experiment's image shape,
 one experiment after the other, after two warm-up steps. The table gives ms per
 step, images per second and the cost relative to the first experiment, which is
-what "a lower training cost" means for a defence. Run it on an otherwise idle
+what "a lower training cost" means for a defense. Run it on an otherwise idle
 machine.
 
 Seconds per epoch = ms per step x the batches of an epoch of --epoch_images (the
@@ -26,7 +26,7 @@ flags.DEFINE_list("experiments", ["fashion_mnist_pgd_defense_linf", "fashion_mni
                                   "fashion_mnist_joint_refined_defense_linf", "fashion_mnist_joint_fgsm_defense_linf",
                                   "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",
                                   "fashion_mnist_joint_pgd2_defense_linf"],
-                  "Defence experiments to time (costs are relative to the first).")
+                  "Defense experiments to time (costs are relative to the first).")
 flags.DEFINE_integer("steps", 30, "Timed steps per experiment.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Batch size (the experiments' own is 128).", lower_bound=1)
 flags.DEFINE_integer("epoch_images", 54000, "Training images per epoch, for seconds per epoch.", lower_bound=1)

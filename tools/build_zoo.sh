@@ -2,8 +2,8 @@
 # Rebuilds the committed Fashion-MNIST zoo entries, in dependency order (classifiers before the attacks on them).
 #   tools/build_zoo.sh [ENTRY ...]      default: all; runs go to runs/zoo_build/<entry>, logs beside them
 # Each entry: tfadv-train with its named experiment, then tfadv-export --overwrite into zoo/ (atomic; the
-# registry's figures are measured on the exported SavedModel). A joint defence's export also writes its
-# co-trained generator NAME_generator (asking for NAME_generator rebuilds NAME). Then every defence table
+# registry's figures are measured on the exported SavedModel). A co_trained defense's export also writes its
+# co-trained generator NAME_generator (asking for NAME_generator rebuilds NAME). Then every defense table
 # (tools/evaluate_defense.py --record) whose command names a rebuilt entry is measured and recorded again, and
 # so is every column other tools added to a rebuilt entry (AutoAttack, training cost: tfadv.zoo.other_tools_commands,
 # read before the export replaces the entry).
@@ -63,7 +63,7 @@ ORDER=(fashion_mnist_small_cnn fashion_mnist_cnn_gap fashion_mnist_mlp fashion_m
        fashion_mnist_unet_gan_l2 fashion_mnist_unet_gan
        fashion_mnist_unet_linf_vs_pgd fashion_mnist_unet_l2_vs_pgd
        style_gram_stack_offline style_adain_offline)  # the two _vs_pgd entries attack the PGD-trained ones
-# The defence tables, as recorded in the registry (the last one recorded for a classifier is the one kept).
+# The defense tables, as recorded in the registry (the last one recorded for a classifier is the one kept).
 TABLES=(
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_linf,fashion_mnist_pgd_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_refined_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
@@ -103,7 +103,7 @@ for table in "${TABLES[@]}"; do
   for name in "${rebuilt[@]}"; do
     if [[ $table == *"=$name "* || $table == *"=$name,"* || $table == *",$name "* ||
           " ${TRANSFER[$norm]:-} " == *" $name "* ]]; then
-      echo "== defence table: $table"
+      echo "== defense table: $table"
       $PY $table
       break
     fi

@@ -1,12 +1,12 @@
-"""The defence evaluation table, from one command (prints it; writes JSON with --output).
+"""The defense evaluation table, from one command (prints it; writes JSON with --output).
 
     python tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_linf,fashion_mnist_pgd_defense_linf \
         --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1
 
 Rows per classifier (the undefended one too, as the baseline): clean accuracy; accuracy under the co-trained
-generator (joint defences: their zoo entry NAME_generator, which tfadv-export writes); under a *fresh* U-Net generator trained from scratch against the
+generator (co_trained defenses: their zoo entry NAME_generator, which tfadv-export writes); under a *fresh* U-Net generator trained from scratch against the
 frozen classifier; under PGD with many steps and random restarts; under the undefended classifier's zoo
-perturbations at this norm (transfer). A defence that only beats its own generator shows it here.
+perturbations at this norm (transfer). A defense that only beats its own generator shows it here.
 """
 
 import json
@@ -19,7 +19,7 @@ from tfadv import cli
 flags.DEFINE_list("defended", [], "Zoo entries of defended classifiers.")
 flags.DEFINE_string("undefended", "fashion_mnist_small_cnn", "The undefended zoo classifier (baseline row).")
 flags.DEFINE_bool("baseline_row", True, "Also measure the undefended classifier's row (--nobaseline_row: it only "
-                  "supplies the transfer columns, e.g. when adding a defence to a table whose baseline is recorded).")
+                  "supplies the transfer columns, e.g. when adding a defense to a table whose baseline is recorded).")
 flags.DEFINE_enum("norm", "linf", ["l2", "linf"], "Budget norm of every attack.")
 flags.DEFINE_float("eps", 0.1, "Budget of every attack.")
 flags.DEFINE_integer("pgd_steps", 100, "PGD steps.", lower_bound=1)

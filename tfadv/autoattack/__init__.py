@@ -1,4 +1,4 @@
-"""AutoAttack (Croce & Hein 2020), native TensorFlow: the yardstick tfadv judges every attack and defence by.
+"""AutoAttack (Croce & Hein 2020), native TensorFlow: the yardstick tfadv judges every attack and defense by.
 
     result = autoattack.evaluate(classifier, images, labels, norm="linf", eps=0.1)   # version="standard"
     result["robust_accuracy"], result["stages"]      # final figure; robust accuracy and seconds after each stage

@@ -4,7 +4,7 @@
 * :mod:`~tfadv.benchmarks.attack_strength`: a generator, refined by k PGD steps, against PGD and AutoAttack;
 * :mod:`~tfadv.benchmarks.autoattack`: native AutoAttack stages against ART's, on the same images;
 * :mod:`~tfadv.benchmarks.universal`: a generator's universal perturbation against iterative UAP and SGD-UAP;
-* :mod:`~tfadv.benchmarks.defense`: each defence's training step, its cost against the first;
+* :mod:`~tfadv.benchmarks.defense`: each defense's training step, its cost against the first;
 * :mod:`~tfadv.benchmarks.step`: an ImageNet-size generator's training step by precision and XLA;
 * :mod:`~tfadv.benchmarks.style`: the style networks' forward time and parameters.
 

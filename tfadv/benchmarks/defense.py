@@ -1,4 +1,4 @@
-"""Each defence's training cost per step, on the same batch, one after the other (``tools/benchmark_defense.py``).
+"""Each defense's training cost per step, on the same batch, one after the other (``tools/benchmark_defense.py``).
 
     costs = benchmark(["fashion_mnist_pgd_defense_linf", "fashion_mnist_fgsm_defense_linf"], batch_size=128,
                       steps=30, epoch_images=54000)   # logs a Markdown table, a row as each is timed
@@ -19,7 +19,7 @@ HEADER = ("experiment", "method", "training attack", "ms / step", "images / s", 
 
 
 def seconds_per_step(name: str, batch_size: int, steps: int) -> float:
-    """Seconds per training step of defence experiment ``name`` (after two warm-up steps: tracing, first calls)."""
+    """Seconds per training step of defense experiment ``name`` (after two warm-up steps: tracing, first calls)."""
     import keras
     import tensorflow as tf
 
@@ -31,7 +31,7 @@ def seconds_per_step(name: str, batch_size: int, steps: int) -> float:
 
     cfg = experiments.get_experiment(name)
     if cfg.kind != "defense":
-        raise ConfigError(f"{name!r} is a {cfg.kind} experiment, not a defence.")
+        raise ConfigError(f"{name!r} is a {cfg.kind} experiment, not a defense.")
     spec = get_spec(cfg.data.dataset)
     keras.utils.set_random_seed(0)
     trainer = build_defense_trainer(cfg, spec.image_shape, spec.num_classes)
@@ -50,7 +50,7 @@ def _read_back(logs) -> None:
 
 
 def benchmark(names, *, batch_size: int, steps: int, epoch_images: int, log=print) -> dict:
-    """Times each defence experiment of ``names`` in turn and logs the Markdown table, each row as soon as it is
+    """Times each defense experiment of ``names`` in turn and logs the Markdown table, each row as soon as it is
     measured. Returns ``{name: training cost}``: method, training attack, ms per step, seconds per epoch of
     ``epoch_images`` images and the cost relative to the first experiment (``cost_vs``, ``cost_ratio``)."""
     from tfadv import experiments

@@ -30,6 +30,8 @@ class DatasetSpec:
         keras_cache: file or folder under ``~/.keras/datasets`` that proves the
             Keras cache is present.
         class_names: label k's name (figures and reports), when known.
+        offline_hint: what to install or pass when no source has the data (the end of the one-line
+            ``DataUnavailableError``); empty: :attr:`hint`'s generic advice.
     """
 
     name: str
@@ -41,6 +43,15 @@ class DatasetSpec:
     keras_loader: str | None = None
     keras_cache: str | None = None
     class_names: tuple[str, ...] = ()
+    offline_hint: str = ""
+
+    @property
+    def hint(self) -> str:
+        """What to do when no source has the data: ``offline_hint``, or where tfadv looks for any dataset."""
+        if self.offline_hint:
+            return self.offline_hint
+        return (f"pass --idx_dir=DIR holding its MNIST-format IDX files (or list such folders in its DatasetSpec's "
+                f"local_idx_dirs), or prepare {self.name} with TFDS and pass --tfds_data_dir=DIR")
 
     @property
     def keras_cache_path(self) -> str | None:
@@ -63,6 +74,7 @@ for _spec in (
         "mnist", (28, 28, 1), 10, flip_augment=False, pad_crop=2,
         local_idx_dirs=("/usr/share/datasets/mnist",),
         keras_loader="mnist", keras_cache="mnist.npz", class_names=tuple("0123456789"),
+        offline_hint="pass --idx_dir=DIR holding the four MNIST IDX files, or place mnist.npz in ~/.keras/datasets",
     ),
     DatasetSpec(
         "fashion_mnist", (28, 28, 1), 10, flip_augment=True, pad_crop=2,
@@ -70,13 +82,18 @@ for _spec in (
         keras_loader="fashion_mnist", keras_cache="fashion-mnist",
         class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                      "Bag", "Ankle boot"),
+        offline_hint="run `apt-get install dataset-fashion-mnist` (real Fashion-MNIST, offline), or pass --idx_dir",
     ),
     DatasetSpec(
         "cifar10", (32, 32, 3), 10, flip_augment=True, pad_crop=4,
         keras_loader="cifar10", keras_cache="cifar-10-batches-py",
         class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        offline_hint="place cifar-10-batches-py in ~/.keras/datasets, or prepare it with `tfds build cifar10` "
+                     "online and pass --tfds_data_dir",
     ),
-    DatasetSpec("imagenet2012", (224, 224, 3), 1000, flip_augment=True),
+    DatasetSpec("imagenet2012", (224, 224, 3), 1000, flip_augment=True,
+                offline_hint="prepare it with TFDS (manual download of the ILSVRC2012 tars) and pass "
+                             "--tfds_data_dir"),
 ):
     register_dataset(_spec)
 del _spec

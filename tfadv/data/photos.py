@@ -15,7 +15,7 @@ files listed in :data:`SOURCES` into square crops (PNG) under four folders:
 and writes ``MANIFEST.json``: every crop with its source file, package and
 licence. Each source is cut at two scales (the whole short side, and a third
 of it at three places), so a few dozen wallpapers give a few hundred crops.
-The files are read with Pillow (a dependency of TensorBoard), which also
+The files are read with Pillow (a dependency: it also draws the figures' text), which also
 decodes GNOME's WebP textures that ``tf.io.decode_image`` cannot.
 """
 

@@ -112,11 +112,19 @@ def _from_keras_cache(spec, split):
     return slice_arrays(images, labels.reshape(-1).astype(np.int64), sl)
 
 
+class _NotInTFDS(Exception):
+    """TFDS knows no dataset of this name: no builder, and no prepared copy in the data_dir."""
+
+
 def _tfds_dataset(spec, split, data_dir, download):
     import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.registered import DatasetNotFoundError
 
-    return tfds.load(spec.name, split=split, data_dir=data_dir, as_supervised=True, download=download,
-                     shuffle_files=False)
+    try:
+        return tfds.load(spec.name, split=split, data_dir=data_dir, as_supervised=True, download=download,
+                         shuffle_files=False)
+    except DatasetNotFoundError:  # its message lists every TFDS dataset: a screenful
+        raise _NotInTFDS(spec.name) from None
 
 
 def load_examples(name: str, split: str = "train", *, source: str = "auto", idx_dir: str | None = None,
@@ -145,17 +153,25 @@ def load_examples(name: str, split: str = "train", *, source: str = "auto", idx_
         if source == "idx" or idx_dir:
             raise DataUnavailableError(f"Cannot load {name!r} from IDX files: tried {'; '.join(tried) or 'no folder'}.")
 
+    in_tfds = True  # TFDS has a builder (or a prepared copy) of this name
     if source in ("auto", "tfds"):
         try:
             ds = _tfds_dataset(spec, split, tfds_data_dir, download=False)
             return ds, LoadInfo("tfds", tfds_data_dir or "TFDS default data_dir", None, spec)
+        except _NotInTFDS:
+            in_tfds = False
+            tried.append(f"TFDS has no dataset named {spec.name!r} (no builder, no prepared copy in "
+                         f"{tfds_data_dir or 'the default data_dir'})")
         except (AssertionError, FileNotFoundError) as e:
-            tried.append(f"TFDS prepared copy in {tfds_data_dir or 'the default data_dir'} ({str(e).splitlines()[0][:120]})")
+            first_line = (str(e).splitlines() or [""])[0][:120]
+            tried.append(f"TFDS prepared copy in {tfds_data_dir or 'the default data_dir'} ({first_line})")
 
     if source in ("auto", "keras") and spec.keras_loader:
         if os.path.exists(spec.keras_cache_path):
             return arrays(*_from_keras_cache(spec, split), "keras", spec.keras_cache_path)
         tried.append(f"keras.datasets cache {spec.keras_cache_path} (not found)")
+    elif source == "keras":
+        tried.append(f"keras.datasets (no loader of {name!r})")
 
     if source == "auto":
         for d in spec.local_idx_dirs:
@@ -163,22 +179,15 @@ def load_examples(name: str, split: str = "train", *, source: str = "auto", idx_
                 return arrays(*_from_idx(spec, d, split), "idx", d)
             tried.append(f"IDX files in {d} (not found)")
 
-    if source in ("auto", "tfds"):
+    if source in ("auto", "tfds") and in_tfds:
         if network_available():
             log.info("Downloading %s with TFDS.", name)
             ds = _tfds_dataset(spec, split, tfds_data_dir, download=True)
             return ds, LoadInfo("tfds-download", tfds_data_dir or "TFDS default data_dir", None, spec)
         tried.append("TFDS download (network unreachable)")
 
-    hint = {
-        "fashion_mnist": "run `apt-get install dataset-fashion-mnist` (real Fashion-MNIST, offline), or pass --idx_dir",
-        "mnist": "pass --idx_dir=DIR holding the four MNIST IDX files, or place mnist.npz in ~/.keras/datasets",
-        "cifar10": "place cifar-10-batches-py in ~/.keras/datasets, or prepare it with `tfds build cifar10` online "
-                   "and pass --tfds_data_dir",
-        "imagenet2012": "prepare it with TFDS (manual download of the ILSVRC2012 tars) and pass --tfds_data_dir",
-    }[spec.name]
     raise DataUnavailableError(f"Cannot load dataset {name!r} (split {split!r}). Tried: {'; '.join(tried)}. "
-                               f"To fix: {hint}.")
+                               f"To fix: {spec.hint}.")
 
 
 def _to_unit_float(spec: DatasetSpec):

@@ -243,7 +243,7 @@ def build_classifier(name: str, **kwargs) -> keras.Model:
 
 def load_own_classifier(path: str, input_shape, num_classes: int, reinitialize: bool = False) -> keras.Model:
     """A copy of the classifier saved at ``path`` (Keras safe mode), checked against the data: it takes images of
-    ``input_shape`` and returns ``num_classes`` outputs. The file is only read: a defence trains the copy.
+    ``input_shape`` and returns ``num_classes`` outputs. The file is only read: a defense trains the copy.
 
     ``reinitialize``: the same architecture with fresh weights (adversarial training from scratch) rather than
     the saved weights (adversarial fine-tuning).

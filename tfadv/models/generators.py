@@ -12,7 +12,8 @@ and its test.
 exported, mapping x in [0, 1] to x_hat in [0, 1]:
 
 * ``mode="thresholded"`` (seed approach B): generator -> tanh delta, scaled to
-  the norm budget by :class:`tfadv.budgets.NormBoundedPerturbation`.
+  the norm budget by :class:`tfadv.budgets.NormBoundedPerturbation` (budget
+  rule ``"threshold"``).
 * ``mode="joint"`` (seed approach A): generator -> sigmoid, the output *is*
   x_hat; the magnitude is only penalised by the loss, not bounded.
 """
@@ -177,7 +178,8 @@ def perturbation_model(generator: keras.Model, mode: str = "thresholded", norm: 
     inputs = keras.Input(generator.input_shape[1:], name="images")
     out = generator(inputs)
     if mode == "thresholded":
-        budget = NormBoundedPerturbation(norm, check_budget(norm, eps), mode="scale", dtype="float32", name="budget")
+        budget = NormBoundedPerturbation(norm, check_budget(norm, eps), rule="threshold", dtype="float32",
+                                         name="budget")
         x_hat = budget([inputs, out])
     else:
         x_hat = out

@@ -11,20 +11,21 @@ the same :class:`tfadv.trainers.PerturbationTrainer` trains it and the same
 export serves it; ``perturbation()`` returns U itself.
 
 L-inf budgets (``linf_map``): scaling the tanh output g so that max|U| = eps
-("scale", the first entries) makes every pixel reach eps only where tanh
-saturates, and a saturated tanh passes no gradient: U froze within an epoch
+("threshold", the budget rule; the first entries) makes every pixel reach eps
+only where tanh saturates, and a saturated tanh passes no gradient: U froze within an epoch
 (the same validation accuracy, 38.2%, after epochs 1 and 2).
 "straight_through" (the default of new models) normalises g by its mean
 |g|, clips to [-1, 1] and scales by eps, passing the gradient through the
 clip unchanged: U can be an eps-sign pattern while the generator stays in its
 linear range, and a clipped pixel can still turn back. Models saved before
-the option existed load with "scale", so they compute what they computed.
+the option existed load with "threshold", so they compute what they computed
+(models saved before the rename call it "scale": they read as "threshold").
 """
 
 import keras
 import tensorflow as tf
 
-from tfadv.budgets import bounded_perturbation, check_budget, constrain
+from tfadv.budgets import RENAMED_RULES, bounded_perturbation, check_budget, constrain
 from tfadv.errors import ConfigError
 from tfadv.serialization import NestedModels
 
@@ -37,10 +38,10 @@ class UniversalPerturbation(NestedModels, keras.Model):
         generator: functional model from [1, H, W, C] noise to a same-sized tanh output.
         norm, eps: the budget U is scaled to ("l2" or "linf").
         noise_seed: seed of the uniform [0, 1) noise image z.
-        linf_map: for L-inf, "straight_through" or "scale" (see the module doc); L2 always scales.
+        linf_map: for L-inf, "straight_through" or "threshold" (see the module doc); L2 always thresholds.
     """
 
-    LINF_MAPS = ("straight_through", "scale")
+    LINF_MAPS = ("straight_through", "threshold")
 
     NESTED_MODELS = ("generator",)
 
@@ -60,15 +61,15 @@ class UniversalPerturbation(NestedModels, keras.Model):
         """U: [1, H, W, C] with ``||U||_norm = eps`` (up to the budget's safety margin)."""
         raw = self.generator(self.noise, training=training)
         if self.norm == "linf" and self.linf_map == "straight_through":
-            # mean |r| = 1, so some |r| >= 1 and the clipped r peaks at exactly 1: "scale" then multiplies by eps
+            # mean |r| = 1, so some |r| >= 1 and the clipped r peaks at exactly 1: "threshold" then multiplies by eps
             r = raw / (tf.reduce_mean(tf.abs(raw)) + 1e-12)
             raw = r + tf.stop_gradient(tf.clip_by_value(r, -1.0, 1.0) - r)
-        return constrain(raw, self.norm, self.eps, "scale")
+        return constrain(raw, self.norm, self.eps, "threshold")
 
     def call(self, images, training=False):
         u = self.perturbation(training)
         return bounded_perturbation(images, tf.broadcast_to(u, tf.shape(images)), self.norm, self.eps,
-                                    mode="project")
+                                    rule="project")
 
     def get_config(self):
         return {**super().get_config(), "generator": keras.saving.serialize_keras_object(self.generator),
@@ -77,5 +78,6 @@ class UniversalPerturbation(NestedModels, keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config.setdefault("linf_map", "scale")  # saved before the option: the map it was trained with
+        linf_map = config.get("linf_map", "threshold")  # saved before the option: the map it was trained with
+        config["linf_map"] = RENAMED_RULES.get(linf_map, linf_map)  # saved before the rename: "scale"
         return super().from_config(config)

@@ -1,6 +1,7 @@
-"""Recipes of defended classifiers: PGD adversarial training and the joint (generator) defences.
+"""Recipes of defended classifiers: PGD adversarial training and the co-trained (generator) defenses (method
+``co_trained``; their recipe names, ``fashion_mnist_joint_*defense*``, stay as published).
 
-Each recipe gives what every defence shares (method, classifier, budget, guard) and, as plain data in
+Each recipe gives what every defense shares (method, classifier, budget, guard) and, as plain data in
 ``settings``, what it chooses of its method's own settings (``tfadv.trainers.defense``: the rest are the
 method's defaults, recorded complete in every run's config.json)."""
 
@@ -14,7 +15,7 @@ def fashion_mnist_joint_defense_linf() -> DefenseExperiment:
     """The seed's future work: classifier and U-Net generator trained together, L-inf 0.1."""
     base = fashion_mnist_cnn()
     return DefenseExperiment(
-        data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=True), method="joint",
+        data=DataConfig(dataset="fashion_mnist", batch_size=128, augment=True), method="co_trained",
         model=base.model, model_kwargs=dict(base.model_kwargs), norm="linf", eps=0.1,
         settings={"generator": "unet", "generator_kwargs": {"depth": 2, "filters": 16}},
         optimizer=OptimizerConfig(name="adamw", learning_rate=2e-3, weight_decay=0.05, warmup_epochs=1),
@@ -25,7 +26,7 @@ def fashion_mnist_joint_defense_linf() -> DefenseExperiment:
 @recipe
 def fashion_mnist_pgd_defense_linf() -> DefenseExperiment:
     """PGD-7 adversarial training on a 50/50 mix of clean and PGD images (``adversarial_fraction`` 0.5), at the
-    joint defence's budget, classifier and epochs: the reference defence of the recorded tables. Madry et al.
+    co-trained defense's budget, classifier and epochs: the reference defense of the recorded tables. Madry et al.
     train on adversarial images only: that is :func:`fashion_mnist_madry_pgd_defense_linf`."""
     cfg = fashion_mnist_joint_defense_linf()
     cfg.method, cfg.settings = "pgd", {"steps": 7}
@@ -44,7 +45,7 @@ def fashion_mnist_madry_pgd_defense_linf() -> DefenseExperiment:
 
 @recipe
 def fashion_mnist_joint_refined_defense_linf() -> DefenseExperiment:
-    """The joint defence whose generator's x_hat starts 2 PGD steps: a cheaper, stronger training attack."""
+    """The co-trained defense whose generator's x_hat starts 2 PGD steps: a cheaper, stronger training attack."""
     cfg = fashion_mnist_joint_defense_linf()
     cfg.settings["refine_steps"] = 2
     return cfg
@@ -52,7 +53,7 @@ def fashion_mnist_joint_refined_defense_linf() -> DefenseExperiment:
 
 @recipe
 def fashion_mnist_joint_defense_l2() -> DefenseExperiment:
-    """The joint defence at the L2 budget of the PGD L2 defence (1.5)."""
+    """The co-trained defense at the L2 budget of the PGD L2 defense (1.5)."""
     cfg = fashion_mnist_joint_defense_linf()
     cfg.norm, cfg.eps = "l2", 1.5
     return cfg
@@ -70,7 +71,7 @@ def fashion_mnist_pgd_defense_l2() -> DefenseExperiment:
 def fashion_mnist_fgsm_defense_linf() -> DefenseExperiment:
     """Fast adversarial training (Wong et al. 2020) at the same budget, architecture and epochs as PGD-7: FGSM
     from a random start with step 1.25 eps, stopped early if held-out PGD-10 accuracy collapses (catastrophic
-    overfitting). The cheap baseline of the defence table. Like the PGD-7 recipe it trains on a 50/50 mix of
+    overfitting). The cheap baseline of the defense table. Like the PGD-7 recipe it trains on a 50/50 mix of
     clean and adversarial images; Wong et al. train on adversarial images only."""
     cfg = fashion_mnist_pgd_defense_linf()
     cfg.method, cfg.settings, cfg.guard_max_drop = "fgsm", {}, 0.2
@@ -87,7 +88,7 @@ def fashion_mnist_trades_defense_linf() -> DefenseExperiment:
 
 @recipe
 def fashion_mnist_joint_fgsm_defense_linf() -> DefenseExperiment:
-    """A generator-based defence priced to undercut PGD-7 (at most 0.6x its step): FGSM (1.25 eps) started from the co-trained
+    """A generator-based defense priced to undercut PGD-7 (at most 0.6x its step): FGSM (1.25 eps) started from the co-trained
     generator's x_hat instead of a random point, the generator updated on 32 of each batch's 128 images (0.51x
     PGD-7's step), and the catastrophic-overfitting guard of FGSM training."""
     cfg = fashion_mnist_joint_defense_linf()
@@ -98,8 +99,9 @@ def fashion_mnist_joint_fgsm_defense_linf() -> DefenseExperiment:
 
 @recipe
 def fashion_mnist_joint_pgd2_defense_linf() -> DefenseExperiment:
-    """The refined joint defence made cheaper (at most 0.6x PGD-7's step): 2 PGD steps (1.25 eps each) from the co-trained
-    generator's x_hat, the generator updated on 32 of each batch's 128 images, with the overfitting guard."""
+    """The refined co-trained defense made cheaper (at most 0.6x PGD-7's step): 2 PGD steps (1.25 eps each) from
+    the co-trained generator's x_hat, the generator updated on 32 of each batch's 128 images, with the overfitting
+    guard."""
     cfg = fashion_mnist_joint_fgsm_defense_linf()
     cfg.settings.update(refine_steps=2, step_size=None)
     return cfg

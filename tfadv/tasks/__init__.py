@@ -9,7 +9,7 @@ and measures the result on the test split; it also names the file a run saves
 task; :func:`get_task` fails with the known kinds.
 
 Adding a kind: a module here with a ``Task`` subclass, a line in ``TASKS``,
-and its config class in ``tfadv.experiments.KINDS``.
+and its config class in ``tfadv.schema.KINDS``.
 """
 
 from tfadv.errors import ConfigError

@@ -128,7 +128,7 @@ def use_own_data(cfg, own: own_lib.OwnData, *, fit_depth: bool | None = None):
     if converting:
         overrides.update({"data.train_split": "train", "data.validation_split": "validation",
                           "data.eval_split": "test", "data.augment": False})
-    settings = getattr(cfg, "settings", None)  # a defence names the generator it co-trains in its settings
+    settings = getattr(cfg, "settings", None)  # a defense names the generator it co-trains in its settings
     prefix, generator = (("settings.", settings.get("generator")) if isinstance(settings, dict)
                          else ("", getattr(cfg, "generator", None)))
     if (converting if fit_depth is None else fit_depth) and generator in DEPTH_GENERATORS:
@@ -157,7 +157,7 @@ def attack_panels(panel_ds: tf.data.Dataset, class_names, attack, classifier, ta
 @dataclasses.dataclass(frozen=True)
 class Companion:
     """A second artifact of a run that export publishes as its own zoo entry, named ``<entry><suffix>``
-    (a joint defence's co-trained generator), measured against the run's own entry."""
+    (a co_trained defense's generator), measured against the run's own entry."""
 
     suffix: str
     artifact: str
@@ -179,7 +179,7 @@ class Task:
     labelled: bool = True  # measured on a labelled split (data.eval_split); style runs are not
 
     def check(self, cfg):
-        """Checks the names ``cfg`` gives (models, generators, losses, defence methods and their settings) against
+        """Checks the names ``cfg`` gives (models, generators, losses, defense methods and their settings) against
         the registries that build them, with one-line ConfigErrors, and returns the config as its run records it.
 
         Configs are leaf data (:mod:`tfadv.schema` imports no registry), so these checks live here, with the code

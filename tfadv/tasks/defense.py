@@ -1,4 +1,4 @@
-"""Training a defended classifier from scratch (``DefenseExperiment``): any registered defence method."""
+"""Training a defended classifier from scratch (``DefenseExperiment``): any registered defense method."""
 
 import dataclasses
 import os
@@ -12,7 +12,7 @@ from tfadv.trainers.defense import RobustAccuracyGuard, co_trains_a_generator, d
 
 
 def build_defense_trainer(cfg, image_shape, num_classes):
-    """The (uncompiled, built) trainer of defence ``cfg.method`` (``tfadv.trainers.defense.DEFENSES``) with its
+    """The (uncompiled, built) trainer of defense ``cfg.method`` (``tfadv.trainers.defense.DEFENSES``) with its
     ``settings``, around a fresh classifier."""
     method = defense_method(cfg.method)
     classifier = build_classifier(cfg.model, **{"input_shape": list(image_shape), "num_classes": num_classes,
@@ -24,7 +24,7 @@ def build_defense_trainer(cfg, image_shape, num_classes):
 
 class DefenseTask(Task):
     """The run folder holds ``model.keras`` (the defended classifier, what export publishes) and, for methods
-    registered with a co-trained generator (joint), ``attacker.keras``."""
+    registered with a co-trained generator (co_trained), ``attacker.keras``."""
 
     kind = "defense"
 
@@ -38,7 +38,7 @@ class DefenseTask(Task):
         return build_defense_trainer(cfg, data.spec.image_shape, data.spec.num_classes)
 
     def compile(self, trainer, cfg, optimizer):
-        """The classifier's ``optimizer``, and the method's own optimizers (the joint defence's generator's)."""
+        """The classifier's ``optimizer``, and the method's own optimizers (the co_trained defense's generator's)."""
         trainer.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile,
                         **defense_method(cfg.method).settings_of(cfg).optimizers())
 
@@ -71,7 +71,7 @@ class DefenseTask(Task):
         return "defended_classifier"
 
     def companions(self, cfg):
-        """The co-trained generator of a method registered with one (joint), as ``<entry>_generator`` (the defence
+        """The co-trained generator of a method registered with one (co_trained), as ``<entry>_generator`` (the defense
         report's co-trained row comes from the zoo like every other attack)."""
         if not co_trains_a_generator(cfg.method):
             return []

@@ -1,5 +1,6 @@
 """Training a perturbation generator against a frozen target (``PerturbationExperiment``): per-image or universal."""
 
+import dataclasses
 import os
 
 import keras
@@ -10,7 +11,7 @@ from tfadv.models import discriminator
 from tfadv.errors import ConfigError
 from tfadv.models.generators import ATTACK_MODES, GENERATORS, build_generator, perturbation_model
 from tfadv.models.universal import UniversalPerturbation
-from tfadv.losses import FEATURE_SEPARATION, check_loss
+from tfadv.losses import FEATURE_SEPARATION, check_loss, loss_settings
 from tfadv.targets import ensemble_members, load_target
 from tfadv.tasks.base import RunData, Task, attack_panels
 from tfadv.tasks.keras_form import surrogate_taps
@@ -35,7 +36,7 @@ def build_perturbation_trainer(cfg, classifier, image_shape, taps=None):
     feature separation, the surrogates' mid-layer ``taps``)."""
     attacker = build_attacker(cfg, image_shape)
     common = dict(loss=cfg.loss, target_class=cfg.target_class, magnitude_weight=cfg.magnitude_weight,
-                  magnitude_norm=cfg.magnitude_norm, kappa=cfg.kappa)
+                  magnitude_norm=cfg.magnitude_norm, loss_settings=cfg.loss_settings)
     if cfg.input_diversity or cfg.loss == FEATURE_SEPARATION:
         trainer = TransferPerturbationTrainer(attacker, classifier, taps=taps, input_diversity=cfg.input_diversity,
                                               diversity_seed=cfg.seed, **common)
@@ -55,7 +56,8 @@ class PerturbationTask(Task):
     artifact = "attacker.keras"
 
     def check(self, cfg):
-        """The generator, the mode, the loss (and its target class) and LTP's feature layers."""
+        """The generator, the mode, the loss (its target class and its settings, recorded complete: defaults
+        filled in) and LTP's feature layers."""
         GENERATORS.lookup(cfg.generator)
         if cfg.mode not in ATTACK_MODES:
             raise ConfigError(f"mode must be one of {ATTACK_MODES}. Received: {cfg.mode!r}")
@@ -65,11 +67,14 @@ class PerturbationTask(Task):
                 raise ConfigError(f"loss='feature_separation' is untargeted and needs one feature_layers name per "
                                   f"member of target {cfg.target!r} ({members}). Received: "
                                   f"feature_layers={cfg.feature_layers!r}, target_class={cfg.target_class!r}")
-        else:
-            check_loss(cfg.loss, cfg.target_class, cfg.data.spec().num_classes)
-            if cfg.feature_layers:
-                raise ConfigError(f"feature_layers are read by loss='feature_separation' only, not {cfg.loss!r}.")
-        return cfg
+            if cfg.loss_settings:
+                raise ConfigError(f"loss='feature_separation' has no settings. Received: "
+                                  f"loss_settings={cfg.loss_settings!r}")
+            return cfg
+        check_loss(cfg.loss, cfg.target_class, cfg.data.spec().num_classes)
+        if cfg.feature_layers:
+            raise ConfigError(f"feature_layers are read by loss='feature_separation' only, not {cfg.loss!r}.")
+        return dataclasses.replace(cfg, loss_settings=loss_settings(cfg.loss, cfg.loss_settings))
 
     def build(self, cfg, data: RunData):
         if cfg.loss == FEATURE_SEPARATION:  # mid-layer features: the targets' Keras forms (same outputs)

@@ -28,7 +28,7 @@ from tfadv.callbacks import NONFINITE_METRIC
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
 from tfadv.inputs import check_images
-from tfadv.losses import adversarial_loss, check_loss
+from tfadv.losses import LOSSES, adversarial_loss, check_loss
 from tfadv.metrics import AttackMetrics, MaxMetric
 from tfadv.models.universal import UniversalPerturbation
 from tfadv.serialization import NestedModels
@@ -106,15 +106,17 @@ class PerturbationTrainer(NestedModels, keras.Model):
         target_class: class to send every image to (targeted; optional for cw).
         magnitude_weight: lambda of the joint loss (0: classification only).
         magnitude_norm: "l2" or "linf", the norm the magnitude term measures.
-        kappa: confidence margin of the cw loss.
+        loss_settings: the loss's own settings (e.g. ``{"kappa": 5.0}``, cw's margin); missing ones take the
+            loss's defaults.
     """
 
     NESTED_MODELS = ("attacker", "classifier", "discriminator")
 
     def __init__(self, attacker, classifier, loss="untargeted", target_class=None, magnitude_weight=0.0,
-                 magnitude_norm="l2", kappa=0.0, **kwargs):
+                 magnitude_norm="l2", loss_settings=None, **kwargs):
         super().__init__(**kwargs)
         check_loss(loss, target_class)
+        loss_settings = LOSSES[loss].complete(loss_settings)  # checked once, here
         if magnitude_norm not in NORMS:
             raise ConfigError(f"magnitude_norm must be one of {NORMS}. Received: {magnitude_norm!r}")
         if not magnitude_weight >= 0:
@@ -123,7 +125,8 @@ class PerturbationTrainer(NestedModels, keras.Model):
         self._attack = raw_output_attack(attacker)  # a plain function: not tracked, not saved
         self.classifier = _freeze(classifier)
         self.loss_kind, self.target_class = loss, target_class
-        self.magnitude_weight, self.magnitude_norm, self.kappa = float(magnitude_weight), magnitude_norm, kappa
+        self.magnitude_weight, self.magnitude_norm = float(magnitude_weight), magnitude_norm
+        self.loss_settings = loss_settings
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.attack_metrics = AttackMetrics(targeted=target_class is not None)
         self.nonfinite_tracker = generator_check()
@@ -141,7 +144,7 @@ class PerturbationTrainer(NestedModels, keras.Model):
         """(total loss, adversarial logits): classification term plus the weighted magnitude term."""
         logits = self.classifier(x_hat, training=False)
         per_example = adversarial_loss(self.loss_kind, logits, labels, clean_logits, self.target_class,
-                                       self.kappa)
+                                       settings=self.loss_settings)
         if self.magnitude_weight:
             per_example += self.magnitude_weight * per_example_norm(x_hat - x, self.magnitude_norm)
         return tf.reduce_mean(per_example), logits
@@ -179,7 +182,8 @@ class PerturbationTrainer(NestedModels, keras.Model):
             "attacker": keras.saving.serialize_keras_object(self.attacker),
             "classifier": keras.saving.serialize_keras_object(self.classifier),
             "loss": self.loss_kind, "target_class": self.target_class,
-            "magnitude_weight": self.magnitude_weight, "magnitude_norm": self.magnitude_norm, "kappa": self.kappa,
+            "magnitude_weight": self.magnitude_weight, "magnitude_norm": self.magnitude_norm,
+            "loss_settings": dict(self.loss_settings),
         }
 
 

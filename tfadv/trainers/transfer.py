@@ -76,7 +76,8 @@ class TransferPerturbationTrainer(PerturbationTrainer):
         logits = self.classifier(x_hat_seen, training=False)
         if self.input_diversity:  # relative losses compare like with like: the clean logits as seen
             clean_logits = self.classifier(x_seen, training=False)
-        per_example = adversarial_loss(self.loss_kind, logits, labels, clean_logits, self.target_class, self.kappa)
+        per_example = adversarial_loss(self.loss_kind, logits, labels, clean_logits, self.target_class,
+                                       settings=self.loss_settings)
         return tf.reduce_mean(per_example), logits
 
     def generator_loss(self, x, x_hat, labels, clean_logits):

@@ -157,7 +157,7 @@ def other_tools_commands(name: str, zoo_dir: str | None = None) -> list[str]:
 def add_metrics(name: str, metrics: dict, zoo_dir: str | None = None) -> dict:
     """Merges ``metrics`` into entry ``name``'s metrics (read-modify-write under the registry lock).
 
-    For figures measured after export (e.g. a defence's robustness table); the artifact and its checksum
+    For figures measured after export (e.g. a defense's robustness table); the artifact and its checksum
     are untouched. Returns the updated entry.
     """
     zoo_dir = zoo_dir or default_zoo_dir()

@@ -1,4 +1,4 @@
-"""What every defence shares: the trainer base (metrics, validation, the one classifier update), the clean /
+"""What every defense shares: the trainer base (metrics, validation, the one classifier update), the clean /
 adversarial cross-entropy mix, and the settings base classes each method's settings dataclass extends.
 
 Clean and adversarial images go through the classifier as one batch, so its BatchNorm normalises (and tracks)
@@ -34,7 +34,7 @@ def mixed_cross_entropy(logits_clean, logits_adv, labels, adversarial_fraction):
 
 @dataclasses.dataclass
 class DefenseSettings:
-    """A defence method's own settings: the ``settings`` of a ``DefenseExperiment`` (plain JSON data there) read
+    """A defense method's own settings: the ``settings`` of a ``DefenseExperiment`` (plain JSON data there) read
     into the dataclass its method registered, defaults filled in. Subclasses add fields and check them."""
 
     def validate(self) -> None:
@@ -66,7 +66,7 @@ def check_step_size(step_size) -> None:
 
 
 class DefenseTrainer(NestedModels, keras.Model):
-    """The base of every defence's trainer: the classifier as ``.classifier`` (what the zoo exports), the
+    """The base of every defense's trainer: the classifier as ``.classifier`` (what the zoo exports), the
     classifier loss, clean accuracy and the attack metrics of the training attack."""
 
     NESTED_MODELS = ("classifier", "attacker")

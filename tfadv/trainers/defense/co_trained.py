@@ -1,5 +1,7 @@
-"""The joint defence (the seed's future work): classifier and perturbation generator trained together, two
-optimizers in one ``train_step``.
+"""The co-trained defense, method ``co_trained`` (the seed's future work): classifier and perturbation generator
+trained together, two optimizers in one ``train_step``. (Configs written before the rename call the method
+"joint"; ``tfadv.experiments.from_dict`` reads them as ``co_trained``. "joint" now names only the perturbation
+mode, approach A with a joint loss.)
 
 Each step the generator is updated to fool the *current* classifier within its budget, then the classifier is
 updated on a mix of clean images and the images that generator step produced (the generator's BatchNorm in
@@ -18,16 +20,25 @@ from tfadv.attacks import pgd
 from tfadv.budgets import check_budget
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
-from tfadv.losses import adversarial_loss, untargeted_losses
+from tfadv.losses import adversarial_loss, has_setting, loss_settings, untargeted_losses
 from tfadv.models.generators import GENERATORS, build_generator, perturbation_model
 from tfadv.trainers.defense.base import DefenseTrainer, MixedSettings, check_step_size
 from tfadv.trainers.defense.registry import register_defense
 from tfadv.trainers.perturbation import batch_of, generator_check, nonfinite_count, raw_output_attack
 from tfadv.trainers.two_player import SecondOptimizerMixin
 
+# The generator's loss settings where this method's defaults differ from the loss's own: cw with margin 2.0.
+GENERATOR_LOSS_DEFAULTS = {"cw": {"kappa": 2.0}}
+
+
+def complete_generator_loss_settings(loss: str, values: dict | None = None) -> dict:
+    """The settings of the generator's ``loss`` from ``values`` (None: this method's defaults,
+    :data:`GENERATOR_LOSS_DEFAULTS`, else the loss's own), checked and completed, as plain data."""
+    return loss_settings(loss, GENERATOR_LOSS_DEFAULTS.get(loss, {}) if values is None else values)
+
 
 @keras.saving.register_keras_serializable(package="tfadv")
-class JointAdversarialTrainer(SecondOptimizerMixin, DefenseTrainer):
+class CoTrainedTrainer(SecondOptimizerMixin, DefenseTrainer):
     """Classifier and generator trained together (see module doc).
 
     Args:
@@ -36,7 +47,8 @@ class JointAdversarialTrainer(SecondOptimizerMixin, DefenseTrainer):
         adversarial_fraction: weight of the adversarial images in the classifier loss.
         generator_steps: generator updates per classifier update.
         attack_loss: the generator's adversarial loss (tfadv.losses).
-        attack_kappa: the confidence margin of that loss when it is "cw".
+        attack_loss_settings: that loss's own settings (e.g. ``{"kappa": 2.0}``, cw's margin; None: kappa 2.0
+            for cw, the loss's defaults otherwise).
         refine_steps: PGD steps from the generator's x_hat before the classifier
             sees it (0: the generator's images as they are).
         norm, eps: the budget of those PGD steps (the attacker's own; needed
@@ -56,11 +68,11 @@ class JointAdversarialTrainer(SecondOptimizerMixin, DefenseTrainer):
     SECOND_OPTIMIZER = "g_optimizer"
 
     def __init__(self, classifier, attacker, adversarial_fraction=0.5, generator_steps=1, attack_loss="cw",
-                 refine_steps=0, norm=None, eps=None, attack_kappa=2.0, step_size=None, generator_batch=None,
-                 **kwargs):
+                 refine_steps=0, norm=None, eps=None, attack_loss_settings=None, step_size=None,
+                 generator_batch=None, **kwargs):
         super().__init__(classifier, adversarial_fraction, **kwargs)
         if attack_loss not in untargeted_losses():
-            raise ConfigError(f"attack_loss must be one of {untargeted_losses()} (a defence's generator attacks every "
+            raise ConfigError(f"attack_loss must be one of {untargeted_losses()} (a defense's generator attacks every "
                               f"image, untargeted). Received: {attack_loss!r}")
         if not isinstance(generator_steps, int) or generator_steps < 1:
             raise ConfigError(f"generator_steps must be an int >= 1. Received: {generator_steps!r}")
@@ -77,7 +89,7 @@ class JointAdversarialTrainer(SecondOptimizerMixin, DefenseTrainer):
         self.step_size = None if step_size is None else float(step_size)
         self.generator_batch = generator_batch
         self.attacker, self.generator_steps, self.attack_loss = attacker, generator_steps, attack_loss
-        self.attack_kappa = float(attack_kappa)
+        self.attack_loss_settings = complete_generator_loss_settings(attack_loss, attack_loss_settings)  # checked here
         self._attack = raw_output_attack(attacker)  # (x_hat, the generator's raw output); not tracked
         self.refine_steps, self.norm, self.eps = refine_steps, norm, eps
         self.g_loss_tracker = keras.metrics.Mean(name="generator_loss")
@@ -114,7 +126,8 @@ class JointAdversarialTrainer(SecondOptimizerMixin, DefenseTrainer):
         """(loss, x_hat, the generator's raw output) on a batch."""
         x_hat, raw = self._attack(x, training=training)
         logits = self.classifier(x_hat, training=False)
-        return tf.reduce_mean(adversarial_loss(self.attack_loss, logits, labels, kappa=self.attack_kappa)), x_hat, raw
+        loss = adversarial_loss(self.attack_loss, logits, labels, settings=self.attack_loss_settings)
+        return tf.reduce_mean(loss), x_hat, raw
 
     def train_step(self, data):
         x, labels = batch_of(data)
@@ -141,17 +154,34 @@ class JointAdversarialTrainer(SecondOptimizerMixin, DefenseTrainer):
     def get_config(self):
         return {**super().get_config(), "attacker": keras.saving.serialize_keras_object(self.attacker),
                 "generator_steps": self.generator_steps, "attack_loss": self.attack_loss,
-                "attack_kappa": self.attack_kappa, "refine_steps": self.refine_steps, "norm": self.norm,
-                "eps": self.eps, "step_size": self.step_size, "generator_batch": self.generator_batch}
+                "attack_loss_settings": dict(self.attack_loss_settings), "refine_steps": self.refine_steps,
+                "norm": self.norm, "eps": self.eps, "step_size": self.step_size,
+                "generator_batch": self.generator_batch}
+
+    @classmethod
+    def from_config(cls, config):
+        """Also reads a trainer saved before the rename (``JointAdversarialTrainer``, with ``attack_kappa``: cw's
+        margin, which only cw read)."""
+        config = dict(config)
+        if "attack_kappa" in config:
+            kappa = config.pop("attack_kappa")
+            if has_setting(config.get("attack_loss", "cw"), "kappa") and config.get("attack_loss_settings") is None:
+                config["attack_loss_settings"] = {"kappa": kappa}
+        return super().from_config(config)
+
+
+# .keras files saved before the rename name the class "tfadv>JointAdversarialTrainer": they load as this class.
+keras.saving.get_custom_objects()["tfadv>JointAdversarialTrainer"] = CoTrainedTrainer
 
 
 @dataclasses.dataclass
-class JointSettings(MixedSettings):
+class CoTrainedSettings(MixedSettings):
     """The co-trained ``generator`` (a registered generator, with ``generator_kwargs``; thresholded to the
     budget), updated ``generator_steps`` times per classifier update on the first ``generator_batch`` images of
-    each batch (null: all) with Adam at ``generator_learning_rate``, on ``generator_loss`` (cw with margin
-    ``generator_kappa``, or untargeted); ``refine_steps`` PGD steps of ``step_size`` (null: 2.5 eps /
-    refine_steps) from its x_hat before the classifier sees it."""
+    each batch (null: all) with Adam at ``generator_learning_rate``, on ``generator_loss`` (an untargeted loss)
+    with that loss's own ``generator_loss_settings`` (null: kappa 2.0 for cw, the loss's own defaults
+    otherwise; ``validate`` completes them, so a run records them whole); ``refine_steps`` PGD steps of
+    ``step_size`` (null: 2.5 eps / refine_steps) from its x_hat before the classifier sees it."""
 
     generator: str = "unet"
     generator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -159,7 +189,7 @@ class JointSettings(MixedSettings):
     generator_batch: int | None = None
     generator_learning_rate: float = 1e-3
     generator_loss: str = "cw"
-    generator_kappa: float = 2.0
+    generator_loss_settings: dict[str, Any] | None = None
     refine_steps: int = 0
     step_size: float | None = None
 
@@ -176,8 +206,11 @@ class JointSettings(MixedSettings):
         if self.generator_loss not in untargeted_losses():
             raise ConfigError(f"settings.generator_loss must be one of {untargeted_losses()}. Received: "
                               f"{self.generator_loss!r}")
-        if not self.generator_kappa >= 0:
-            raise ConfigError(f"settings.generator_kappa must be >= 0. Received: {self.generator_kappa!r}")
+        try:
+            self.generator_loss_settings = complete_generator_loss_settings(self.generator_loss,
+                                                                            self.generator_loss_settings)
+        except ConfigError as e:  # the loss names its settings "loss_settings": here they are the generator's
+            raise ConfigError(str(e).replace("loss_settings", "settings.generator_loss_settings")) from None
         if self.refine_steps < 0:
             raise ConfigError(f"settings.refine_steps must be >= 0. Received: {self.refine_steps!r}")
         check_step_size(self.step_size)
@@ -189,17 +222,18 @@ class JointSettings(MixedSettings):
         return words + (f" + PGD-{self.refine_steps}" if self.refine_steps else "")
 
     def optimizers(self) -> dict:
-        return {JointAdversarialTrainer.SECOND_OPTIMIZER: keras.optimizers.Adam(self.generator_learning_rate)}
+        return {CoTrainedTrainer.SECOND_OPTIMIZER: keras.optimizers.Adam(self.generator_learning_rate)}
 
 
-@register_defense("joint", settings=JointSettings, label="joint generator defence", co_trained_generator=True)
-def build_joint_training(cfg, settings: JointSettings, classifier, image_shape):
+@register_defense("co_trained", settings=CoTrainedSettings, label="co-trained generator defense",
+                  co_trained_generator=True)
+def build_co_trained(cfg, settings: CoTrainedSettings, classifier, image_shape):
     """A thresholded generator trained with the classifier (``refine_steps`` PGD steps from its x_hat)."""
     generator = build_generator(settings.generator, input_shape=tuple(image_shape), output_activation="tanh",
                                 **settings.generator_kwargs)
-    return JointAdversarialTrainer(classifier, perturbation_model(generator, "thresholded", cfg.norm, cfg.eps),
-                                   adversarial_fraction=settings.adversarial_fraction,
-                                   generator_steps=settings.generator_steps, refine_steps=settings.refine_steps,
-                                   norm=cfg.norm, eps=cfg.eps, attack_loss=settings.generator_loss,
-                                   attack_kappa=settings.generator_kappa, step_size=settings.step_size,
-                                   generator_batch=settings.generator_batch)
+    return CoTrainedTrainer(classifier, perturbation_model(generator, "thresholded", cfg.norm, cfg.eps),
+                            adversarial_fraction=settings.adversarial_fraction,
+                            generator_steps=settings.generator_steps, refine_steps=settings.refine_steps,
+                            norm=cfg.norm, eps=cfg.eps, attack_loss=settings.generator_loss,
+                            attack_loss_settings=settings.generator_loss_settings, step_size=settings.step_size,
+                            generator_batch=settings.generator_batch)

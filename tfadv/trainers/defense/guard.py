@@ -1,4 +1,4 @@
-"""Early stopping for any defence: the classifier's PGD accuracy on held-out images, watched every epoch."""
+"""Early stopping for any defense: the classifier's PGD accuracy on held-out images, watched every epoch."""
 
 import tensorflow as tf
 
@@ -8,7 +8,7 @@ from tfadv.backup import ResumableCallback
 
 class RobustAccuracyGuard(ResumableCallback):
     """Early stopping against catastrophic overfitting (Wong et al. 2020): after every epoch, PGD accuracy of the
-    defence's classifier on a fixed held-out batch (logged as ``guard_pgd_accuracy``); when it falls more than
+    defense's classifier on a fixed held-out batch (logged as ``guard_pgd_accuracy``); when it falls more than
     ``max_drop`` below the previous epoch's, training stops and the classifier gets back the weights of its best
     epoch. FGSM training can collapse within one epoch to a classifier that beats FGSM and nothing else."""
 

@@ -1,4 +1,4 @@
-"""The defence methods by name: a ``DefenseExperiment``'s ``method`` picks one, its ``settings`` are that
+"""The defense methods by name: a ``DefenseExperiment``'s ``method`` picks one, its ``settings`` are that
 method's own (its settings dataclass), and the task builds the method's trainer from them.
 
     @register_defense("pgd", settings=PGDSettings, label="PGD adversarial training (Madry et al.)")
@@ -18,7 +18,7 @@ from tfadv.trainers.defense.base import DefenseSettings
 
 @dataclasses.dataclass(frozen=True)
 class DefenseMethod:
-    """A registered defence: its trainer builder, its settings dataclass, and how tables name it.
+    """A registered defense: its trainer builder, its settings dataclass, and how tables name it.
 
     ``build(cfg, settings, classifier, image_shape)`` returns the (uncompiled) trainer around ``classifier``;
     ``cfg`` gives what every method shares (``norm``, ``eps``), ``settings`` the method's own. ``label`` names
@@ -36,8 +36,8 @@ class DefenseMethod:
         """``cfg.settings`` (plain data) as this method's settings dataclass, defaults filled in, checked."""
         known = [field.name for field in dataclasses.fields(self.settings)]
         unknown = sorted(set(cfg.settings) - set(known))
-        if unknown:  # e.g. --set method=pgd on a joint recipe: the joint settings do not carry over
-            raise ConfigError(f"Unknown setting(s) {', '.join('settings.' + k for k in unknown)} of defence method "
+        if unknown:  # e.g. --set method=pgd on a co_trained recipe: its settings do not carry over
+            raise ConfigError(f"Unknown setting(s) {', '.join('settings.' + k for k in unknown)} of defense method "
                               f"{self.name!r}; its settings: {', '.join(known)} (switching method, give its own: "
                               "--set settings={} for its defaults).")
         settings = config_lib.from_dict(self.settings, cfg.settings, _where="settings.")
@@ -49,16 +49,16 @@ class DefenseMethod:
         return settings
 
 
-DEFENSES = Registry("defence method")
+DEFENSES = Registry("defense method")
 
 
 def register_defense(name: str, *, settings: type, label: str, co_trained_generator: bool = False):
-    """Decorator: registers ``build(cfg, settings, classifier, image_shape) -> trainer`` as defence method
+    """Decorator: registers ``build(cfg, settings, classifier, image_shape) -> trainer`` as defense method
     ``name``, with its settings dataclass (a :class:`~tfadv.trainers.defense.base.DefenseSettings`) and its
     human ``label``: the one registration point (``DefenseExperiment.method`` and ``tfadv.tasks.defense`` find
     it by name)."""
     if not (dataclasses.is_dataclass(settings) and issubclass(settings, DefenseSettings)):
-        raise TypeError(f"Defence {name!r}: settings must be a DefenseSettings dataclass. Received: {settings!r}")
+        raise TypeError(f"Defense {name!r}: settings must be a DefenseSettings dataclass. Received: {settings!r}")
 
     def decorate(build):
         DEFENSES.register(name, DefenseMethod(name, build, settings, label, bool(co_trained_generator)))
@@ -73,13 +73,13 @@ def defense_method(name: str) -> DefenseMethod:
 
 
 def co_trains_a_generator(method: str) -> bool:
-    """Whether defence ``method`` was registered with a co-trained generator (its run saves ``attacker.keras``)."""
+    """Whether defense ``method`` was registered with a co-trained generator (its run saves ``attacker.keras``)."""
     return defense_method(method).co_trained_generator
 
 
 
 def describe(cfg) -> tuple[str, str]:
-    """(label, training attack) of a defence config, both as its method registered them: what benchmark tables
+    """(label, training attack) of a defense config, both as its method registered them: what benchmark tables
     print for it (``tools/benchmark_defense.py``), with no method named anywhere else."""
     method = defense_method(cfg.method)
     return method.label, method.settings_of(cfg).training_attack()
