@@ -26,7 +26,7 @@ LAYERS = [
     {"schema", "recipes", "experiments"},
     {"tasks"},
     {"runs", "training", "export", "defense_report", "report", "entry_report", "sweep", "stylize", "byo", "presets",
-     "adversarial_training", "transfer_report", "benchmarks"},
+     "adversarial_training", "transfer_report", "attack_job", "benchmarks"},
     {"cli"},
 ]
 # Leaf data: what each may import. Datasets' facts (shapes, classes, splits) and the budget arithmetic are data
