@@ -66,6 +66,22 @@ def brightness_classifier():
     return model
 
 
+def rewrite_keras_file(source, destination, edit) -> None:
+    """Copies the ``.keras`` file ``source`` to ``destination`` with ``edit(config)`` applied to its config.json
+    dict: a file as an older tfadv wrote it, for tests that old saves still load."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as new, zipfile.ZipFile(destination, "w") as old:
+        for item in new.infolist():
+            content = new.read(item)
+            if item.filename == "config.json":
+                config = json.loads(content)
+                edit(config)
+                content = json.dumps(config)
+            old.writestr(item, content)
+
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist (make installs it)
 
 
