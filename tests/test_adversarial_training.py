@@ -141,3 +141,22 @@ def test_report_markdown_is_one_table_from_the_house_writer():
         "| model | images | clean | PGD-100 | AutoAttack (standard) |\n|---|---|---|---|---|\n"
         "| your model | test[:16] | 0.9000 | 0.1000 (first 16) | 0.0500 (first 8) |\n"
         "| defended | a\\|b | 0.8000 | 0.5000 (first 16) | not run |\n")  # a | inside a cell cannot split it
+
+
+def test_report_names_each_autoattack_stage_and_warns_when_pgd_overstates_robustness():
+    stages = [{"stage": "clean", "robust_accuracy": 0.9}, {"stage": "apgd-ce", "robust_accuracy": 0.7},
+              {"stage": "apgd-t", "robust_accuracy": 0.58}, {"stage": "square", "robust_accuracy": 0.56}]
+    row = {"split": "test[:100]", "clean_accuracy": 0.9, "pgd": {"accuracy": 0.71, "examples": 100},
+           "autoattack": {"accuracy": 0.56, "examples": 100, "stages": stages}}
+    close = {**row, "pgd": {"accuracy": 0.6, "examples": 100}}
+    report = {"model": "my.keras", "method": "pgd", "norm": "linf", "eps": 0.1, "reinitialize": False,
+              "recipe": "r", "dataset": "d", "train_split": "t", "selected_on": "v", "test_accuracy": 0.9,
+              "train_seconds": 1.0, "epochs_run": 1, "rows": {"defended": row, "yours": close}}
+    notes = report_markdown(report).split(" |\n\n")[-1].splitlines()
+    assert notes == [
+        "AutoAttack stages, defended (accuracy left after each): clean 0.9000, apgd-ce 0.7000, apgd-t 0.5800, "
+        "square 0.5600.",
+        "Warning: on defended, AutoAttack leaves 0.5600, 15.0 points under PGD-100 (0.7100): PGD's gradients "
+        "mislead it (gradient masking), so judge this model by AutoAttack.",
+        "AutoAttack stages, yours (accuracy left after each): clean 0.9000, apgd-ce 0.7000, apgd-t 0.5800, "
+        "square 0.5600."]  # 4 points under PGD: no warning

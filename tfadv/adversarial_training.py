@@ -162,7 +162,7 @@ def _robustness(model_path: str, cfg, pgd_examples: int, autoattack_examples: in
                                      eps=cfg.eps, version="standard")
         row["autoattack"] = {"accuracy": result["robust_accuracy"], "examples": result["num_examples"],
                              "version": "standard", "implementation": result["settings"]["implementation"],
-                             "seconds": result["seconds"]}
+                             "seconds": result["seconds"], "stages": result["stages"]}
     return row
 
 
@@ -186,4 +186,27 @@ def report_markdown(report: dict) -> str:
               else "not run")
         rows.append((name, row["split"], f"{row['clean_accuracy']:.4f}", pgd, aa))
     lines.append(markdown.table(("model", "images", "clean", "PGD-100", "AutoAttack (standard)"), rows))
+    lines += _autoattack_notes(report["rows"])
     return "\n".join(lines) + "\n"
+
+
+MASKING_GAP = 0.05  # AutoAttack this far under PGD-100 on the same images: PGD's gradients mislead it
+
+
+def _autoattack_notes(rows: dict) -> list[str]:
+    """What each AutoAttack stage left (robust accuracy after it), and a warning where AutoAttack sits more than
+    ``MASKING_GAP`` under PGD-100 on the same images: PGD then overstates the model's robustness."""
+    notes = []
+    for name, row in rows.items():
+        aa = row.get("autoattack")
+        if not aa:
+            continue
+        stages = ", ".join(f"{s['stage']} {s['robust_accuracy']:.4f}" for s in aa.get("stages", ()))
+        if stages:
+            notes.append(f"AutoAttack stages, {name} (accuracy left after each): {stages}.")
+        pgd = row.get("pgd")
+        if pgd and pgd["examples"] == aa["examples"] and pgd["accuracy"] - aa["accuracy"] > MASKING_GAP:
+            notes.append(f"Warning: on {name}, AutoAttack leaves {aa['accuracy']:.4f}, "
+                         f"{100 * (pgd['accuracy'] - aa['accuracy']):.1f} points under PGD-100 ({pgd['accuracy']:.4f}): "
+                         "PGD's gradients mislead it (gradient masking), so judge this model by AutoAttack.")
+    return [""] + notes if notes else []
