@@ -67,44 +67,29 @@ def migrate_defense_settings(data: dict) -> dict:
 
 
 def migrate_generator_loss_settings(data: dict) -> dict:
-    """A co_trained defense config dict written before the generator's loss had settings of its own
-    (``settings.generator_kappa``, the C&W margin, handed to the loss only when it was cw) in the current form:
-    ``generator_kappa`` moves into ``settings.generator_loss_settings`` when the generator's loss has a ``kappa``
-    setting (cw, the default) and is dropped when it has none. A ``generator_loss_settings.kappa`` already there
-    wins; other dicts come back as they are."""
+    """A co_trained defense config dict written before the generator's loss had settings of its own in the current
+    form: ``settings.generator_kappa`` (cw's margin) moves into ``settings.generator_loss_settings`` by
+    :func:`tfadv.losses.fold_old_kappa`. Other dicts come back as they are."""
     settings = data.get("settings")
     if (data.get("kind") != "defense" or data.get("method", "co_trained") != "co_trained"
-            or not isinstance(settings, dict) or "generator_kappa" not in settings):
+            or not isinstance(settings, dict)):
         return data
-    from tfadv.losses import has_setting
+    from tfadv.losses import fold_old_kappa
 
-    rest = {key: value for key, value in settings.items() if key != "generator_kappa"}
-    if has_setting(settings.get("generator_loss", "cw"), "kappa"):  # cw: the field's default then
-        rest["generator_loss_settings"] = {"kappa": settings["generator_kappa"],
-                                           **(settings.get("generator_loss_settings") or {})}
-    return {**data, "settings": rest}
+    moved = fold_old_kappa(settings, kappa="generator_kappa", loss="generator_loss",
+                           settings="generator_loss_settings", default_loss="cw")
+    return data if moved is settings else {**data, "settings": moved}
 
 
 def migrate_loss_settings(data: dict) -> dict:
-    """A perturbation config dict written before losses had settings of their own (a top-level ``kappa``, the
-    C&W margin) in the current form. Every loss was handed ``kappa`` then, and only cw read it: it moves into
-    ``loss_settings`` when the config's loss has a ``kappa`` setting (cw) and is dropped when the loss has none.
-    For a loss not registered (yet) a nonzero kappa moves too, so the task names it if that loss has no such
-    setting. A ``loss_settings.kappa`` already there wins; a dict of the current form (or another kind) comes
-    back as it is."""
-    if data.get("kind") != "perturbation" or "kappa" not in data:
+    """A perturbation config dict written before losses had settings of their own in the current form: the
+    top-level ``kappa`` (cw's margin) moves into ``loss_settings`` by :func:`tfadv.losses.fold_old_kappa`. Other
+    dicts come back as they are."""
+    if data.get("kind") != "perturbation":
         return data
-    from tfadv.losses import FEATURE_SEPARATION, LOSSES, has_setting
+    from tfadv.losses import fold_old_kappa
 
-    rest = {key: value for key, value in data.items() if key != "kappa"}
-    name = data.get("loss", "untargeted")  # the field's default when kappa was written
-    if name in LOSSES:
-        keep = has_setting(name, "kappa")
-    else:
-        keep = name != FEATURE_SEPARATION and data["kappa"] != 0
-    if not keep:
-        return rest
-    return {**rest, "loss_settings": {"kappa": data["kappa"], **(data.get("loss_settings") or {})}}
+    return fold_old_kappa(data, kappa="kappa", loss="loss", settings="loss_settings", default_loss="untargeted")
 
 
 def from_dict(data: dict):

@@ -112,6 +112,26 @@ def has_setting(kind: str, name: str) -> bool:
     return own is not None and name in {field.name for field in dataclasses.fields(own)}
 
 
+def fold_old_kappa(fields: dict, *, kappa: str, loss: str, settings: str, default_loss: str) -> dict:
+    """``fields`` (a config or saved-trainer dict) with an old top-level C&W margin moved into the loss's settings.
+
+    Before losses had settings of their own, every loss was handed ``fields[kappa]`` and only cw read it. It moves
+    into ``fields[settings]`` when the loss named by ``fields[loss]`` (``default_loss`` when absent, the field's
+    default then) has a ``kappa`` setting, and is dropped when the loss has none. For a loss not registered (yet)
+    a nonzero margin moves too, so the config's check names it if that loss has no such setting. A ``kappa``
+    already in the settings wins. Without ``fields[kappa]`` the dict comes back as it is. Used by every
+    migration that meets the old field (configs in :mod:`tfadv.experiments`, the co-trained defense's saves).
+    """
+    if kappa not in fields:
+        return fields
+    rest = {key: value for key, value in fields.items() if key != kappa}
+    name = fields.get(loss, default_loss)
+    keep = has_setting(name, "kappa") if name in LOSSES else name != FEATURE_SEPARATION and fields[kappa] != 0
+    if keep:
+        rest[settings] = {"kappa": fields[kappa], **(fields.get(settings) or {})}
+    return rest
+
+
 def check_loss(kind: str, target_class, num_classes: int | None = None):
     """Validates a loss kind and its target class (required for targeted, optional for cw)."""
     if LOSSES.lookup(kind).target == "required" and target_class is None:

@@ -20,7 +20,7 @@ from tfadv.attacks import pgd
 from tfadv.budgets import check_budget
 from tfadv.distribute import minimize, synced_results
 from tfadv.errors import ConfigError
-from tfadv.losses import adversarial_loss, has_setting, loss_settings, untargeted_losses
+from tfadv.losses import adversarial_loss, fold_old_kappa, loss_settings, untargeted_losses
 from tfadv.models.generators import GENERATORS, build_generator, perturbation_model
 from tfadv.trainers.defense.base import DefenseTrainer, MixedSettings, check_step_size
 from tfadv.trainers.defense.registry import register_defense
@@ -162,11 +162,8 @@ class CoTrainedTrainer(SecondOptimizerMixin, DefenseTrainer):
     def from_config(cls, config):
         """Also reads a trainer saved before the rename (``JointAdversarialTrainer``, with ``attack_kappa``: cw's
         margin, which only cw read)."""
-        config = dict(config)
-        if "attack_kappa" in config:
-            kappa = config.pop("attack_kappa")
-            if has_setting(config.get("attack_loss", "cw"), "kappa") and config.get("attack_loss_settings") is None:
-                config["attack_loss_settings"] = {"kappa": kappa}
+        config = fold_old_kappa(dict(config), kappa="attack_kappa", loss="attack_loss",
+                                settings="attack_loss_settings", default_loss="cw")
         return super().from_config(config)
 
 
