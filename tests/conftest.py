@@ -66,6 +66,49 @@ def brightness_classifier():
     return model
 
 
+# Runs one tool's entry point (tfadv.cli.run: absl parsing, the tool's main, tfadv's error style) once per argv
+# in one process, so a test's refusals pay for one Python and TensorFlow start instead of one each. Prints, per
+# argv, the exit status and everything written to stderr (an escaped exception as its traceback).
+_BATCHED_RUNNER = """
+import contextlib, importlib, io, json, sys, traceback
+from absl import flags
+from tfadv import cli
+tool = importlib.import_module("tfadv_tools." + sys.argv[1])
+entry = getattr(tool, "run", None) or (lambda: cli.run(tool.main))  # console-script tools have run()
+results = []
+for args in json.load(sys.stdin):
+    flags.FLAGS.unparse_flags()
+    sys.argv, stderr = [sys.argv[0]] + args, io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            entry()
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    results.append([code, stderr.getvalue()])
+print("RESULTS " + json.dumps(results))
+"""
+
+
+def run_tool_cases(name: str, cases: list[list[str]]) -> list[tuple[int, str]]:
+    """(exit status, stderr) of tool ``name`` (``tools/<name>.py``) for each argv in ``cases``, all in one process
+    (no TF_CONFIG, offline, TensorFlow's logs off)."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1"}
+    env.pop("TF_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-c", _BATCHED_RUNNER, name], input=json.dumps(cases), env=env,
+                          capture_output=True, text=True, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return [tuple(result) for result in json.loads(lines[-1][len("RESULTS "):])]
+
+
 def rewrite_keras_file(source, destination, edit) -> None:
     """Copies the ``.keras`` file ``source`` to ``destination`` with ``edit(config)`` applied to its config.json
     dict: a file as an older tfadv wrote it, for tests that old saves still load."""

@@ -1,10 +1,10 @@
-"""Fault injection: training runs killed (SIGKILL) or out of disk at named points (tfadv.faults), then rerun.
+"""Fault injection: training runs killed (SIGKILL) at a random moment or at named points (tfadv.faults), or out
+of disk, then rerun; and the run folders a run refuses.
 
-Each test kills the same small co-trained defense run (two players, two
-optimizers) at one point and checks that the same command, run again, ends
-with the unbroken run's result bit for bit, that nothing finished was lost,
-and that the run folder is left clean. BUILD.md's table "What survives a
-crash" lists these tests; the zoo's export has its kills in test_export_zoo.py.
+Each test kills the same small co-trained defense run (two players, two optimizers: the hardest state to
+restore) and checks that the same command, run again, ends with the unbroken run's result bit for bit, that
+nothing finished was lost, and that the run folder is left clean. All share one unbroken run. BUILD.md's table
+"What survives a crash" lists these tests; the zoo's export has its kills in test_export_zoo.py.
 """
 
 import json
@@ -12,10 +12,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from conftest import make_idx_dataset
+from conftest import make_idx_dataset, run_tool_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1"}
@@ -24,11 +25,17 @@ SAME = ("clean_accuracy", "adv_accuracy", "val_clean_accuracy", "val_adv_accurac
         "g_optimizer_steps")
 
 
+STEPS = 288 // 32  # an epoch: train[:90%] of the 320 images, 32 a batch
+
+
+def arguments(workdir, idx_dir):
+    return ["--experiment=fashion_mnist_joint_defense_linf", f"--workdir={workdir}", f"--set=data.idx_dir={idx_dir}",
+            "--set=data.batch_size=32", f"--set=epochs={EPOCHS}", "--set=data.augment=false",
+            "--set=model_kwargs={\"filters\": [4, 8]}", "--set=settings.generator_kwargs.filters=4", "--verbose=0"]
+
+
 def command(workdir, idx_dir):
-    return [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--experiment=fashion_mnist_joint_defense_linf",
-            f"--workdir={workdir}", f"--set=data.idx_dir={idx_dir}", "--set=data.batch_size=32",
-            f"--set=epochs={EPOCHS}", "--set=data.augment=false", "--set=model_kwargs={\"filters\": [4, 8]}",
-            "--set=settings.generator_kwargs.filters=4", "--verbose=0"]
+    return [sys.executable, os.path.join(ROOT, "tools", "train.py"), *arguments(workdir, idx_dir)]
 
 
 def train(workdir, idx_dir, fault=None):
@@ -71,6 +78,27 @@ def finished_like(workdir, idx_dir, unbroken):
     assert {k: result[k] for k in SAME} == {k: unbroken[k] for k in SAME}
     assert not (workdir / "backup").exists()
     return result, proc
+
+
+def test_sigkilled_run_resumes_from_its_last_epoch_and_ends_like_an_unbroken_run(idx_dir, unbroken, tmp_path):
+    """A kill at a moment no fault point names: mid-epoch, half a second after the first checkpoint."""
+    proc = subprocess.Popen(command(tmp_path, idx_dir), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "backup" / "ckpt-000001"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert checkpoint.exists() and not (tmp_path / "metrics.json").exists()
+
+    resumed, _ = finished_like(tmp_path, idx_dir, unbroken)  # the same command again
+    assert 1 <= resumed["epochs_run"] < EPOCHS  # it did not start over
+    assert resumed["resumed_from_epoch"] + resumed["epochs_run"] == EPOCHS and "resumed_from_epoch" not in unbroken
+    # Both players' optimizers continued from the checkpoint: the step counts add up to an unbroken run's, and
+    # resumed epochs saw the unbroken run's shuffle orders (training.skip_used_orders): finished_like compared all.
+    assert resumed["optimizer_steps"] == resumed["g_optimizer_steps"] == EPOCHS * STEPS
 
 
 # One kill point of each pair stays in the default suite (the other runs in make test-slow): they take the same
@@ -151,12 +179,23 @@ def test_a_second_run_on_a_live_folder_is_refused_in_one_line_and_a_killed_holde
         pass
 
 
-def test_a_workdir_that_is_a_file_is_refused_in_one_line(idx_dir, tmp_path):
-    workdir = tmp_path / "run"
-    workdir.write_text("not a folder")
-    proc = train(workdir, idx_dir)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
-        f"Error: --workdir {str(workdir)!r} is a file, not a folder: choose a folder for the run.")
+def test_folders_a_run_cannot_use_are_refused_in_one_line_and_left_as_they_were(idx_dir, tmp_path):
+    """A finished run's folder, a half-run folder of another config, and a file: one line each, nothing touched.
+    (Refused before any data is read, so the three run in one process.)"""
+    finished, other, file = tmp_path / "finished", tmp_path / "other", tmp_path / "file"
+    (finished).mkdir()
+    (finished / "metrics.json").write_text("{}")
+    (other / "backup").mkdir(parents=True)
+    (other / "config.json").write_text(json.dumps({"kind": "defense", "epochs": 99}))
+    file.write_text("not a folder")
+    results = run_tool_cases("train", [arguments(folder, idx_dir) for folder in (finished, other, file)])
+    expected = [f"{finished} already holds a finished run", "different config",
+                f"--workdir {str(file)!r} is a file, not a folder: choose a folder for the run."]
+    for (code, stderr), message in zip(results, expected):
+        errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+        assert code == 2 and len(errors) == 1 and message in errors[0], stderr[-2000:]
+    assert (finished / "metrics.json").read_text() == "{}" and file.read_text() == "not a folder"
+    assert json.loads((other / "config.json").read_text()) == {"kind": "defense", "epochs": 99}
 
 
 def test_a_full_disk_at_the_registry_write_leaves_the_zoo_as_it_was_and_says_so_in_one_line(unbroken_run, idx_dir,

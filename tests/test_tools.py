@@ -8,6 +8,8 @@ import sys
 import pytest
 import tensorflow as tf
 
+from conftest import run_tool_cases
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -119,31 +121,6 @@ def test_bad_input_gets_one_clear_line_not_a_traceback(args, message):
     assert "Traceback" not in stderr and "FATAL" not in stderr
 
 
-# Runs one tool's entry point (tfadv.cli.run: absl parsing, the tool's main, tfadv's error style) once per argv
-# in one process: the bad-input cases of a tool pay for one Python and TensorFlow start instead of one each.
-# Prints, per argv, the exit status and everything written to stderr (an escaped exception as its traceback).
-BATCHED_RUNNER = """
-import contextlib, importlib, io, json, sys, traceback
-from absl import flags
-from tfadv import cli
-tool = importlib.import_module("tfadv_tools." + sys.argv[1])
-entry = getattr(tool, "run", None) or (lambda: cli.run(tool.main))  # console-script tools have run()
-results = []
-for args in json.load(sys.stdin):
-    flags.FLAGS.unparse_flags()
-    sys.argv, stderr = [sys.argv[0]] + args, io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            entry()
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    results.append([code, stderr.getvalue()])
-print("RESULTS " + json.dumps(results))
-"""
 _BAD_INPUT_RESULTS: dict = {}
 
 
@@ -151,14 +128,7 @@ def bad_input_results(name):
     """{args: (exit status, stderr)} for every bad-input case of tool ``name``, run in one process."""
     if name not in _BAD_INPUT_RESULTS:
         cases = [args[1:] for args, _ in BAD_INPUT if args[0] == name]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1"}
-        env.pop("TF_CONFIG", None)
-        proc = subprocess.run([sys.executable, "-c", BATCHED_RUNNER, name], input=json.dumps(cases), env=env,
-                              capture_output=True, text=True, timeout=600)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS ")]
-        assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-        _BAD_INPUT_RESULTS[name] = {tuple(args): tuple(result)
-                                    for args, result in zip(cases, json.loads(lines[-1][len("RESULTS "):]))}
+        _BAD_INPUT_RESULTS[name] = dict(zip(map(tuple, cases), run_tool_cases(name, cases)))
     return _BAD_INPUT_RESULTS[name]
 
 
