@@ -4,6 +4,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TFADV_OFFLINE", "1")  # never probe the network from tests
+# pytest-xdist runs one worker per core: each worker's TensorFlow (and the tools it starts, which inherit this
+# environment) gets its share of the cores instead of a thread per core, so workers do not fight over them.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_share))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

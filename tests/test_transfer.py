@@ -116,7 +116,7 @@ def test_a_transfer_generator_fools_a_model_it_never_saw_within_the_budget(data,
     trainer = TransferPerturbationTrainer(attacker, classifier, taps=taps, input_diversity=0.5, loss=loss)
     trainer(x[:1])
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
-    history = trainer.fit(np.repeat(x, 2, 0), np.repeat(y, 2, 0), batch_size=32, epochs=3, verbose=0)
+    history = trainer.fit(x, y, batch_size=32, epochs=3, verbose=0)
     x_hat = trainer(x)
     assert float(tf.reduce_max(per_example_norm(x_hat - x, "linf"))) <= 0.15
     assert float(tf.reduce_min(x_hat)) >= 0 and float(tf.reduce_max(x_hat)) <= 1
