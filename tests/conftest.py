@@ -1,6 +1,9 @@
 """Shared fixtures. Slow tests run only with --runslow (or TFADV_SLOW=1)."""
 
+import json
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TFADV_OFFLINE", "1")  # never probe the network from tests
@@ -102,10 +105,6 @@ print("RESULTS " + json.dumps(results))
 def run_tool_cases(name: str, cases: list[list[str]]) -> list[tuple[int, str]]:
     """(exit status, stderr) of tool ``name`` (``tools/<name>.py``) for each argv in ``cases``, all in one process
     (no TF_CONFIG, offline, TensorFlow's logs off)."""
-    import json
-    import subprocess
-    import sys
-
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFADV_OFFLINE": "1"}
     env.pop("TF_CONFIG", None)
     proc = subprocess.run([sys.executable, "-c", _BATCHED_RUNNER, name], input=json.dumps(cases), env=env,
@@ -118,7 +117,6 @@ def run_tool_cases(name: str, cases: list[list[str]]) -> list[tuple[int, str]]:
 def rewrite_keras_file(source, destination, edit) -> None:
     """Copies the ``.keras`` file ``source`` to ``destination`` with ``edit(config)`` applied to its config.json
     dict: a file as an older tfadv wrote it, for tests that old saves still load."""
-    import json
     import zipfile
 
     with zipfile.ZipFile(source) as new, zipfile.ZipFile(destination, "w") as old:

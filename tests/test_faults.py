@@ -123,7 +123,7 @@ def test_a_kill_after_the_last_epoch_saves_and_measures_again_without_training(i
 
 
 def test_a_kill_after_metrics_json_keeps_the_finished_run(idx_dir, unbroken, tmp_path):
-    """(A rerun then refuses the folder: test_folders_a_run_cannot_use_are_refused_in_one_line_and_left_...)"""
+    """A rerun then refuses the folder: test_folders_a_run_cannot_use_are_refused_in_one_line_and_left_as_they_were."""
     killed_then_rerun(tmp_path, idx_dir, "run.finished")
     assert {k: metrics(tmp_path)[k] for k in SAME} == {k: unbroken[k] for k in SAME}
 
