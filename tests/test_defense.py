@@ -508,10 +508,12 @@ def test_a_trainer_saved_before_the_rename_loads_with_its_margin(data, tmp_path)
 
 
 @pytest.mark.parametrize("experiment,label,attack", [
-    ("fashion_mnist_pgd3_defense_linf", "PGD adversarial training (Madry et al.)", "PGD-3"),
-    ("fashion_mnist_fgsm_defense_linf", "fast adversarial training (FGSM, Wong et al.)", "FGSM, random start"),
+    ("fashion_mnist_pgd3_defense_linf", "PGD adversarial training (Madry et al.)", "PGD-3, 50/50 mix"),
+    ("fashion_mnist_madry_pgd_defense_linf", "PGD adversarial training (Madry et al.)", "PGD-7, adversarial only"),
+    ("fashion_mnist_fgsm_defense_linf", "fast adversarial training (FGSM, Wong et al.)",
+     "FGSM, random start, 50/50 mix"),
     ("fashion_mnist_trades_defense_linf", "TRADES (Zhang et al.)", "TRADES: PGD-10 on the KL"),
-    ("fashion_mnist_joint_fgsm_defense_linf", "co-trained generator defense", "generator x1 on 32 images + PGD-1"),
+    ("fashion_mnist_joint_fgsm_defense_linf", "co-trained generator defense", "generator x1 on 32 images + PGD-1, 50/50 mix"),
 ])
 def test_tables_name_each_method_and_its_training_attack_as_registered(experiment, label, attack):
     from tfadv import experiments

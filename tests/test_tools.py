@@ -239,7 +239,7 @@ def test_defense_benchmark_prints_a_row_per_experiment_and_records_it(tmp_path):
                 "fashion_mnist_joint_defense_linf", TFADV_ZOO_DIR=str(tmp_path))
     rows = [line.strip("| ").split(" | ") for line in proc.stdout.splitlines() if line.startswith("| fashion_mnist_")]
     assert [row[1] for row in rows] == [DEFENSES[m].label for m in ("pgd", "fgsm", "co_trained")]  # as registered
-    assert [row[2] for row in rows] == ["PGD-7", "FGSM, random start", "generator x1"]
+    assert [row[2] for row in rows] == ["PGD-7, 50/50 mix", "FGSM, random start, 50/50 mix", "generator x1, 50/50 mix"]
     assert rows[0][-1] == "1.00x" and all(float(row[3]) > 0 for row in rows)
     recorded = json.load(open(tmp_path / "registry.json"))
     for name, row in zip(("fashion_mnist_pgd_defense_linf", "fashion_mnist_fgsm_defense_linf"), rows):

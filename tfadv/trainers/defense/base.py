@@ -58,6 +58,15 @@ class MixedSettings(DefenseSettings):
     def validate(self) -> None:
         check_mix(self.adversarial_fraction)
 
+    def mix(self) -> str:
+        """The loss's mix in words, for the training-attack column: Madry et al. train on adversarial images
+        only, the zoo's recipes on a 50/50 mix, and a table must say which."""
+        if self.adversarial_fraction == 1.0:
+            return "adversarial only"
+        if self.adversarial_fraction == 0.5:
+            return "50/50 mix"
+        return f"{self.adversarial_fraction:g} adversarial"
+
 
 def check_step_size(step_size) -> None:
     """A training attack's step: > 0, or None for the method's default."""

@@ -216,7 +216,7 @@ class CoTrainedSettings(MixedSettings):
         words = f"generator x{self.generator_steps}"
         if self.generator_batch:
             words += f" on {self.generator_batch} images"
-        return words + (f" + PGD-{self.refine_steps}" if self.refine_steps else "")
+        return words + (f" + PGD-{self.refine_steps}" if self.refine_steps else "") + f", {self.mix()}"
 
     def optimizers(self) -> dict:
         return {CoTrainedTrainer.SECOND_OPTIMIZER: keras.optimizers.Adam(self.generator_learning_rate)}

@@ -21,7 +21,7 @@ class FGSMSettings(MixedSettings):
         check_step_size(self.step_size)
 
     def training_attack(self) -> str:
-        return "FGSM, random start"
+        return f"FGSM, random start, {self.mix()}"
 
 
 @register_defense("fgsm", settings=FGSMSettings, label="fast adversarial training (FGSM, Wong et al.)")

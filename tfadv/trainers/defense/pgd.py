@@ -62,7 +62,7 @@ class PGDSettings(MixedSettings):
         check_step_size(self.step_size)
 
     def training_attack(self) -> str:
-        return f"PGD-{self.steps}"
+        return f"PGD-{self.steps}, {self.mix()}"
 
 
 @register_defense("pgd", settings=PGDSettings, label="PGD adversarial training (Madry et al.)")
