@@ -21,7 +21,8 @@ from absl import flags
 
 from tfadv import cli
 
-flags.DEFINE_list("experiments", ["fashion_mnist_pgd_defense_linf", "fashion_mnist_fgsm_defense_linf",
+flags.DEFINE_list("experiments", ["fashion_mnist_pgd_defense_linf", "fashion_mnist_madry_pgd_defense_linf",
+                                  "fashion_mnist_fgsm_defense_linf",
                                   "fashion_mnist_trades_defense_linf", "fashion_mnist_joint_defense_linf",
                                   "fashion_mnist_joint_refined_defense_linf", "fashion_mnist_joint_fgsm_defense_linf",
                                   "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",

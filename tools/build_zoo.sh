@@ -34,6 +34,7 @@ declare -A EXPERIMENT=(
   [fashion_mnist_universal_linf]=fashion_mnist_universal_linf
   [fashion_mnist_joint_defense_linf]=fashion_mnist_joint_defense_linf
   [fashion_mnist_pgd_defense_linf]=fashion_mnist_pgd_defense_linf
+  [fashion_mnist_madry_pgd_defense_linf]=fashion_mnist_madry_pgd_defense_linf
   [fashion_mnist_joint_refined_defense_linf]=fashion_mnist_joint_refined_defense_linf
   [fashion_mnist_joint_defense_l2]=fashion_mnist_joint_defense_l2
   [fashion_mnist_pgd_defense_l2]=fashion_mnist_pgd_defense_l2
@@ -56,7 +57,8 @@ ORDER=(fashion_mnist_small_cnn fashion_mnist_cnn_gap fashion_mnist_mlp fashion_m
        fashion_mnist_transfer_cda_ensemble fashion_mnist_transfer_cda_l2 fashion_mnist_transfer_targeted
        fashion_mnist_unet_l2 fashion_mnist_unet_joint
        fashion_mnist_autoencoder_l2 fashion_mnist_universal_l2 fashion_mnist_universal_linf
-       fashion_mnist_joint_defense_linf fashion_mnist_pgd_defense_linf fashion_mnist_joint_refined_defense_linf
+       fashion_mnist_joint_defense_linf fashion_mnist_pgd_defense_linf fashion_mnist_madry_pgd_defense_linf
+       fashion_mnist_joint_refined_defense_linf
        fashion_mnist_joint_defense_l2 fashion_mnist_pgd_defense_l2
        fashion_mnist_fgsm_defense_linf fashion_mnist_trades_defense_linf fashion_mnist_joint_fgsm_defense_linf
        fashion_mnist_pgd2_defense_linf fashion_mnist_pgd3_defense_linf fashion_mnist_joint_pgd2_defense_linf
@@ -70,6 +72,7 @@ TABLES=(
   "tools/evaluate_defense.py --defended=fashion_mnist_fgsm_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record --verbose=0"
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_fgsm_defense_linf,fashion_mnist_trades_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --nobaseline_row --record --verbose=0"
   "tools/evaluate_defense.py --defended=fashion_mnist_pgd2_defense_linf,fashion_mnist_pgd3_defense_linf,fashion_mnist_joint_pgd2_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --nobaseline_row --record --verbose=0"
+  "tools/evaluate_defense.py --defended=fashion_mnist_madry_pgd_defense_linf --undefended=fashion_mnist_small_cnn --norm=linf --eps=0.1 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --nobaseline_row --record --verbose=0"
   "tools/evaluate_defense.py --defended=fashion_mnist_joint_defense_l2,fashion_mnist_pgd_defense_l2 --undefended=fashion_mnist_small_cnn --norm=l2 --eps=1.5 --pgd_steps=100 --pgd_restarts=2 --pgd_examples=1000 --fresh_epochs=2 --record"
 )
 # The perturbation entries the tables measure as transfer columns at their norm: rebuilding one re-measures
