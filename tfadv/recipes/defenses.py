@@ -90,8 +90,8 @@ def fashion_mnist_trades_defense_linf() -> DefenseExperiment:
 def fashion_mnist_joint_fgsm_defense_linf() -> DefenseExperiment:
     """A generator-based defense priced to undercut PGD-7 (at most 0.6x its step): FGSM (1.25 eps) started from the co-trained
     generator's x_hat instead of a random point, the generator updated on 32 of each batch's 128 images (0.51x
-    PGD-7's step when it was designed; 0.71x in the registry's later ``training_cost`` run), and the
-    catastrophic-overfitting guard of FGSM training."""
+    PGD-7's step when it was designed; the measured cost is the entry's ``training_cost`` in the registry), and
+    the catastrophic-overfitting guard of FGSM training."""
     cfg = fashion_mnist_joint_defense_linf()
     cfg.settings.update(refine_steps=1, step_size=0.125, generator_batch=32)
     cfg.guard_max_drop = 0.2
@@ -112,9 +112,9 @@ def fashion_mnist_joint_pgd2_defense_linf() -> DefenseExperiment:
 def fashion_mnist_pgd2_defense_linf() -> DefenseExperiment:
     """PGD-2 training (random start, 1.25 eps steps) at PGD-7's budget and epochs, with the overfitting guard:
     the generator-free control of the generator-based candidates. With PGD-3 it brackets the generator-based candidates' cost
-    (0.44x and 0.58x of PGD-7 against their 0.51-0.57x when designed; 0.53x and 0.65x against 0.71-0.80x in the
-    registry's later ``training_cost`` run), so the pair says whether a generator buys more robustness than
-    spending the same time on PGD steps."""
+    (0.44x and 0.58x of PGD-7 against their 0.51-0.57x when designed; the measured costs are the entries'
+    ``training_cost`` in the registry), so the pair says whether a generator buys more robustness than spending
+    the same time on PGD steps."""
     cfg = fashion_mnist_pgd_defense_linf()
     cfg.settings["steps"], cfg.guard_max_drop = 2, 0.2
     return cfg
