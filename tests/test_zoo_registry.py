@@ -403,6 +403,56 @@ def test_build_zoo_reruns_every_column_other_tools_added():
         assert not any("evaluate_defense" in c for c in commands), name  # the tables rerun on their own
 
 
+def test_every_column_of_one_entry_in_another_is_rerun_when_it_is_rebuilt():
+    """A table recorded on one entry with a column of another (a transfer table's targets, a defense table's
+    transfer columns) holds figures of that other model: tfadv.zoo.tables_measuring finds it, and an attack
+    trained against a classifier is found by tfadv.zoo.entries_trained_against."""
+    for name in ARTIFACTS:
+        for key, table in REGISTRY[name]["metrics"].items():
+            if key.startswith("transfer_"):
+                measured, command = set(table["adv_accuracy"]), table["command"]
+            elif key.startswith("robustness_"):
+                measured = {c.split(":")[1].split("@")[0] for c in table if c.startswith("transfer:")}
+                command = table["settings"]["command"]
+            else:
+                continue
+            for other in measured - {name}:
+                assert other in REGISTRY and command in zoo.tables_measuring(other, ZOO), (name, key, other)
+        for target in str(REGISTRY[name]["config"].get("target") or "").split("+"):
+            if target in REGISTRY:
+                assert name in zoo.entries_trained_against(target, ZOO), (name, target)
+    assert zoo.entries_trained_against("fashion_mnist_pgd_defense_linf", ZOO) == ["fashion_mnist_unet_linf_vs_pgd"]
+
+
+def test_build_zoo_runs_what_a_rebuilt_entry_invalidates(tmp_path):
+    """tools/build_zoo.sh on one defense, its trainings and measurements logged instead of run: it retrains the
+    defense and the attack trained against it, then reruns the defense table naming it, its own columns
+    (AutoAttack, training cost, security curve) and the transfer tables with a column of it, each once."""
+    zoo_dir, runs, log = tmp_path / "zoo", tmp_path / "runs", tmp_path / "calls.log"
+    zoo_dir.mkdir()
+    with open(os.path.join(ZOO, zoo.REGISTRY_FILE)) as src, open(zoo_dir / zoo.REGISTRY_FILE, "w") as dst:
+        dst.write(src.read())
+    fake_python = tmp_path / "python"  # runs the script's `-c` registry queries, logs every tool call
+    fake_python.write_text(f'#!/bin/sh\n[ "$1" = "-c" ] && exec {sys.executable} "$@"\necho "$*" >> {log}\n')
+    fake_python.chmod(0o755)
+    name = "fashion_mnist_pgd_defense_linf"
+    expected_other = zoo.other_tools_commands(name, ZOO) + zoo.tables_measuring(name, ZOO)
+    proc = subprocess.run(["bash", os.path.join(ROOT, "tools", "build_zoo.sh"), name], capture_output=True, text=True,
+                          env={**os.environ, "PY": str(fake_python), "RUNS": str(runs), "TFADV_ZOO_DIR": str(zoo_dir),
+                               "PYTHONPATH": ROOT}, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "== also fashion_mnist_unet_linf_vs_pgd" in proc.stdout
+    calls = log.read_text().splitlines()
+    trained = [c.split("--experiment=")[1].split()[0] for c in calls if c.startswith("tools/train.py")]
+    assert trained == [name, "fashion_mnist_unet_linf_vs_pgd"]  # the defense first, then the attack on it
+    measured = [f"python {c}" for c in calls if not c.startswith(("tools/train.py", "tools/export.py"))]
+    tables = [c for c in measured if "evaluate_defense" in c]
+    assert len(tables) == 1 and f"--defended=fashion_mnist_joint_defense_linf,{name} " in tables[0]
+    assert sorted(set(measured) - set(tables)) == sorted(set(expected_other) - set(tables))
+    assert len(measured) == len(set(measured))  # e.g. benchmark_defense, which times every defense, runs once
+    assert any("tools/transfer.py" in c for c in measured) and any("security_curve" in c for c in measured)
+
+
 def test_build_zoo_rebuilds_every_fashion_mnist_entry_and_table():
     """BUILD.md: tools/build_zoo.sh retrains and re-exports every committed Fashion-MNIST entry, defenses included."""
     mapping, order, tables = _build_zoo()

@@ -17,7 +17,8 @@ One module per role; every name is used as ``tfadv.zoo.NAME``:
 
 * :mod:`~tfadv.zoo.store`: the registry (read, write under its lock, entry names and fields, where the zoo is):
   ``read_registry``, ``names``, ``entry``, ``path_of``, ``check_name``, ``register``, ``add_metrics``,
-  ``other_tools_commands``, ``default_zoo_dir``, ``KINDS``, ``REQUIRED_FIELDS``, ``REGISTRY_FILE``.
+  ``other_tools_commands``, ``entries_trained_against``, ``tables_measuring`` (what a rebuild reruns),
+  ``default_zoo_dir``, ``KINDS``, ``REQUIRED_FIELDS``, ``REGISTRY_FILE``.
 * :mod:`~tfadv.zoo.integrity`: the checksums, ``tree_sha256`` and ``file_sha256``.
 * :mod:`~tfadv.zoo.transactions`: atomic writes and their recovery, ``staging``, ``Staging``, ``recover``,
   ``JOURNAL``, ``ALIVE``.
@@ -29,7 +30,8 @@ copying (``verify`` runs a killed export's recovery, so the reader sits above th
 """
 
 from tfadv.zoo.store import (KINDS, MAX_NAME, REGISTRY_FILE, REQUIRED_FIELDS, add_metrics, check_name,
-                             default_zoo_dir, entry, names, other_tools_commands, path_of, read_registry, register)
+                             default_zoo_dir, entries_trained_against, entry, names, other_tools_commands, path_of,
+                             read_registry, register, tables_measuring)
 from tfadv.zoo.store import _write_registry as _write_registry  # tests write a registry as an export would
 from tfadv.zoo.integrity import file_sha256, tree_sha256
 from tfadv.zoo.transactions import ALIVE, JOURNAL, Staging, recover, staging
@@ -37,6 +39,6 @@ from tfadv.zoo.loading import ServedModel, keras_layer, load, verify
 from tfadv.zoo.copying import copy_entry
 
 __all__ = ["ALIVE", "JOURNAL", "KINDS", "MAX_NAME", "REGISTRY_FILE", "REQUIRED_FIELDS", "ServedModel", "Staging",
-           "add_metrics", "check_name", "copy_entry", "default_zoo_dir", "entry", "file_sha256", "keras_layer",
+           "add_metrics", "check_name", "copy_entry", "default_zoo_dir", "entries_trained_against", "entry", "file_sha256", "keras_layer",
            "load", "names", "other_tools_commands", "path_of", "read_registry", "recover", "register", "staging",
-           "tree_sha256", "verify"]
+           "tables_measuring", "tree_sha256", "verify"]

@@ -154,6 +154,30 @@ def other_tools_commands(name: str, zoo_dir: str | None = None) -> list[str]:
     return [*dict.fromkeys(found)]  # in order, once each (this module shadows the builtin list)
 
 
+def entries_trained_against(name: str, zoo_dir: str | None = None) -> list[str]:
+    """The entries trained to attack classifier ``name`` (its name in their ``config.target``, or in an
+    ensemble's ``a+b``), sorted: their figures are of this model, so a rebuild of ``name`` retrains them."""
+    registry = read_registry(zoo_dir)
+    return sorted(other for other, fields in registry.items()
+                  if name in str((fields.get("config") or {}).get("target") or "").split("+"))
+
+
+def tables_measuring(name: str, zoo_dir: str | None = None) -> list[str]:
+    """The commands of the tables other entries recorded with a column of entry ``name``, each once: transfer
+    tables with it as a (defended) target, defense tables with it as a transfer column (``transfer:NAME``,
+    ``transfer:NAME@EPS``). A rebuild of ``name`` leaves those columns of the old model, so it reruns them
+    (tools/build_zoo.sh)."""
+    registry = read_registry(zoo_dir)
+    found = []
+    for other, fields in sorted(registry.items()):
+        for key, table in sorted(fields.get("metrics", {}).items()) if other != name else ():
+            if key.startswith("transfer_") and name in table.get("adv_accuracy", {}):
+                found.append(table["command"])
+            elif key.startswith("robustness_") and f"transfer:{name}" in {c.split("@")[0] for c in table}:
+                found.append(table["settings"]["command"])
+    return [*dict.fromkeys(found)]
+
+
 def add_metrics(name: str, metrics: dict, zoo_dir: str | None = None) -> dict:
     """Merges ``metrics`` into entry ``name``'s metrics (read-modify-write under the registry lock).
 
