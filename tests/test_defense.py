@@ -361,6 +361,10 @@ def test_fgsm_training_runs_and_the_guard_restores_the_best_epoch_when_pgd_accur
 
     guard = RobustAccuracyGuard(tf.zeros((4, 28, 28, 1)), tf.zeros((4,), tf.int32), "linf", 0.1)
     guard.set_model(trainer)
+    from tfadv import attacks
+    attacks._LOOPS._loops.clear()
+    guard.robust_accuracy(), guard.robust_accuracy()  # epoch after epoch: one traced PGD loop, not one per epoch
+    assert len(attacks._LOOPS._loops) == 1
     scripted = iter([0.6, 0.7, 0.3])  # epoch 2 is the best; epoch 3 collapses by 0.4 > 0.2
     guard.robust_accuracy = lambda: next(scripted)
     weights = []

@@ -20,7 +20,10 @@ class RobustAccuracyGuard(ResumableCallback):
 
     def robust_accuracy(self) -> float:
         classifier = self.model.classifier
-        frozen = lambda images: classifier(images, training=False)  # noqa: E731
+        if getattr(self, "_frozen_of", None) is not classifier:  # one function per classifier: PGD traces once,
+            self._frozen_of = classifier                           # not every epoch (its loops are keyed by it)
+            self._frozen = lambda images: classifier(images, training=False)
+        frozen = self._frozen
         x_adv = pgd(frozen, self.images, self.labels, eps=self.eps, norm=self.norm, steps=self.steps)
         predictions = tf.argmax(frozen(x_adv), -1, output_type=tf.int32)
         return float(tf.reduce_mean(tf.cast(predictions == tf.cast(self.labels, tf.int32), tf.float32)))
