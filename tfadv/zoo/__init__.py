@@ -39,6 +39,6 @@ from tfadv.zoo.loading import ServedModel, keras_layer, load, verify
 from tfadv.zoo.copying import copy_entry
 
 __all__ = ["ALIVE", "JOURNAL", "KINDS", "MAX_NAME", "REGISTRY_FILE", "REQUIRED_FIELDS", "ServedModel", "Staging",
-           "add_metrics", "check_name", "copy_entry", "default_zoo_dir", "entries_trained_against", "entry", "file_sha256", "keras_layer",
-           "load", "names", "other_tools_commands", "path_of", "read_registry", "recover", "register", "staging",
-           "tables_measuring", "tree_sha256", "verify"]
+           "add_metrics", "check_name", "copy_entry", "default_zoo_dir", "entries_trained_against", "entry",
+           "file_sha256", "keras_layer", "load", "names", "other_tools_commands", "path_of", "read_registry",
+           "recover", "register", "staging", "tables_measuring", "tree_sha256", "verify"]
