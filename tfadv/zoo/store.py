@@ -170,7 +170,9 @@ def tables_measuring(name: str, zoo_dir: str | None = None) -> list[str]:
     registry = read_registry(zoo_dir)
     found = []
     for other, fields in sorted(registry.items()):
-        for key, table in sorted(fields.get("metrics", {}).items()) if other != name else ():
+        if other == name:
+            continue
+        for key, table in sorted(fields.get("metrics", {}).items()):
             if key.startswith("transfer_") and name in table.get("adv_accuracy", {}):
                 found.append(table["command"])
             elif key.startswith("robustness_") and f"transfer:{name}" in {c.split("@")[0] for c in table}:

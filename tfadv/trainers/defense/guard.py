@@ -18,11 +18,12 @@ class RobustAccuracyGuard(ResumableCallback):
         self.norm, self.eps, self.steps, self.max_drop = norm, float(eps), int(steps), float(max_drop)
         self.best, self.previous, self.best_weights, self.stopped_epoch = -1.0, None, None, None
 
+    def set_model(self, model):
+        super().set_model(model)
+        classifier = model.classifier  # one function for the whole run: PGD's traced loop is keyed by it
+        self._frozen = lambda images: classifier(images, training=False)
+
     def robust_accuracy(self) -> float:
-        classifier = self.model.classifier
-        if getattr(self, "_frozen_of", None) is not classifier:  # one function per classifier: PGD traces once,
-            self._frozen_of = classifier                           # not every epoch (its loops are keyed by it)
-            self._frozen = lambda images: classifier(images, training=False)
         frozen = self._frozen
         x_adv = pgd(frozen, self.images, self.labels, eps=self.eps, norm=self.norm, steps=self.steps)
         predictions = tf.argmax(frozen(x_adv), -1, output_type=tf.int32)
