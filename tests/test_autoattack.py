@@ -217,3 +217,39 @@ def test_speed_benchmark_runs_native_and_art_rows_on_the_same_images(tiny_zoo, i
     assert rows[1]["settings"]["library"].startswith("adversarial-robustness-toolbox==")
     assert rows[2]["settings"]["version"] == "standard"
     assert all(r["robust_accuracy"] < r["stages"][0]["robust_accuracy"] for r in rows)
+
+
+def test_the_speed_benchmarks_floor_counts_the_classifier_passes_each_stage_makes():
+    """benchmark_autoattack's floor (classifier_calls) against passes counted inside the compiled stages: a
+    classifier whose logits ignore the image fools nothing, so every iteration, target and query runs on every image
+    a stage attacks. Input gradients are counted exactly (a counting identity's backward); the other forwards are
+    the stages' passes plus one-forward checks (clean, keep-the-successes, final, a stage's start), at most
+    (3 + targets) per image."""
+    from tfadv.benchmarks.autoattack import classifier_calls
+
+    forwards, gradients = tf.Variable(0, dtype=tf.int64), tf.Variable(0, dtype=tf.int64)
+
+    @tf.custom_gradient
+    def counted(x):
+        def backward(dy):
+            gradients.assign_add(tf.cast(tf.shape(dy)[0], tf.int64))
+            return dy
+        return tf.identity(x), backward
+
+    def classifier(x):
+        forwards.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        pixels = tf.reduce_sum(counted(x), [1, 2, 3])[:, None]
+        return tf.constant([[3.0] + [0.0] * 9]) + 0.0 * pixels  # always class 0
+
+    x = np.random.default_rng(0).uniform(size=(12, 8, 8, 1)).astype("float32")
+    y = np.array([0] * 7 + [1] * 5)  # 7 attacked by every stage, none fooled
+    for stage in autoattack.STAGES:
+        forwards.assign(0), gradients.assign(0)
+        settings = dict(stages=[stage], apgd_iter=5, targets=3, fab_iter=4, square_queries=20)
+        result = autoattack.evaluate(classifier, x, y, norm="linf", eps=0.1, version="custom", **settings)
+        assert result["robust_accuracy"] == 7 / 12
+        calls = classifier_calls(result["stages"], {**autoattack.STANDARD, **settings}, len(y), num_classes=10)
+        assert int(gradients.numpy()) == calls["gradients"], stage
+        checks = int(forwards.numpy()) - calls["gradients"] - calls["forwards"]
+        assert 0 <= checks <= (3 + settings["targets"]) * len(y), (stage, checks)
+    assert calls == {"gradients": 0, "forwards": 7 * 21}  # Square: its start, then one pass per query

@@ -15,14 +15,16 @@ Rows (each on the first --num_examples test images of the zoo entry, its SavedMo
 * ``native-standard``: the native standard version (APGD-CE, APGD-T and FAB-T with 9 targets, Square 5000).
 
 Each row: robust accuracy after it and wall seconds, scaled to seconds per 1,000 images; the first call of a
-native stage includes its tracing (a user pays it once per classifier and batch size). Prints a Markdown table
-and the JSON result (also written to --output).
+native stage includes its tracing (a user pays it once per classifier and batch size); and the seconds the
+classifier's own passes take for the calls the row's stages make (one forward and one input gradient timed on the
+same images before the rows run, times the calls: the floor no implementation of those stages gets under on this
+machine). Prints a Markdown table and the JSON result (also written to --output).
 """
 
 from absl import flags
 
 from tfadv import cli
-from tfadv.benchmarks.autoattack import ROWS, run_row, table
+from tfadv.benchmarks.autoattack import ROWS, per_image_seconds, run_row, table
 
 flags.DEFINE_string("zoo_name", "fashion_mnist_pgd_defense_linf", "Zoo classifier to attack.")
 flags.DEFINE_string("zoo_dir", None, "Zoo folder (default: $TFADV_ZOO_DIR or the checkout's zoo/).")
@@ -47,15 +49,18 @@ def main(argv):
     entry = zoo.entry(FLAGS.zoo_name, FLAGS.zoo_dir)
     loaded = tf.saved_model.load(zoo.verify(FLAGS.zoo_name, FLAGS.zoo_dir))
     images, labels, info = data.load_arrays(entry["dataset"], f"test[:{FLAGS.num_examples}]", idx_dir=FLAGS.idx_dir)
+    passes = per_image_seconds(loaded.serve, images, labels)
+    print(f"classifier alone, {passes['batch']} images at once: {passes['forward'] * 1e3:.4f} ms per image forward, "
+          f"{passes['gradient'] * 1e3:.4f} ms per input gradient", flush=True)
     rows = []
     for row in FLAGS.rows:
-        rows.append(run_row(row, loaded.serve, images, labels, FLAGS.norm, FLAGS.eps))
+        rows.append(run_row(row, loaded.serve, images, labels, FLAGS.norm, FLAGS.eps, passes))
         print(f"{row}: {rows[-1]['robust_accuracy']:.4f} in {rows[-1]['seconds']} s", flush=True)
     print(f"\n{FLAGS.zoo_name}, {FLAGS.norm} {FLAGS.eps:g}, first {len(labels)} test images "
           f"({getattr(info, 'source', '?')}), 2-core CPU\n")
     print(table(rows))
     cli.print_json({"zoo_name": FLAGS.zoo_name, "norm": FLAGS.norm, "eps": FLAGS.eps,
-                    "split": f"test[:{len(labels)}]", "rows": rows}, FLAGS.output)
+                    "split": f"test[:{len(labels)}]", "classifier_passes": passes, "rows": rows}, FLAGS.output)
 
 
 if __name__ == "__main__":
