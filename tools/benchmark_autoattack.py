@@ -17,8 +17,8 @@ Rows (each on the first --num_examples test images of the zoo entry, its SavedMo
 Each row: robust accuracy after it and wall seconds, scaled to seconds per 1,000 images; the first call of a
 native stage includes its tracing (a user pays it once per classifier and batch size); and the seconds the
 classifier's own passes take for the calls the row's stages make (one forward and one input gradient timed on the
-same images before the rows run, times the calls: the floor no implementation of those stages gets under on this
-machine). Prints a Markdown table and the JSON result (also written to --output).
+same images before the rows run, times the calls: an estimate of the floor no implementation of those stages gets
+under on this machine). Prints a Markdown table and the JSON result (also written to --output).
 """
 
 from absl import flags

@@ -12,8 +12,9 @@ runs: the tool's flags name ``ROWS``.
 
 Each row also carries ``classifier_seconds``: how long the classifier's own passes take for the calls its stages
 make (:func:`classifier_calls`, every target and query counted on every image a stage attacks), timed outside any
-attack (:func:`per_image_seconds`). No implementation of those stages can take less on this machine: it is the
-floor the native stages are held against, and what tells a slow implementation from costly settings.
+attack (:func:`per_image_seconds`, per image at the benchmark's batch; a stage's smaller batches run a little faster
+or slower per image). It estimates the floor no implementation of those stages gets under on this machine, and
+tells a slow implementation from costly settings.
 """
 
 import time
