@@ -553,3 +553,30 @@ def test_the_task_builds_each_method_from_its_settings():
     cfg.settings["generator_learning_rate"] = 5e-4
     optimizers = defense_method("co_trained").settings_of(cfg).optimizers()
     assert list(optimizers) == ["g_optimizer"] and float(optimizers["g_optimizer"].learning_rate) == pytest.approx(5e-4)
+
+
+def test_training_cost_ratios_cancel_the_machines_drift_between_rounds(monkeypatch):
+    """benchmark_defense times every experiment in each round and takes the median of same-round ratios: on a clock
+    that runs each round slower than the one before, a step of half PGD-7's work still costs 0.50x (timing each
+    experiment once, in turn, would put the drift into the ratio)."""
+    from tfadv import timing
+    from tfadv.benchmarks import defense as cost_benchmark
+
+    clock = {"now": 0.0, "calls": 0}
+    work = {"fashion_mnist_pgd_defense_linf": 1.0, "fashion_mnist_fgsm_defense_linf": 0.5}
+    steps, rounds = 6, 3  # 2 steps of each experiment per round
+
+    def fake_step(name, batch_size):
+        def call():
+            slowdown = 1 + clock["calls"] // (2 * steps // rounds)  # 1, 2, 3 in rounds 1, 2, 3
+            clock["now"] += work[name] * slowdown
+            clock["calls"] += 1
+        return call
+
+    monkeypatch.setattr(cost_benchmark, "training_step", fake_step)
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["now"])
+    costs = cost_benchmark.benchmark(list(work), batch_size=128, steps=steps, epoch_images=1280, rounds=rounds,
+                                     log=lambda line: None)
+    assert costs["fashion_mnist_fgsm_defense_linf"]["cost_ratio"] == 0.5
+    assert costs["fashion_mnist_pgd_defense_linf"]["ms_per_step"] == 2000.0  # the median round's
+    assert costs["fashion_mnist_fgsm_defense_linf"]["seconds_per_epoch"] == 10  # 1 s x 10 batches

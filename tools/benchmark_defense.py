@@ -6,8 +6,10 @@ Wall time of a whole training run depends on whatever else the machine was
 doing; this times ``train_step`` of each named defense experiment (the exact
 trainer its config builds: classifier, generator, refine and PGD steps), as one
 ``tf.function``, on one fixed synthetic batch of the experiment's image shape,
-one experiment after the other, after two warm-up steps. The table gives ms per
-step, images per second and the cost relative to the first experiment, which is
+after two warm-up steps, in --rounds rounds that each time every experiment in
+turn for its share of --steps. The table gives ms per step, images per second
+and the cost relative to the first experiment (the median over rounds of the
+two in the same round, so the machine's drift between rounds cancels), which is
 what "a lower training cost" means for a defense. Run it on an otherwise idle
 machine.
 
@@ -28,7 +30,8 @@ flags.DEFINE_list("experiments", ["fashion_mnist_pgd_defense_linf", "fashion_mni
                                   "fashion_mnist_pgd2_defense_linf", "fashion_mnist_pgd3_defense_linf",
                                   "fashion_mnist_joint_pgd2_defense_linf"],
                   "Defense experiments to time (costs are relative to the first).")
-flags.DEFINE_integer("steps", 30, "Timed steps per experiment.", lower_bound=1)
+flags.DEFINE_integer("steps", 30, "Timed steps per experiment, over all rounds.", lower_bound=1)
+flags.DEFINE_integer("rounds", 3, "Rounds, each timing every experiment in turn (at most --steps).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Batch size (the experiments' own is 128).", lower_bound=1)
 flags.DEFINE_integer("epoch_images", 54000, "Training images per epoch, for seconds per epoch.", lower_bound=1)
 flags.DEFINE_bool("record", False, "Add each row as `training_cost` to the zoo entry of the experiment's name.")
@@ -41,12 +44,15 @@ def main(argv):
 
     from tfadv.benchmarks import defense
 
-    print(f"batch {FLAGS.batch_size}, {FLAGS.steps} timed steps each, {os.cpu_count()} CPU cores visible")
+    print(f"batch {FLAGS.batch_size}, {FLAGS.steps} timed steps each in {FLAGS.rounds} rounds, {os.cpu_count()} CPU "
+          f"cores visible")
     costs = defense.benchmark(FLAGS.experiments, batch_size=FLAGS.batch_size, steps=FLAGS.steps,
-                              epoch_images=FLAGS.epoch_images, log=lambda line: print(line, flush=True))
+                              epoch_images=FLAGS.epoch_images, rounds=FLAGS.rounds,
+                              log=lambda line: print(line, flush=True))
     if FLAGS.record:
-        settings = {"batch_size": FLAGS.batch_size, "timed_steps": FLAGS.steps, "epoch_images": FLAGS.epoch_images,
-                    "cpu_cores": os.cpu_count(), "alone": "one experiment after the other, nothing else running",
+        settings = {"batch_size": FLAGS.batch_size, "timed_steps": FLAGS.steps, "rounds": FLAGS.rounds,
+                    "epoch_images": FLAGS.epoch_images, "cpu_cores": os.cpu_count(),
+                    "alone": "every experiment in turn in each round, nothing else running",
                     "command": " ".join(["python tools/benchmark_defense.py"] + sys.argv[1:])}
         defense.record(costs, settings)
 

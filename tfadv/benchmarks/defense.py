@@ -1,13 +1,19 @@
-"""Each defense's training cost per step, on the same batch, one after the other (``tools/benchmark_defense.py``).
+"""Each defense's training cost per step, on the same batch, in rounds (``tools/benchmark_defense.py``).
 
     costs = benchmark(["fashion_mnist_pgd_defense_linf", "fashion_mnist_fgsm_defense_linf"], batch_size=128,
-                      steps=30, epoch_images=54000)   # logs a Markdown table, a row as each is timed
+                      steps=30, epoch_images=54000)   # logs a Markdown table once every round has run
     record(costs, settings)                           # each row as `training_cost` of its zoo entry
 
 What is timed is ``train_step`` of the exact trainer the experiment's config builds (classifier, generator,
 refine and PGD steps) as one ``tf.function``, called on one fixed synthetic batch already in memory: timing
 ``fit`` measured the input pipeline's waiting too, which rounded steps up to powers of two of a millisecond here
 (255, 511, 1023 ms). Costs are relative to the first experiment.
+
+Every experiment is built and warmed up first; then ``rounds`` rounds each time every experiment for its share of
+``steps``, one after the other. A row's cost is the median over rounds of its time over the first experiment's in
+the same round: this machine's speed drifts by a third within minutes, and timing each experiment once, in turn,
+put that drift into the ratios (one such run timed PGD-7 first at 484 ms, 4% over a run four hours before, and the
+later rows 7-41% over theirs).
 """
 
 import math
@@ -18,8 +24,9 @@ from tfadv.timing import timed_calls
 HEADER = ("experiment", "method", "training attack", "ms / step", "images / s", "s / epoch", "cost vs first")
 
 
-def seconds_per_step(name: str, batch_size: int, steps: int) -> float:
-    """Seconds per training step of defense experiment ``name`` (after two warm-up steps: tracing, first calls)."""
+def training_step(name: str, batch_size: int):
+    """A call that runs one training step of defense experiment ``name`` and waits for its results, after two
+    warm-up steps (tracing, first calls)."""
     import keras
     import tensorflow as tf
 
@@ -39,8 +46,12 @@ def seconds_per_step(name: str, batch_size: int, steps: int) -> float:
     images = tf.random.stateless_uniform((batch_size,) + tuple(spec.image_shape), (0, 1))
     labels = tf.random.stateless_uniform((batch_size,), (0, 2), 0, spec.num_classes, tf.int32)
     step = tf.function(trainer.train_step, jit_compile=bool(cfg.runtime.jit_compile))
-    seconds, _ = timed_calls(lambda: _read_back(step((images, labels))), [()] * steps, warmup=2)
-    return seconds
+
+    def call():
+        _read_back(step((images, labels)))
+
+    timed_calls(call, [()], warmup=2)
+    return call
 
 
 def _read_back(logs) -> None:
@@ -49,29 +60,36 @@ def _read_back(logs) -> None:
         value.numpy()
 
 
-def benchmark(names, *, batch_size: int, steps: int, epoch_images: int, log=print) -> dict:
-    """Times each defense experiment of ``names`` in turn and logs the Markdown table, each row as soon as it is
-    measured. Returns ``{name: training cost}``: method, training attack, ms per step, seconds per epoch of
-    ``epoch_images`` images and the cost relative to the first experiment (``cost_vs``, ``cost_ratio``)."""
+def benchmark(names, *, batch_size: int, steps: int, epoch_images: int, rounds: int = 3, log=print) -> dict:
+    """Times each defense experiment of ``names`` for ``steps`` steps in all, split over ``rounds`` rounds (at most
+    ``steps``), and logs the Markdown table. Returns ``{name: training cost}``: method, training attack, ms per step
+    (median over rounds), seconds per epoch of ``epoch_images`` images and the cost relative to the first experiment
+    (``cost_vs``; ``cost_ratio``, the median over rounds of the two experiments' times in the same round)."""
+    import numpy as np
+
     from tfadv import experiments
     from tfadv.trainers.defense import describe
 
-    costs = {}
-    batches = math.ceil(epoch_images / batch_size)
-
-    def rows():
-        first = None
+    rounds = max(1, min(rounds, steps))
+    calls = {name: training_step(name, batch_size) for name in names}
+    seconds = {name: [] for name in names}
+    for number in range(rounds):
+        share = steps // rounds + (number < steps % rounds)
         for name in names:
-            seconds = seconds_per_step(name, batch_size, steps)
-            first = first or seconds
-            method, attack = describe(experiments.get_experiment(name))
-            costs[name] = {"method": method, "training_attack": attack, "ms_per_step": round(1000 * seconds, 1),
-                           "seconds_per_epoch": round(seconds * batches), "cost_vs": names[0],
-                           "cost_ratio": round(seconds / first, 3)}
-            yield (name, method, attack, f"{1000 * seconds:.0f}", f"{batch_size / seconds:.0f}",
-                   f"{seconds * batches:.0f}", f"{seconds / first:.2f}x")
-
-    for line in markdown.table_lines(HEADER, rows()):
+            seconds[name].append(timed_calls(calls[name], [()] * share, warmup=0)[0])
+        log(f"round {number + 1}/{rounds}: " + ", ".join(f"{1000 * seconds[n][-1]:.0f}" for n in names) + " ms")
+    batches = math.ceil(epoch_images / batch_size)
+    costs, rows = {}, []
+    for name in names:
+        step = float(np.median(seconds[name]))
+        ratio = float(np.median(np.array(seconds[name]) / np.array(seconds[names[0]])))
+        method, attack = describe(experiments.get_experiment(name))
+        costs[name] = {"method": method, "training_attack": attack, "ms_per_step": round(1000 * step, 1),
+                       "seconds_per_epoch": round(step * batches), "cost_vs": names[0], "cost_ratio": round(ratio, 3),
+                       "rounds": rounds}
+        rows.append((name, method, attack, f"{1000 * step:.0f}", f"{batch_size / step:.0f}", f"{step * batches:.0f}",
+                     f"{ratio:.2f}x"))
+    for line in markdown.table_lines(HEADER, rows):
         log(line)
     return costs
 
