@@ -28,7 +28,8 @@ ROWS = STAGE_ROWS + ["art-reduced", "native-reduced", "native-standard"]
 
 def run_row(row: str, serve, images, labels, norm: str, eps: float, pass_seconds=None) -> dict:
     """One row: robust accuracy and seconds (also per 1,000 images) of the attack ``row`` names, with its stages
-    and settings; with ``pass_seconds`` (:func:`per_image_seconds`) also ``classifier_seconds``, the floor."""
+    and settings; with ``pass_seconds`` (:func:`per_image_seconds`) also ``classifier_calls`` and
+    ``classifier_seconds``, the estimated floor."""
     from tfadv import autoattack
     from tfadv.autoattack import art
 

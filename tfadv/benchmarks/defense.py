@@ -11,8 +11,8 @@ refine and PGD steps) as one ``tf.function``, called on one fixed synthetic batc
 
 Every experiment is built and warmed up first; then ``rounds`` rounds each time every experiment for its share of
 ``steps``, one after the other. A row's cost is the median over rounds of its time over the first experiment's in
-the same round: this machine's speed drifts by a third within minutes, and timing each experiment once, in turn,
-put that drift into the ratios (one such run timed PGD-7 first at 484 ms, 4% over a run four hours before, and the
+the same round: this machine's speed drifts within minutes (PGD-7's three rounds of one run: 613, 532, 565 ms a
+step), and timing each experiment once, in turn, put that drift into the ratios (one such run timed PGD-7 first at 484 ms, 4% over a run four hours before, and the
 later rows 7-41% over theirs).
 """
 
